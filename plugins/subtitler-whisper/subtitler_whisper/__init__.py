@@ -1,0 +1,196 @@
+"""subtitler backend: openai-whisper on torch.
+
+CUDA with fp16 when a GPU is there, else CPU fp32 with a set thread count
+(openai-whisper's speed swings 5-20x when torch's threads fight other work).
+The bundled CTranslate2 models are converted once into openai-whisper
+checkpoints, alignment heads included, and cached.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import importlib
+import threading
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from subtitler.backends import Backend, Progress
+from subtitler.errors import BackendUnavailable, UnsupportedOption
+from subtitler.models import bundled_ct2_dir, cache_dir, model_source
+from subtitler.options import DecodeOptions, check_english_only
+from subtitler.transcript import Segment, Transcript, Word
+
+# Bumped when convert.py changes what it writes, so stale caches are redone.
+CONVERTER_VERSION = 1
+# openai-whisper's mel frames per second (hop of 160 samples at 16 kHz).
+_FRAMES_PER_SECOND = 100
+
+
+def engine_kwargs(options: DecodeOptions, fp16: bool) -> dict[str, Any]:
+    """DecodeOptions as whisper.transcribe() arguments (transcribe-level + DecodingOptions)."""
+    kwargs: dict[str, Any] = dict(
+        language=options.language,
+        task=options.task,
+        temperature=options.temperatures(),
+        # beam_size 1 is greedy; openai-whisper spells greedy as None.
+        beam_size=None if options.greedy else options.beam_size,
+        best_of=options.best_of,
+        patience=options.patience,
+        length_penalty=options.length_penalty,
+        compression_ratio_threshold=options.compression_ratio_threshold,
+        logprob_threshold=options.logprob_threshold,
+        no_speech_threshold=options.no_speech_threshold,
+        condition_on_previous_text=options.condition_on_previous_text,
+        initial_prompt=options.initial_prompt,
+        suppress_tokens=options.suppress_tokens,
+        word_timestamps=True,
+        fp16=fp16,
+    )
+    return kwargs
+
+
+class WhisperBackend(Backend):
+    name = "whisper"
+    description = "openai-whisper on torch: CUDA + fp16 on a GPU, fp32 on CPU"
+
+    def __init__(self, model: str | None = None, device: str = "auto",
+                 compute_type: str = "auto", threads: int | None = None) -> None:
+        super().__init__(model, device, compute_type, threads)
+        import torch
+
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if compute_type == "auto":
+            compute_type = "float16" if device == "cuda" else "float32"
+        if compute_type not in ("float16", "float32"):
+            raise UnsupportedOption("the whisper backend computes in float16 or float32 only")
+        if device == "cpu" and compute_type == "float16":
+            raise UnsupportedOption("the whisper backend cannot compute float16 on a CPU")
+        self.device, self.compute_type = device, compute_type
+        if device == "cpu":
+            torch.set_num_threads(self.threads)
+        try:
+            self.model = _load_model(self.model_name, device)
+        except (BackendUnavailable, UnsupportedOption):
+            raise
+        except Exception as e:  # hub unreachable, corrupt file, CUDA errors...
+            raise BackendUnavailable(
+                f"whisper could not load model {self.model_name!r}: {_one_line(e)}"
+            ) from None
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import torch  # noqa: F401
+            import whisper  # noqa: F401
+        except ImportError as e:
+            return f"openai-whisper or torch is not installed ({e})"
+        return None
+
+    @classmethod
+    def cuda_available(cls) -> bool:
+        import torch
+
+        return torch.cuda.is_available()
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
+                   progress: Progress | None = None) -> Transcript:
+        import whisper
+
+        self.check_options(options)
+        check_english_only(self.model_name, self.model.is_multilingual, options)
+        kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
+        with _progress_into(progress):
+            # verbose=None: openai-whisper prints nothing (False would print the language).
+            result = whisper.transcribe(self.model, audio, verbose=None, **kwargs)
+        segments = [
+            Segment(
+                s["start"], s["end"], s["text"],
+                [Word(w["start"], w["end"], w["word"], w["probability"]) for w in s.get("words", [])],
+                s["avg_logprob"], s["no_speech_prob"], s["compression_ratio"], s["temperature"],
+            )
+            for s in result["segments"]
+        ]
+        return Transcript(result["language"], len(audio) / 16000, segments, {
+            "backend": self.name, "model": self.model_name,
+            "device": self.device, "compute_type": self.compute_type,
+            "options": options.to_dict(),
+        })
+
+
+def _load_model(name: str, device: str) -> Any:
+    import whisper
+
+    from .convert import convert, load_converted
+
+    ct2_dir = bundled_ct2_dir(name)
+    if ct2_dir is None:
+        source, local = model_source(name)
+        if not local:
+            return whisper.load_model(source, device=device)  # openai-whisper's own download
+        path = Path(source)
+        if path.is_file():
+            return whisper.load_model(str(path), device=device)
+        if not (path / "model.bin").exists():
+            raise BackendUnavailable(f"{path}: neither a whisper checkpoint nor a CTranslate2 model folder")
+        ct2_dir = path
+    # Key the cache on the source's identity, so a changed model converts again.
+    stat = (ct2_dir / "model.bin").stat()
+    key = hashlib.sha256(f"{ct2_dir.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{CONVERTER_VERSION}"
+                         .encode()).hexdigest()[:12]
+    checkpoint = cache_dir() / "whisper" / f"{Path(name).name}-{key}.pt"
+    if not checkpoint.exists():
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        convert(ct2_dir, checkpoint)
+    return load_converted(checkpoint, device=device)
+
+
+# Patching whisper's progress bar is process-wide: one transcription at a time.
+_progress_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _progress_into(progress: Progress | None) -> Iterator[None]:
+    """Route openai-whisper's frame progress (its tqdm bar) into `progress` as seconds.
+
+    openai-whisper has no progress callback; it only draws a tqdm bar in mel
+    frames. While transcribing, its module's `tqdm` is swapped for a shim
+    that reports seconds to our callback instead of drawing.
+    """
+    if progress is None:
+        yield
+        return
+    # Not `import whisper.transcribe`: the package shadows that module with its function.
+    wt = importlib.import_module("whisper.transcribe")
+
+    class _Bar:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self.frames = 0
+
+        def __enter__(self) -> _Bar:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+        def update(self, n: int) -> None:
+            self.frames += n
+            progress(self.frames / _FRAMES_PER_SECOND)
+
+    with _progress_lock:
+        original = wt.tqdm
+        wt.tqdm = types.SimpleNamespace(tqdm=_Bar)
+        try:
+            yield
+        finally:
+            wt.tqdm = original
+
+
+def _one_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__

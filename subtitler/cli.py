@@ -1,0 +1,249 @@
+"""The command line: a thin face over pipeline.py.
+
+`subtitler VIDEO...` runs the default `run` command; `subtitler backends` and
+`subtitler models` list what is installed. Errors are one line on stderr with
+a distinct exit code (see errors.py), never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Any
+
+import click
+from click_default_group import DefaultGroup
+
+from . import __version__
+from .backends import auto_backend_name, discover
+from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
+from .formats import FORMATS
+from .models import DEFAULT_MODEL, list_models
+from .options import TASKS, DecodeOptions
+from .pipeline import Subtitler
+
+
+def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
+    click.echo(f"subtitler: warning: {message}", err=True)
+
+
+class OptionalFloat(click.ParamType):
+    """A float, or "none" for options whose None means something (disables it)."""
+
+    name = "FLOAT|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | None:
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).lower() == "none":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'none'", param, ctx)
+
+
+class OptionalInt(OptionalFloat):
+    name = "INT|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:  # type: ignore[override]
+        number = super().convert(value, param, ctx)
+        if number is None:
+            return None
+        if number != int(number):
+            self.fail(f"{value!r} is not a whole number or 'none'", param, ctx)
+        return int(number)
+
+
+def _formats(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise click.BadParameter(f"choose from {', '.join(FORMATS)} (comma-separated)")
+    return list(dict.fromkeys(names))
+
+
+@click.group(cls=DefaultGroup, default="run", default_if_no_args=False)
+@click.version_option(__version__, prog_name="subtitler")
+def cli() -> None:
+    """Subtitle videos with Whisper.
+
+    \b
+    Examples:
+      subtitler clip.mp4                    # writes clip.srt beside it
+      subtitler clip.mp4 -f srt,vtt,json -o subs/
+      subtitler talk.mkv --model base --language fr
+      subtitler clip.json -f vtt            # re-render a saved transcript
+      subtitler backends                    # engines and their availability
+      subtitler models                      # models usable offline
+    """
+    warnings.showwarning = _warn
+
+
+_DEFAULTS = DecodeOptions()
+
+
+@cli.command()
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
+              help=f"Comma-separated output formats: {', '.join(FORMATS)}.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write outputs here instead of beside each input.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@click.option("-b", "--backend", default="auto", show_default=True,
+              help="Engine: auto (whisper on a GPU, faster-whisper on a CPU) "
+                   "or a name from `subtitler backends`.")
+@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
+              help="Model name (tiny.en, base, small, large-v3, turbo...) or path.")
+@click.option("--audio-stream", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Which audio stream to transcribe (0 = first).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--compute-type", default="auto", show_default=True,
+              help="Precision: auto (GPU float16; CPU int8 for faster-whisper, float32 for whisper), "
+                   "float32, float16, int8.")
+@click.option("--threads", type=click.IntRange(min=1),
+              help="CPU threads for the engine [default: all cores].")
+@click.option("--language", help="Spoken language, code or name (en, French...). Omit to detect.")
+@click.option("--task", type=click.Choice(TASKS), default=_DEFAULTS.task, show_default=True,
+              help="translate: English subtitles from any language.")
+@click.option("--temperature", type=float, default=_DEFAULTS.temperature, show_default=True)
+@click.option("--temperature-increment-on-fallback", type=OptionalFloat(),
+              default=_DEFAULTS.temperature_increment_on_fallback, show_default=True,
+              help="Raise the temperature by this on a failed decode; none disables fallback.")
+@click.option("--beam-size", type=OptionalInt(), default=_DEFAULTS.beam_size, show_default=True,
+              help="Beams in beam search; 1 or none for greedy.")
+@click.option("--best-of", type=OptionalInt(), default=_DEFAULTS.best_of, show_default=True,
+              help="Candidates when sampling at non-zero temperature.")
+@click.option("--patience", type=OptionalFloat(), default=_DEFAULTS.patience, show_default=True)
+@click.option("--length-penalty", type=OptionalFloat(), default=_DEFAULTS.length_penalty, show_default=True)
+@click.option("--compression-ratio-threshold", type=OptionalFloat(),
+              default=_DEFAULTS.compression_ratio_threshold, show_default=True)
+@click.option("--logprob-threshold", type=OptionalFloat(), default=_DEFAULTS.logprob_threshold,
+              show_default=True)
+@click.option("--no-speech-threshold", type=OptionalFloat(), default=_DEFAULTS.no_speech_threshold,
+              show_default=True)
+@click.option("--condition-on-previous-text/--no-condition-on-previous-text",
+              default=_DEFAULTS.condition_on_previous_text, show_default=True)
+@click.option("--initial-prompt", help="Text to prime the decoder (names, spelling, style).")
+@click.option("--suppress-tokens", default=_DEFAULTS.suppress_tokens, show_default=True,
+              help="Comma-separated token ids never to emit; -1 = non-speech symbols.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bars on stderr [default: only on a terminal].")
+def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
+        backend: str, model: str, audio_stream: int, device: str, compute_type: str,
+        threads: int | None, progress: bool | None, **decoding: Any) -> None:
+    """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
+
+    Outputs go beside each input (clip.mp4 -> clip.srt) unless -o is given;
+    existing files are kept unless --overwrite. The decoding options have
+    Tiyaro's Whisper API names and openai-whisper's defaults.
+
+    \b
+    Examples:
+      subtitler clip.mp4
+      subtitler a.mp4 b.mkv -f srt,vtt -o subs/
+      subtitler lecture.m4a --model base --language de --task translate
+      subtitler clip.mp4 --beam-size 1 --temperature-increment-on-fallback none
+    """
+    try:
+        pipeline = Subtitler(
+            backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
+            output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
+            device=device, compute_type=compute_type, threads=threads,
+        )
+    except SubtitlerError as e:
+        _fail(e)
+    show = sys.stderr.isatty() if progress is None else progress
+    codes = []
+    for path in inputs:
+        try:
+            with _Progress(path.name, show) as bar:
+                result = pipeline.subtitle(path, bar.update)
+        except SubtitlerError as e:
+            click.echo(f"subtitler: error: {e}", err=True)
+            codes.append(e.exit_code)
+            continue
+        except KeyboardInterrupt:
+            click.echo("subtitler: interrupted", err=True)
+            sys.exit(INTERRUPTED_EXIT_CODE)
+        for out in result.outputs:
+            click.echo(str(out))
+    if codes:
+        # One input: its own error's code. Several: 1 means "some failed".
+        sys.exit(codes[0] if len(inputs) == 1 else 1)
+
+
+def _fail(e: SubtitlerError) -> None:
+    click.echo(f"subtitler: error: {e}", err=True)
+    sys.exit(e.exit_code)
+
+
+class _Progress:
+    """One tqdm bar per stage, in seconds of media; nothing when not shown."""
+
+    def __init__(self, label: str, show: bool) -> None:
+        self.label, self.show = label, show
+        self.bar: Any = None
+        self.stage = ""
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def update(self, stage: str, done: float, total: float) -> None:
+        if not self.show:
+            return
+        from tqdm import tqdm
+
+        if stage != self.stage:
+            if self.bar is not None:
+                self.bar.close()
+            self.stage = stage
+            self.bar = tqdm(total=round(total, 1) or None, unit="s", desc=f"{self.label} {stage}",
+                            file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                            "{n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
+        self.bar.n = round(min(done, total) if total else done, 1)
+        self.bar.refresh()
+
+
+@cli.command()
+def backends() -> None:
+    """List installed backends and whether each can run here.
+
+    \b
+    Examples:
+      subtitler backends
+    """
+    entries = discover()
+    if not entries:
+        click.echo("no backends installed (pip install a subtitler backend plugin)")
+        return
+    try:
+        auto = auto_backend_name(entries)
+    except SubtitlerError:
+        auto = None
+    for name, e in sorted(entries.items()):
+        state = "available" if e.problem is None else f"unavailable: {e.problem}"
+        mark = " (auto)" if name == auto else ""
+        desc = e.cls.description if e.cls else e.target
+        click.echo(f"{name}{mark}\t{state}\t{desc}")
+
+
+@cli.command()
+def models() -> None:
+    """List model names and which work offline (bundled).
+
+    \b
+    Examples:
+      subtitler models
+    """
+    for m in list_models():
+        click.echo(f"{m.name}\t{'offline' if m.offline else 'download'}\t{m.source}")
+
+
+def main() -> None:
+    cli(prog_name="subtitler")

@@ -1,0 +1,78 @@
+"""Errors users can act on, each with its own exit code.
+
+Every failure that is the user's input or environment (not a bug) is a
+`SubtitlerError`: the CLI prints its message on one line and exits with its
+`exit_code`, never with a traceback. Codes are stable so scripts can branch.
+"""
+
+from __future__ import annotations
+
+
+class SubtitlerError(Exception):
+    """Base class: a clear, one-line message and a distinct exit code."""
+
+    exit_code = 1
+
+
+class InputNotFound(SubtitlerError):
+    """The input path does not exist or is not a file."""
+
+    exit_code = 3
+
+
+class NotMedia(SubtitlerError):
+    """ffmpeg cannot read the input as media (nor is it a transcript)."""
+
+    exit_code = 4
+
+
+class NoAudioStream(SubtitlerError):
+    """The input has no audio stream, or not the one asked for."""
+
+    exit_code = 5
+
+
+class EmptyAudio(SubtitlerError):
+    """The audio stream decodes to no samples."""
+
+    exit_code = 6
+
+
+class OutputExists(SubtitlerError):
+    """An output file exists and --overwrite was not given."""
+
+    exit_code = 7
+
+
+class BackendUnavailable(SubtitlerError):
+    """The backend is unknown, not installed, or its model cannot be loaded."""
+
+    exit_code = 8
+
+
+class UnsupportedOption(SubtitlerError):
+    """A decoding option the chosen engine or model cannot honour."""
+
+    exit_code = 9
+
+
+class FFmpegNotFound(SubtitlerError):
+    """No ffmpeg binary on PATH nor from imageio-ffmpeg."""
+
+    exit_code = 10
+
+
+class BadTranscript(SubtitlerError):
+    """A transcript JSON file that does not follow the schema."""
+
+    exit_code = 11
+
+
+class OutputError(SubtitlerError):
+    """An output cannot be written (unwritable folder, or it is the input itself)."""
+
+    exit_code = 12
+
+
+# The CLI's code for Ctrl-C, as shells report SIGINT.
+INTERRUPTED_EXIT_CODE = 130

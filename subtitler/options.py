@@ -1,0 +1,117 @@
+"""Decoding options: the names Tiyaro's Whisper API uses, openai-whisper's defaults.
+
+One set of options for every engine, so a command line or config file means
+the same thing whichever backend runs it. Each backend maps them onto its
+engine and refuses, with `UnsupportedOption`, what it cannot honour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import UnsupportedOption
+from .languages import language_code
+
+TASKS = ("transcribe", "translate")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    # None: detect the spoken language.
+    language: str | None = None
+    task: str = "transcribe"
+    temperature: float = 0.0
+    # Added to the temperature on each fallback; None disables fallback.
+    temperature_increment_on_fallback: float | None = 0.2
+    # None or 1: greedy decoding.
+    beam_size: int | None = 5
+    best_of: int | None = 5
+    patience: float | None = None
+    # None: simple length normalisation (openai-whisper's meaning).
+    length_penalty: float | None = None
+    compression_ratio_threshold: float | None = 2.4
+    logprob_threshold: float | None = -1.0
+    no_speech_threshold: float | None = 0.6
+    condition_on_previous_text: bool = True
+    initial_prompt: str | None = None
+    # Comma-separated token ids; "-1" means the model's usual non-speech symbols.
+    suppress_tokens: str = "-1"
+
+    def __post_init__(self) -> None:
+        if self.language is not None:
+            code = language_code(self.language)
+            if code is None:
+                raise UnsupportedOption(
+                    f"unknown language {self.language!r} (give a code like 'en' or a name)"
+                )
+            object.__setattr__(self, "language", code)  # frozen: normalise once, here
+        if self.task not in TASKS:
+            raise UnsupportedOption(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
+        if self.beam_size is not None and self.beam_size < 1:
+            raise UnsupportedOption("beam_size must be at least 1")
+        if self.best_of is not None and self.best_of < 1:
+            raise UnsupportedOption("best_of must be at least 1")
+        if not 0.0 <= self.temperature <= 1.0:
+            raise UnsupportedOption("temperature must be between 0 and 1")
+        if self.temperature_increment_on_fallback is not None and self.temperature_increment_on_fallback <= 0:
+            raise UnsupportedOption("temperature_increment_on_fallback must be positive (or None)")
+        if self.patience is not None and not self.greedy and self.patience <= 0:
+            raise UnsupportedOption("patience must be positive")
+        if self.patience is not None and self.greedy:
+            raise UnsupportedOption("patience needs beam search (beam_size > 1)")
+        self.suppress_token_ids()  # validates the string
+
+    @property
+    def greedy(self) -> bool:
+        return self.beam_size is None or self.beam_size == 1
+
+    def temperatures(self) -> tuple[float, ...]:
+        """The fallback schedule, computed exactly as openai-whisper's CLI does."""
+        inc = self.temperature_increment_on_fallback
+        if inc is None:
+            return (self.temperature,)
+        temps = []
+        t = self.temperature
+        while t <= 1.0 + 1e-6:
+            temps.append(round(t, 6))
+            t += inc
+        return tuple(temps)
+
+    def suppress_token_ids(self) -> list[int]:
+        text = self.suppress_tokens.strip()
+        if not text:
+            return []
+        try:
+            return [int(t) for t in text.split(",")]
+        except ValueError:
+            raise UnsupportedOption(
+                f"suppress_tokens must be comma-separated token ids, not {self.suppress_tokens!r}"
+            ) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def changed(self) -> dict[str, Any]:
+        """The options that differ from the defaults."""
+        default = DecodeOptions()
+        return {k: v for k, v in asdict(self).items() if getattr(default, k) != v}
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))
+
+
+def check_english_only(model: str, multilingual: bool, options: DecodeOptions) -> None:
+    """An English-only model cannot transcribe other languages nor translate."""
+    if multilingual:
+        return
+    if options.language not in (None, "en"):
+        raise UnsupportedOption(
+            f"model {model!r} is English-only: it cannot transcribe language "
+            f"{options.language!r} (choose a multilingual model, e.g. --model base)"
+        )
+    if options.task == "translate":
+        raise UnsupportedOption(
+            f"model {model!r} is English-only: it cannot translate (choose e.g. --model base)"
+        )

@@ -1,0 +1,119 @@
+"""The Transcript: what every backend returns and everything downstream reads.
+
+Times are float seconds relative to the input's first picture (or first audio
+sample when there is no video). Word text keeps the engine's leading space
+(" world"), so joining words gives the segment text back unchanged.
+
+Saved as JSON losslessly: floats survive `json` exactly, and `load` refuses a
+file that does not follow the schema instead of guessing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BadTranscript
+from .files import atomic_write
+
+# Bumped when the JSON layout changes incompatibly.
+SCHEMA_VERSION = 1
+SCHEMA_NAME = "subtitler.transcript"
+
+
+@dataclass
+class Word:
+    start: float
+    end: float
+    text: str
+    probability: float = 1.0
+
+
+@dataclass
+class Segment:
+    start: float
+    end: float
+    text: str
+    words: list[Word] = field(default_factory=list)
+    # Engine confidence figures, kept for filters downstream; None if unknown.
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    compression_ratio: float | None = None
+    temperature: float | None = None
+
+
+@dataclass
+class Transcript:
+    language: str | None
+    duration: float
+    segments: list[Segment] = field(default_factory=list)
+    # Free-form facts about how it was made: backend, model, options.
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def words(self) -> list[Word]:
+        return [w for s in self.segments for w in s.words]
+
+    @property
+    def text(self) -> str:
+        return "".join(s.text for s in self.segments).strip()
+
+    def shifted(self, offset: float) -> Transcript:
+        """A copy with every time moved by `offset` seconds, clamped at 0."""
+
+        def t(x: float) -> float:
+            return max(0.0, x + offset)
+
+        segments = [
+            Segment(
+                t(s.start), t(s.end), s.text,
+                [Word(t(w.start), t(w.end), w.text, w.probability) for w in s.words],
+                s.avg_logprob, s.no_speech_prob, s.compression_ratio, s.temperature,
+            )
+            for s in self.segments
+        ]
+        return Transcript(self.language, self.duration, segments, dict(self.meta))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Transcript:
+        if data.get("schema") != SCHEMA_NAME:
+            raise BadTranscript("not a subtitler transcript (missing \"schema\")")
+        if data.get("version") != SCHEMA_VERSION:
+            raise BadTranscript(f"unsupported transcript version {data.get('version')!r}")
+        try:
+            segments = [
+                Segment(**{**s, "words": [Word(**w) for w in s.get("words", [])]})
+                for s in data["segments"]
+            ]
+            return cls(data["language"], float(data["duration"]), segments, data.get("meta", {}))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadTranscript(f"malformed transcript: {e}") from None
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> Transcript:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise BadTranscript(f"invalid JSON: {e}") from None
+        if not isinstance(data, dict):
+            raise BadTranscript("not a subtitler transcript (not a JSON object)")
+        return cls.from_dict(data)
+
+    def save(self, path: str | Path) -> None:
+        atomic_write(Path(path), self.to_json().encode("utf-8"))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Transcript:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            raise BadTranscript(f"{path}: not UTF-8 text") from None
+        return cls.from_json(text)
