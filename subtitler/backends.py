@@ -78,7 +78,11 @@ class Backend(ABC):
     def transcribe(
         self, audio: np.ndarray, options: DecodeOptions, progress: Progress | None = None
     ) -> Transcript:
-        """Turn 16 kHz mono float32 samples into a Transcript with word timings."""
+        """Turn 16 kHz mono float32 samples into a Transcript with word timings.
+
+        The pipeline has already called `check_options`; raise UnsupportedOption
+        for combinations the engine or model cannot honour.
+        """
 
     def check_options(self, options: DecodeOptions) -> None:
         """Refuse options this engine would otherwise silently ignore."""

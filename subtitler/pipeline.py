@@ -74,6 +74,8 @@ class Subtitler:
         """Transcribe a media file; times are on the picture's clock."""
         path = Path(path)
         info = probe(path)
+        # The core enforces it, so no backend can silently drop an option.
+        self.engine.check_options(self.options)
         total = info.duration or 0.0
 
         def report(stage: str) -> Callable[[float], None] | None:

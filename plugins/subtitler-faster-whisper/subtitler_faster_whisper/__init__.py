@@ -88,7 +88,6 @@ class FasterWhisperBackend(Backend):
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,
                    progress: Progress | None = None) -> Transcript:
-        self.check_options(options)
         check_english_only(self.model_name, self.model.model.is_multilingual, options)
         segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
         segments = []

@@ -102,7 +102,6 @@ class WhisperBackend(Backend):
                    progress: Progress | None = None) -> Transcript:
         import whisper
 
-        self.check_options(options)
         check_english_only(self.model_name, self.model.is_multilingual, options)
         kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
         with _progress_into(progress):

