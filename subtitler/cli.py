@@ -7,8 +7,11 @@ a distinct exit code (see errors.py), never a traceback.
 
 from __future__ import annotations
 
+import functools
+import json
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,11 +20,15 @@ from click_default_group import DefaultGroup
 
 from . import __version__
 from .backends import auto_backend_name, discover
+from .check import check_file
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
 from .formats import FORMATS
+from .media import probe
 from .models import DEFAULT_MODEL, list_models
 from .options import TASKS, DecodeOptions
 from .pipeline import Subtitler
+from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from .style import Style, parse_colour
 
 
 def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
@@ -58,10 +65,81 @@ class OptionalInt(OptionalFloat):
 
 def _formats(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if names == ["all"]:
+        return list(FORMATS)
     unknown = [n for n in names if n not in FORMATS]
     if unknown or not names:
-        raise click.BadParameter(f"choose from {', '.join(FORMATS)} (comma-separated)")
+        raise click.BadParameter(f"choose from {', '.join(FORMATS)} or all (comma-separated)")
     return list(dict.fromkeys(names))
+
+
+def _colour(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None:
+        try:
+            parse_colour(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
+# Profile values overridable on the command line: option name -> Profile field.
+_PROFILE_OPTIONS = {
+    "max_line_chars": ("--max-line-chars", int, "Characters per line."),
+    "max_lines": ("--max-lines", int, "Lines per cue."),
+    "min_duration": ("--min-duration", float, "Shortest cue, seconds."),
+    "max_duration": ("--max-duration", float, "Longest cue, seconds."),
+    "max_cps": ("--max-cps", float, "Reading speed limit, characters per second."),
+    "min_gap": ("--min-gap", float, "Gap between cues, seconds."),
+}
+
+
+def profile_options(f: Callable) -> Callable:
+    """--profile and its per-value overrides, folded into one `profile` argument."""
+    for field_name, (flag, kind, help_text) in reversed(_PROFILE_OPTIONS.items()):
+        f = click.option(flag, field_name, type=click.FloatRange(min=0) if kind is float
+                         else click.IntRange(min=1), help=help_text)(f)
+    f = click.option("-p", "--profile", "profile_name", type=click.Choice(list(PROFILES)), default=None,
+                     help=f"Cue layout rules [default: {DEFAULT_PROFILE}; "
+                          "cjk for Chinese, Japanese, Korean].")(f)
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, profile_name: str | None, **kwargs: Any) -> Any:
+        overrides = {k: kwargs.pop(k) for k in _PROFILE_OPTIONS}
+        profile = None
+        if profile_name or any(v is not None for v in overrides.values()):
+            profile = get_profile(profile_name or DEFAULT_PROFILE).replace(**overrides)
+        return f(*args, profile=profile, **kwargs)
+
+    return wrapper
+
+
+def style_options(f: Callable) -> Callable:
+    """How ASS (and burned-in) subtitles look, folded into one `style` argument."""
+    options = [
+        click.option("--font", help="Font family [default: DejaVu Sans]."),
+        click.option("--font-size", type=click.IntRange(min=4),
+                     help="Font size in pixels of the video [default: 5.5% of its height]."),
+        click.option("--colour", "--color", "colour", callback=_colour,
+                     help="Text colour, #RRGGBB or #RRGGBBAA (AA: 00 opaque, FF transparent)."),
+        click.option("--outline-colour", "--outline-color", "outline_colour", callback=_colour),
+        click.option("--outline", type=click.FloatRange(min=0), help="Outline width in pixels."),
+        click.option("--box/--no-box", default=None,
+                     help="An opaque box behind the text instead of an outline."),
+        click.option("--margin", "margin_v", type=click.IntRange(min=0),
+                     help="Distance from the edge in pixels [default: 5% of the height]."),
+        click.option("--position", type=click.Choice(["bottom", "top"]), default=None),
+    ]
+    for option in reversed(options):
+        f = option(f)
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        names = ("font", "font_size", "colour", "outline_colour", "outline", "box", "margin_v", "position")
+        values = {k: kwargs.pop(k) for k in names}
+        values["size"] = values.pop("font_size")
+        return f(*args, style=Style().replace(**values), **kwargs)
+
+    return wrapper
 
 
 @click.group(cls=DefaultGroup, default="run", default_if_no_args=False)
@@ -87,10 +165,12 @@ _DEFAULTS = DecodeOptions()
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
-              help=f"Comma-separated output formats: {', '.join(FORMATS)}.")
+              help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all.")
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="Write outputs here instead of beside each input.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@profile_options
+@style_options
 @click.option("-b", "--backend", default="auto", show_default=True,
               help="Engine: auto (whisper on a GPU, faster-whisper on a CPU) "
                    "or a name from `subtitler backends`.")
@@ -131,8 +211,8 @@ _DEFAULTS = DecodeOptions()
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
 def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
-        backend: str, model: str, audio_stream: int, device: str, compute_type: str,
-        threads: int | None, progress: bool | None, **decoding: Any) -> None:
+        profile: Profile | None, style: Style, backend: str, model: str, audio_stream: int, device: str,
+        compute_type: str, threads: int | None, progress: bool | None, **decoding: Any) -> None:
     """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
 
     Outputs go beside each input (clip.mp4 -> clip.srt) unless -o is given;
@@ -150,11 +230,15 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
         pipeline = Subtitler(
             backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
             output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
-            device=device, compute_type=compute_type, threads=threads,
+            device=device, compute_type=compute_type, threads=threads, profile=profile, style=style,
         )
     except SubtitlerError as e:
         _fail(e)
     show = sys.stderr.isatty() if progress is None else progress
+    _subtitle_all(pipeline, inputs, show)
+
+
+def _subtitle_all(pipeline: Subtitler, inputs: tuple[Path, ...], show: bool) -> None:
     codes = []
     for path in inputs:
         try:
@@ -174,9 +258,9 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
         sys.exit(codes[0] if len(inputs) == 1 else 1)
 
 
-def _fail(e: SubtitlerError) -> None:
+def _fail(e: SubtitlerError, code: int | None = None) -> None:
     click.echo(f"subtitler: error: {e}", err=True)
-    sys.exit(e.exit_code)
+    sys.exit(code if code is not None else e.exit_code)
 
 
 class _Progress:
@@ -208,6 +292,78 @@ class _Progress:
                             "{n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
         self.bar.n = round(min(done, total) if total else done, 1)
         self.bar.refresh()
+
+
+@cli.command()
+@click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
+              help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all.")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Write outputs here instead of beside each transcript.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
+@profile_options
+@style_options
+def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
+           profile: Profile | None, style: Style) -> None:
+    """Lay out cues again from saved transcripts (.json), without any engine.
+
+    Takes milliseconds: change the profile or the style and render again.
+
+    \b
+    Examples:
+      subtitler clip.mp4 -f json                 # transcribe once
+      subtitler render clip.json --profile bbc -f srt,ass --overwrite
+      subtitler render clip.json --max-cps 20 --max-line-chars 37 -f vtt
+    """
+    not_json = [str(p) for p in transcripts if p.suffix.lower() != ".json"]
+    if not_json:
+        raise click.BadParameter(f"not a transcript .json: {not_json[0]}", param_hint="TRANSCRIPTS")
+    pipeline = Subtitler(backend="none", formats=formats, output_dir=output_dir, overwrite=overwrite,
+                         profile=profile, style=style)
+    _subtitle_all(pipeline, transcripts, show=False)
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@profile_options
+@click.option("--video", type=click.Path(path_type=Path),
+              help="The video the subtitles belong to: cues past its end are violations.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
+def check(files: tuple[Path, ...], profile: Profile | None, video: Path | None, as_json: bool) -> None:
+    """Check subtitle files (SRT, WebVTT, ASS) against a profile's rules.
+
+    Reports overlaps, long or too many lines, too short or long cues, reading
+    speed, gaps, empty cues, bad encoding and, with --video, cues after its
+    end. Exit code: 0 clean, 1 violations, 2 a file could not be checked.
+
+    \b
+    Examples:
+      subtitler check clip.srt
+      subtitler check subs/*.vtt --profile bbc --json
+      subtitler check clip.srt --video clip.mp4
+    """
+    rules = profile or get_profile(DEFAULT_PROFILE)
+    duration = None
+    if video is not None:
+        try:
+            duration = probe(video).duration
+        except SubtitlerError as e:
+            _fail(e, code=2)
+    reports = [check_file(f, rules, duration) for f in files]
+    if as_json:
+        click.echo(json.dumps({"profile": rules.name, "files": [r.to_dict() for r in reports]}, indent=1))
+    else:
+        for r in reports:
+            if r.error:
+                click.echo(f"{r.path}: error: {r.error}")
+            for v in r.violations:
+                click.echo(f"{r.path}: {v.message} [{v.rule}]")
+            if not r.error and not r.violations:
+                click.echo(f"{r.path}: ok ({r.cues} cues)")
+    if any(r.error for r in reports):
+        sys.exit(2)
+    if any(r.violations for r in reports):
+        sys.exit(1)
 
 
 @cli.command()

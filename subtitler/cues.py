@@ -1,19 +1,30 @@
-"""From transcript to cues: what appears on screen, when.
+"""From transcript to cues: words with timestamps in, professional subtitle cues out.
 
-Cue times come from word timestamps, never raw segment times (which stretch
-across silences). A segment too long for one cue is split between words.
+Cues are built from word times, never from segment times (which stretch over
+silences). The steps, each a function below:
+
+1. `_blocks`: cut the word stream at sentence ends and pauses.
+2. `_split_block`: cut each block into cues that fit the profile (line count x
+   line length, maximum duration), choosing cut points that read well:
+   after punctuation, before conjunctions and prepositions, never between an
+   article and its noun or a first and last name.
+3. `_break_lines`: break each cue's text into balanced lines by the same rules.
+4. `_time_cues`: start at the first word; end after the last word, extended
+   into free time only as far as minimum duration and reading speed need,
+   shortened to keep the minimum gap; no overlaps.
+
+Both cut searches are small dynamic programmes over word boundaries, so the
+whole layout is linear in the number of blocks and runs in milliseconds per
+hour of speech.
 """
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .transcript import Segment, Transcript, Word
-
-# Netflix's English limits: 42 characters a line, 2 lines a cue.
-MAX_LINE = 42
-MAX_LINES = 2
+from .profiles import DEFAULT_PROFILE, Profile, get_profile
+from .transcript import Transcript, Word
 
 
 @dataclass(frozen=True)
@@ -22,51 +33,232 @@ class Cue:
     end: float
     text: str  # lines joined by "\n"
 
+# Sentence ends: a cue never runs across one.
+_SENTENCE_END = tuple(".?!。？！…")
+# A comma-like pause in the text: a good place to cut.
+_CLAUSE_END = tuple(",;:，、；：—–")
+# Words a line or cue should not end with: they belong to what follows.
+_BIND_NEXT = frozenset("""
+a an the this that these those my your his her its our their some any no every each
+of in on at to for with from by about into onto over after before under between through
+during without within against among and but or nor so yet
+i you he she we they it
+will would shall should can could may might must have has had is are was were be been do does did
+not very more most less mr mrs ms dr st
+""".split())
+# Words a new line or cue reads well starting with.
+_GOOD_START = frozenset("""
+and but or nor so yet because although though while if when where which who whom whose that
+of in on at to for with from by about into onto over after before under between through during
+without within against among
+""".split())
 
-def wrap(text: str, width: int = MAX_LINE) -> list[str]:
-    return textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False) or [""]
+# Weights of the cut scoring (lower cost is better). One more cue costs the most,
+# so the fewest cues that fit are used; then balance and the reading rules decide.
+_CUE_COST = 1000.0
+_SLACK_WEIGHT = 40.0
+_BAD_CUT = 60.0
+_NAME_CUT = 80.0
+_GOOD_CUT = -25.0
+_CLAUSE_CUT = -45.0
+_PAUSE_CUT = -30.0  # per second of silence at the cut, up to one second
 
 
-def _chunks(words: list[Word], budget: int) -> list[list[Word]]:
-    """Group words into runs of similar length, each fitting `budget` characters.
+# Abbreviations whose full stop does not end a sentence.
+_ABBREVIATIONS = frozenset("mr mrs ms dr st jr sr prof vs etc e.g i.e no mt".split())
 
-    Balanced runs read better than a full cue followed by a one-word one.
+
+def _ends_sentence(word: Word) -> bool:
+    text = word.text.strip()
+    if not text.endswith(_SENTENCE_END):
+        return False
+    stem = text.rstrip(".").lower()
+    return not (text.endswith(".") and (stem in _ABBREVIATIONS or len(stem) == 1))
+
+
+def _bare(word: Word) -> str:
+    return word.text.strip().strip("\"'“”‘’()[].").lower()
+
+
+def _join(words: Sequence[Word]) -> str:
+    return "".join(w.text for w in words).strip()
+
+
+def _cut_cost(before: Word, after: Word) -> float:
+    """How badly a cue or line break between `before` and `after` reads."""
+    text = before.text.strip()
+    cost = 0.0
+    if _ends_sentence(before):
+        cost += 2 * _CLAUSE_CUT
+    elif text.endswith(_CLAUSE_END):
+        cost += _CLAUSE_CUT
+    elif _bare(before) in _BIND_NEXT:
+        cost += _BAD_CUT
+    if _bare(after) in _GOOD_START:
+        cost += _GOOD_CUT
+    # Two capitalised words in a row, mid-sentence: likely a name ("John Dashwood").
+    a, b = text.strip("\"'“”"), after.text.strip().strip("\"'“”")
+    if a[:1].isupper() and b[:1].isupper() and not (_ends_sentence(before) or text.endswith(_CLAUSE_END)):
+        cost += _NAME_CUT
+    cost += _PAUSE_CUT * min(1.0, max(0.0, after.start - before.end))
+    return cost
+
+
+def _blocks(words: Sequence[Word], profile: Profile) -> list[list[Word]]:
+    """Runs of words between sentence ends and pauses."""
+    blocks: list[list[Word]] = []
+    current: list[Word] = []
+    for i, w in enumerate(words):
+        current.append(w)
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if nxt is None or _ends_sentence(w) or nxt.start - w.end >= profile.pause:
+            blocks.append(current)
+            current = []
+    return blocks
+
+
+def _break_lines(words: Sequence[Word], profile: Profile) -> list[list[Word]] | None:
+    """Balanced lines of at most `max_line_chars`, fewest lines first; None if impossible."""
+    n = len(words)
+    width = profile.max_line_chars
+    # best[j] = (lines, cost, previous cut) for words[:j]
+    best: list[tuple[int, float, int] | None] = [None] * (n + 1)
+    best[0] = (0, 0.0, 0)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            length = len(_join(words[i:j]))
+            if length > width and j - i > 1:
+                break  # adding words only makes the line longer
+            if best[i] is None:
+                continue
+            lines, cost, _ = best[i]  # type: ignore[misc]
+            slack = (width - length) / width
+            step = _SLACK_WEIGHT * slack * slack + (_cut_cost(words[i - 1], words[i]) if i else 0.0)
+            candidate = (lines + 1, cost + step, i)
+            if best[j] is None or candidate[:2] < best[j][:2]:  # type: ignore[index]
+                best[j] = candidate
+    if best[n] is None or best[n][0] > profile.max_lines:  # type: ignore[index]
+        return None
+    lines, j = [], n
+    while j > 0:
+        i = best[j][2]  # type: ignore[index]
+        lines.append(list(words[i:j]))
+        j = i
+    return lines[::-1]
+
+
+def _fits(words: Sequence[Word], profile: Profile) -> bool:
+    if len(_join(words)) > profile.max_cue_chars:
+        return False
+    if words[-1].end - words[0].start > profile.max_duration:
+        return False
+    return _break_lines(words, profile) is not None
+
+
+def _split_block(words: Sequence[Word], profile: Profile) -> list[list[Word]]:
+    """The cheapest cut of a block into cues that each fit the profile.
+
+    A single word that cannot fit on its own still becomes a cue (the words
+    do not allow better).
     """
-    total = len("".join(w.text for w in words).strip())
-    target = total / -(-total // budget) if total else budget  # total / ceil(total / budget)
-    runs: list[list[Word]] = [[]]
+    n = len(words)
+    best: list[tuple[float, int] | None] = [None] * (n + 1)
+    best[0] = (0.0, 0)
+    for j in range(1, n + 1):
+        for i in range(j - 1, -1, -1):
+            piece = words[i:j]
+            fits = _fits(piece, profile)
+            if not fits and j - i > 1:
+                if len(_join(piece)) > profile.max_cue_chars:
+                    break  # longer pieces only get longer
+                continue
+            if best[i] is None:
+                continue
+            slack = max(0, profile.max_cue_chars - len(_join(piece))) / profile.max_cue_chars
+            cost = best[i][0] + _CUE_COST + _SLACK_WEIGHT * slack * slack  # type: ignore[index]
+            if i:
+                cost += _cut_cost(words[i - 1], words[i])
+            if best[j] is None or cost < best[j][0]:  # type: ignore[index]
+                best[j] = (cost, i)
+    pieces, j = [], n
+    while j > 0:
+        i = best[j][1]  # type: ignore[index]
+        pieces.append(list(words[i:j]))
+        j = i
+    return pieces[::-1]
+
+
+def _time_cues(pieces: list[list[Word]], profile: Profile) -> list[tuple[float, float]]:
+    """Display times: from the first word, extended for duration and reading speed, never overlapping."""
+    times: list[tuple[float, float]] = []
+    for k, piece in enumerate(pieces):
+        start = piece[0].start
+        if times:  # never before the previous cue's end plus the gap
+            start = max(start, times[-1][1] + profile.min_gap)
+        speech_end = max(piece[-1].end, start)
+        # Reading speed and minimum duration may extend a cue into the silence after it;
+        # nothing else keeps it on screen after the speech.
+        reading_end = start + len(_join(piece)) / profile.max_cps
+        end = max(speech_end, reading_end, start + profile.min_duration)
+        end = min(end, start + max(profile.max_duration, speech_end - start))
+        if k + 1 < len(pieces):
+            limit = pieces[k + 1][0].start - profile.min_gap
+            if limit > start:
+                end = min(end, limit)
+            else:  # the next word starts (almost) with this one: give this cue a frame
+                end = start + 0.04
+        times.append((round(start, 3), round(end, 3)))
+    return times
+
+
+# A cue shorter than this before the next one's gap is joined to the next when they fit together.
+_CROWDED = 0.2
+
+
+def _merge_crowded(pieces: list[list[Word]], profile: Profile) -> list[list[Word]]:
+    """Join a piece that the next one follows too closely to show on its own (a flash cue)."""
+    out: list[list[Word]] = []
+    for piece in pieces:
+        if out and piece[0].start - profile.min_gap - out[-1][0].start < _CROWDED \
+                and _fits(out[-1] + piece, profile):
+            out[-1] = out[-1] + piece
+        else:
+            out.append(piece)
+    return out
+
+
+def layout(words: Sequence[Word], profile: Profile) -> list[Cue]:
+    """Cues for a stream of timed words, in order, respecting `profile` where the words allow."""
+    clean: list[Word] = []
     for w in words:
-        current = len("".join(x.text for x in runs[-1]).strip())
-        candidate = len("".join(x.text for x in runs[-1] + [w]).strip())
-        if runs[-1] and (candidate > budget or current >= target):
-            runs.append([])
-        runs[-1].append(w)
-    return [r for r in runs if r]
-
-
-def _segment_cues(seg: Segment) -> list[Cue]:
-    words = [w for w in seg.words if w.text.strip()]
-    if not words:
-        text = seg.text.strip()
-        return [Cue(seg.start, seg.end, "\n".join(wrap(text)))] if text else []
+        if not w.text.strip():
+            continue
+        # Engines occasionally return a word ending before it starts, or starting
+        # before the previous one: keep order and make times monotonic.
+        start = max(w.start, clean[-1].start if clean else 0.0)
+        clean.append(Word(start, max(w.end, start), w.text, w.probability))
+    pieces = _merge_crowded([p for block in _blocks(clean, profile) for p in _split_block(block, profile)],
+                            profile)
     cues = []
-    for run in _chunks(words, MAX_LINE * MAX_LINES):
-        text = "".join(w.text for w in run).strip()
-        lines = wrap(text)
-        if len(lines) > MAX_LINES:  # wrapping lost a few characters: keep all text
-            lines = lines[: MAX_LINES - 1] + [" ".join(lines[MAX_LINES - 1:])]
-        cues.append(Cue(run[0].start, max(run[-1].end, run[0].start), "\n".join(lines)))
+    for piece, (start, end) in zip(pieces, _time_cues(pieces, profile), strict=True):
+        lines = _break_lines(piece, profile) or [piece]
+        cues.append(Cue(start, end, "\n".join(_join(line) for line in lines)))
     return cues
 
 
-def build_cues(transcript: Transcript) -> list[Cue]:
-    """Cues in time order with no overlaps."""
-    cues = [c for s in transcript.segments for c in _segment_cues(s)]
-    cues.sort(key=lambda c: c.start)
-    out: list[Cue] = []
-    for c in cues:
-        if out and c.start < out[-1].end:  # engines may overlap words at a boundary
-            prev = out[-1]
-            out[-1] = Cue(prev.start, max(prev.start, c.start), prev.text)
-        out.append(c)
-    return out
+# Languages whose text is measured per character with the narrower CJK limits.
+CJK_LANGUAGES = frozenset({"zh", "ja", "ko", "yue"})
+
+
+def profile_for(transcript: Transcript, profile: Profile | None) -> Profile:
+    """The given profile, or the default for the transcript's language."""
+    if profile is not None:
+        return profile
+    return get_profile("cjk" if transcript.language in CJK_LANGUAGES else DEFAULT_PROFILE)
+
+
+def build_cues(transcript: Transcript, profile: Profile | None = None) -> list[Cue]:
+    """Lay out a transcript's words as cues (segments without words count as one word)."""
+    words = [w for s in transcript.segments
+             for w in (s.words or [Word(s.start, s.end, s.text)])]
+    return layout(words, profile_for(transcript, profile))

@@ -2,7 +2,8 @@
 
 Writers turn cues (layout is decided before, in cues.py) into UTF-8 text.
 JSON is the exception: it saves the whole Transcript, so subtitles can be
-rendered again later without transcribing.
+rendered again later without transcribing. ASS carries a real style (style.py)
+sized in the video's pixels.
 """
 
 from __future__ import annotations
@@ -10,9 +11,11 @@ from __future__ import annotations
 import datetime
 from typing import ClassVar
 
+import pysubs2
 import srt
 
 from .cues import Cue
+from .style import DEFAULT_HEIGHT, DEFAULT_WIDTH, Style, parse_colour
 from .transcript import Transcript
 
 
@@ -20,14 +23,14 @@ class Format:
     name: ClassVar[str]
     extension: ClassVar[str]
 
-    def dumps(self, transcript: Transcript, cues: list[Cue]) -> str:
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
         raise NotImplementedError
 
 
 class SRT(Format):
     name, extension = "srt", ".srt"
 
-    def dumps(self, transcript: Transcript, cues: list[Cue]) -> str:
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
         subs = [
             srt.Subtitle(i, datetime.timedelta(seconds=c.start), datetime.timedelta(seconds=c.end), c.text)
             for i, c in enumerate(cues, 1)
@@ -51,7 +54,7 @@ def _vtt_escape(text: str) -> str:
 class WebVTT(Format):
     name, extension = "vtt", ".vtt"
 
-    def dumps(self, transcript: Transcript, cues: list[Cue]) -> str:
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
         blocks = ["WEBVTT\n"]
         for c in cues:
             # A blank line ends a cue in WebVTT: never emit an empty line inside one.
@@ -63,11 +66,71 @@ class WebVTT(Format):
 class JSON(Format):
     name, extension = "json", ".json"
 
-    def dumps(self, transcript: Transcript, cues: list[Cue]) -> str:
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
         return transcript.to_json()
 
 
-FORMATS: dict[str, type[Format]] = {f.name: f for f in (SRT, WebVTT, JSON)}
+def _ass_colour(text: str) -> pysubs2.Color:
+    r, g, b, a = parse_colour(text)
+    return pysubs2.Color(r, g, b, a)
+
+
+def picture_size(transcript: Transcript) -> tuple[int, int]:
+    video = transcript.meta.get("video") or {}
+    return int(video.get("width") or DEFAULT_WIDTH), int(video.get("height") or DEFAULT_HEIGHT)
+
+
+class ASS(Format):
+    """Advanced SubStation Alpha with one style, PlayRes set to the picture size."""
+
+    name, extension = "ass", ".ass"
+
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
+        width, height = picture_size(transcript)
+        st = (style or Style()).resolved(width, height)
+        subs = pysubs2.SSAFile()
+        subs.info.update({"PlayResX": str(width), "PlayResY": str(height),
+                          "ScaledBorderAndShadow": "yes", "WrapStyle": "2"})
+        subs.styles["Default"] = pysubs2.SSAStyle(
+            fontname=st.font, fontsize=st.size, bold=st.bold,
+            primarycolor=_ass_colour(st.colour), secondarycolor=_ass_colour(st.colour),
+            outlinecolor=_ass_colour(st.outline_colour if not st.box else st.back_colour),
+            backcolor=_ass_colour(st.back_colour),
+            borderstyle=3 if st.box else 1, outline=st.outline, shadow=st.shadow,
+            alignment=pysubs2.Alignment.TOP_CENTER if st.position == "top"
+            else pysubs2.Alignment.BOTTOM_CENTER,
+            marginl=st.margin_h, marginr=st.margin_h, marginv=st.margin_v,
+        )
+        for c in cues:
+            # Braces start override tags in ASS: escape them as plain text.
+            text = c.text.replace("\\", "\\\u2060").replace("{", "\\{").replace("}", "\\}")
+            subs.append(pysubs2.SSAEvent(start=round(c.start * 1000), end=round(c.end * 1000),
+                                         text=text.replace("\n", "\\N")))
+        return subs.to_string("ass")
+
+
+class Text(Format):
+    """Plain text: one cue per line."""
+
+    name, extension = "txt", ".txt"
+
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
+        return "".join(c.text.replace("\n", " ") + "\n" for c in cues)
+
+
+class TSV(Format):
+    """Tab-separated start, end (integer milliseconds) and text, as openai-whisper writes it."""
+
+    name, extension = "tsv", ".tsv"
+
+    def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
+        rows = ["start\tend\ttext"]
+        for c in cues:
+            rows.append(f"{round(c.start * 1000)}\t{round(c.end * 1000)}\t{c.text.replace(chr(10), ' ')}")
+        return "\n".join(rows) + "\n"
+
+
+FORMATS: dict[str, type[Format]] = {f.name: f for f in (SRT, WebVTT, ASS, Text, TSV, JSON)}
 
 
 def get_format(name: str) -> Format:

@@ -20,6 +20,8 @@ from .files import atomic_write
 from .formats import get_format
 from .media import SAMPLE_RATE, decode_audio, probe
 from .options import DecodeOptions
+from .profiles import Profile
+from .style import Style
 from .transcript import Transcript
 
 # Called with (stage, seconds done, seconds in all); stage is "decode" or "transcribe".
@@ -57,6 +59,9 @@ class Subtitler:
     device: str = "auto"
     compute_type: str = "auto"
     threads: int | None = None
+    # Cue layout rules; None: netflix, or cjk for Chinese, Japanese and Korean.
+    profile: Profile | None = None
+    style: Style = field(default_factory=Style)
     _engine: Backend | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -87,6 +92,9 @@ class Subtitler:
         transcript.duration = len(audio.samples) / SAMPLE_RATE
         transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
                                 "offset": audio.offset})
+        if info.video:  # the picture size sizes ASS styles and burn-in later
+            transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
+                                        "duration": info.duration}
         return transcript.shifted(audio.offset) if audio.offset else transcript
 
     def subtitle(self, path: str | Path, on_progress: OnProgress | None = None) -> Result:
@@ -104,16 +112,18 @@ class Subtitler:
             transcript = Transcript.load(path)
         else:
             transcript = self.transcribe(path, on_progress)
-        write_outputs(transcript, zip(self.formats, targets, strict=True))
+        write_outputs(transcript, zip(self.formats, targets, strict=True), self.profile, self.style)
         return Result(path, targets, transcript)
 
 
-def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]]) -> None:
-    cues = build_cues(transcript)
+def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],
+                  profile: Profile | None = None, style: Style | None = None) -> None:
+    """Lay out cues once and write each (format, path) atomically."""
+    cues = build_cues(transcript, profile)
     for fmt, target in targets:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, get_format(fmt).dumps(transcript, cues).encode("utf-8"))
+            atomic_write(target, get_format(fmt).dumps(transcript, cues, style).encode("utf-8"))
         except OSError as e:
             raise OutputError(f"{target}: cannot write ({e.strerror or e})") from None
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -70,8 +69,9 @@ def backends(fw_backend, whisper_backend) -> dict:
 
 def ffmpeg(*args: str) -> None:
     """Run real ffmpeg quietly; tests build their media with it."""
-    subprocess.run([shutil.which("ffmpeg") or "ffmpeg", "-nostdin", "-v", "error", "-y", *args],
-                   check=True)
+    from subtitler.media import find_tools  # Debian's ffmpeg, or the imageio-ffmpeg wheel's
+
+    subprocess.run([find_tools().ffmpeg, "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,103 @@
+"""Lint existing subtitle files (SRT, WebVTT, ASS) against a profile.
+
+For CI in media repositories: `subtitler check` exits 0 when clean, 1 on
+violations, 2 when a file cannot be used at all (missing, not UTF-8, not a
+subtitle file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pysubs2
+
+from .profiles import Profile
+
+# Tolerance for times stored in whole milliseconds (SRT, VTT) or centiseconds (ASS).
+_EPS = 0.011
+
+
+@dataclass
+class Violation:
+    rule: str  # overlap, line-length, line-count, min-duration, max-duration, reading-speed, gap, ...
+    cue: int  # 1-based cue number, 0 for the whole file
+    start: float
+    message: str
+
+
+@dataclass
+class FileReport:
+    path: str
+    cues: int = 0
+    violations: list[Violation] = field(default_factory=list)
+    # Why the file could not be checked at all; None when it could.
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _stamp(seconds: float) -> str:
+    ms = round(seconds * 1000)
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
+
+
+def check_file(path: str | Path, profile: Profile, video_duration: float | None = None) -> FileReport:
+    """Check one subtitle file; never raises for bad files, reports them instead."""
+    path = Path(path)
+    report = FileReport(str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as e:
+        report.error = f"cannot read: {e.strerror or e}"
+        return report
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        report.error = f"bad encoding: not UTF-8 (byte {e.start})"
+        return report
+    try:
+        subs = pysubs2.SSAFile.from_string(text)
+    except Exception as e:  # pysubs2 raises several kinds for unknown formats
+        report.error = f"not a subtitle file pysubs2 can read ({type(e).__name__}: {e})"
+        return report
+    events = [e for e in subs.events if not e.is_comment]
+    report.cues = len(events)
+    add = report.violations.append
+    previous = None
+    for n, event in enumerate(events, 1):
+        start, end = event.start / 1000, event.end / 1000
+        lines = event.plaintext.split("\n")
+        body = " ".join(line.strip() for line in lines).strip()
+        where = f"cue {n} at {_stamp(start)}"
+        if not body:
+            add(Violation("empty", n, start, f"{where}: empty cue"))
+        if end <= start:
+            add(Violation("timing", n, start, f"{where}: ends at or before its start"))
+        if len(lines) > profile.max_lines:
+            add(Violation("line-count", n, start, f"{where}: {len(lines)} lines > {profile.max_lines}"))
+        for line in lines:
+            if len(line.strip()) > profile.max_line_chars:
+                add(Violation("line-length", n, start,
+                              f"{where}: line of {len(line.strip())} characters > {profile.max_line_chars}"))
+        duration = end - start
+        if 0 < duration < profile.min_duration - _EPS:
+            add(Violation("min-duration", n, start, f"{where}: {duration:.3f} s < {profile.min_duration} s"))
+        if duration > profile.max_duration + _EPS:
+            add(Violation("max-duration", n, start, f"{where}: {duration:.3f} s > {profile.max_duration} s"))
+        if duration > 0 and body and len(body) / duration > profile.max_cps + 0.05:
+            add(Violation("reading-speed", n, start,
+                          f"{where}: {len(body) / duration:.1f} characters/s > {profile.max_cps}"))
+        if previous is not None:
+            p_end = previous.end / 1000
+            if start < p_end - _EPS:
+                add(Violation("overlap", n, start, f"{where}: overlaps cue {n - 1} by {p_end - start:.3f} s"))
+            elif start - p_end < profile.min_gap - _EPS:
+                add(Violation("gap", n, start,
+                              f"{where}: {start - p_end:.3f} s after cue {n - 1} < {profile.min_gap} s"))
+        if video_duration is not None and end > video_duration + _EPS:
+            add(Violation("beyond-video", n, start,
+                          f"{where}: ends at {_stamp(end)}, after the video ({_stamp(video_duration)})"))
+        previous = event
+    return report
