@@ -23,12 +23,14 @@ from .backends import auto_backend_name, discover
 from .check import check_file
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
 from .formats import FORMATS
+from .languages import language_code
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
 from .options import TASKS, DecodeOptions
-from .pipeline import Subtitler
+from .pipeline import Subtitler, VideoSettings
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 from .style import Style, parse_colour
+from .video import SubtitleTrack, burn, default_output, mux
 
 
 def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
@@ -113,6 +115,26 @@ def profile_options(f: Callable) -> Callable:
     return wrapper
 
 
+def encoder_options(f: Callable) -> Callable:
+    """Video encoding settings for burn-in."""
+    for option in reversed([
+        click.option("--encoder", default="libx264", show_default=True,
+                     help="Video encoder for --burn (any ffmpeg encoder, e.g. libx265, libvpx-vp9)."),
+        click.option("--crf", type=click.IntRange(min=0, max=63), default=23, show_default=True,
+                     help="Quality for --burn (lower is better and bigger)."),
+        click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset."),
+    ]):
+        f = option(f)
+    return f
+
+
+def _track(value: str) -> SubtitleTrack:
+    """A subtitle file to add; its language from a name like clip.fr.srt."""
+    path = Path(value)
+    lang = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else None
+    return SubtitleTrack(path, lang if lang and language_code(lang) else None)
+
+
 def style_options(f: Callable) -> Callable:
     """How ASS (and burned-in) subtitles look, folded into one `style` argument."""
     options = [
@@ -171,6 +193,17 @@ _DEFAULTS = DecodeOptions()
 @click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
 @profile_options
 @style_options
+@click.option("--mux", "video_mode", flag_value="mux",
+              help="Also write clip.subtitled.mp4 (etc.) with the subtitles as a soft track, "
+                   "re-encoding nothing.")
+@click.option("--burn", "video_mode", flag_value="burn",
+              help="Also write clip.subtitled.mp4 with the subtitles drawn into the picture.")
+@click.option("--video-format", type=click.Choice(["mp4", "mkv", "mov", "webm"]),
+              help="Container of the subtitled video [default: the input's].")
+@click.option("--default-track", is_flag=True, help="Mark the new subtitle track as the default (--mux).")
+@click.option("--add-track", "add_tracks", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="An existing subtitle file to mux too (repeatable); clip.fr.srt is tagged French.")
+@encoder_options
 @click.option("-b", "--backend", default="auto", show_default=True,
               help="Engine: auto (whisper on a GPU, faster-whisper on a CPU) "
                    "or a name from `subtitler backends`.")
@@ -211,13 +244,17 @@ _DEFAULTS = DecodeOptions()
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
 def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
-        profile: Profile | None, style: Style, backend: str, model: str, audio_stream: int, device: str,
+        profile: Profile | None, style: Style, video_mode: str | None, video_format: str | None,
+        default_track: bool, add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str,
+        backend: str, model: str, audio_stream: int, device: str,
         compute_type: str, threads: int | None, progress: bool | None, **decoding: Any) -> None:
     """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
 
-    Outputs go beside each input (clip.mp4 -> clip.srt) unless -o is given;
-    existing files are kept unless --overwrite. The decoding options have
-    Tiyaro's Whisper API names and openai-whisper's defaults.
+    Outputs go beside each input (clip.mp4 -> clip.srt, clip.subtitled.mp4)
+    unless -o is given; existing files are kept unless --overwrite. The
+    decoding options have Tiyaro's Whisper API names and openai-whisper's
+    defaults. With --mux and --task translate, the video gets two tracks: the
+    spoken language and English.
 
     \b
     Examples:
@@ -225,12 +262,22 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
       subtitler a.mp4 b.mkv -f srt,vtt -o subs/
       subtitler lecture.m4a --model base --language de --task translate
       subtitler clip.mp4 --beam-size 1 --temperature-increment-on-fallback none
+      subtitler clip.mp4 --mux --default-track      # clip.subtitled.mp4, soft track
+      subtitler talk.mkv --mux --model base --task translate   # original + English tracks
+      subtitler clip.mp4 --burn --font-size 48 --box           # drawn into the picture
     """
+    video = None
+    if video_mode:
+        video = VideoSettings(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
+                              default_track, [_track(t) for t in add_tracks])
+    elif add_tracks or default_track or video_format:
+        raise click.UsageError("--add-track, --default-track and --video-format need --mux or --burn")
     try:
         pipeline = Subtitler(
             backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
             output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
             device=device, compute_type=compute_type, threads=threads, profile=profile, style=style,
+            video=video, warn=_warn,
         )
     except SubtitlerError as e:
         _fail(e)
@@ -251,7 +298,7 @@ def _subtitle_all(pipeline: Subtitler, inputs: tuple[Path, ...], show: bool) -> 
         except KeyboardInterrupt:
             click.echo("subtitler: interrupted", err=True)
             sys.exit(INTERRUPTED_EXIT_CODE)
-        for out in result.outputs:
+        for out in [*result.outputs, *([result.video] if result.video else [])]:
             click.echo(str(out))
     if codes:
         # One input: its own error's code. Several: 1 means "some failed".
@@ -364,6 +411,79 @@ def check(files: tuple[Path, ...], profile: Profile | None, video: Path | None, 
         sys.exit(2)
     if any(r.violations for r in reports):
         sys.exit(1)
+
+
+@cli.command("mux")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.argument("subtitles", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The new video [default: VIDEO's name + .subtitled].")
+@click.option("-l", "--language", "languages", multiple=True,
+              help="Language of each subtitle file in order (code or name) [default: from names like "
+                   "clip.fr.srt].")
+@click.option("--default-track", is_flag=True, help="Mark the first new track as the default.")
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option("--progress/--no-progress", default=None)
+def mux_command(video: Path, subtitles: tuple[str, ...], output: Path | None, languages: tuple[str, ...],
+                default_track: bool, overwrite: bool, progress: bool | None) -> None:
+    """Add existing subtitle files to VIDEO as soft tracks, re-encoding nothing.
+
+    MP4/MOV get mov_text, MKV gets SRT (ASS files stay ASS, with their
+    styling), WebM gets WebVTT. Existing tracks are kept.
+
+    \b
+    Examples:
+      subtitler mux clip.mp4 clip.srt                   # -> clip.subtitled.mp4
+      subtitler mux film.mkv film.en.srt film.fr.ass -o film.multi.mkv
+      subtitler mux clip.mp4 subs.srt -l de --default-track
+    """
+    tracks = [_track(s) for s in subtitles]
+    for n, lang in enumerate(languages[: len(tracks)]):
+        tracks[n] = SubtitleTrack(tracks[n].path, lang)
+    if default_track:
+        tracks[0] = SubtitleTrack(tracks[0].path, tracks[0].language, default=True)
+    _video_job(lambda bar: mux(video, tracks, output, overwrite=overwrite, on_progress=bar),
+               output or default_output(video), "mux", progress)
+
+
+@cli.command("burn")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.argument("subtitles", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The new video [default: VIDEO's name + .subtitled].")
+@style_options
+@encoder_options
+@click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
+@click.option("--progress/--no-progress", default=None)
+def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style, encoder: str, crf: int,
+                 preset: str, overwrite: bool, progress: bool | None) -> None:
+    """Draw SUBTITLES (SRT, WebVTT or ASS) into VIDEO's picture; audio is copied.
+
+    SRT and WebVTT get the style options (sizes in the video's pixels); an
+    ASS file keeps its own styles.
+
+    \b
+    Examples:
+      subtitler burn clip.mp4 clip.srt                  # -> clip.subtitled.mp4
+      subtitler burn clip.mp4 clip.srt --font-size 42 --box --position top
+      subtitler burn clip.mkv clip.ass -o clip.web.mp4 --crf 20 --preset slow
+    """
+    _video_job(lambda bar: burn(video, subtitles, output, style=style, encoder=encoder, crf=crf,
+                                preset=preset, overwrite=overwrite, on_progress=bar, warn=_warn),
+               output or default_output(video), "burn", progress)
+
+
+def _video_job(job: Callable[[Any], Path], output: Path, stage: str, progress: bool | None) -> None:
+    show = sys.stderr.isatty() if progress is None else progress
+    try:
+        with _Progress(output.name, show) as bar:
+            result = job(lambda done, total: bar.update(stage, done, total))
+    except SubtitlerError as e:
+        _fail(e)
+    except KeyboardInterrupt:
+        click.echo("subtitler: interrupted", err=True)
+        sys.exit(INTERRUPTED_EXIT_CODE)
+    click.echo(str(result))
 
 
 @cli.command()

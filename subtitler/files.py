@@ -14,10 +14,11 @@ def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it over `path` on success.
 
     The temporary file lives in the same directory so the final rename is
-    atomic; on any exception (KeyboardInterrupt included) it is removed.
+    atomic, and keeps the extension (ffmpeg picks its muxer from it); on any
+    exception (KeyboardInterrupt included) it is removed.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
     os.close(fd)
     # mkstemp makes the file private (0600); give it the usual permissions.
     os.chmod(tmp, 0o666 & ~_umask())

@@ -119,3 +119,19 @@ def language_code(value: str) -> str | None:
     if key in LANGUAGES:
         return key
     return _BY_NAME.get(key)
+
+
+def iso639_2(code: str | None) -> str:
+    """ISO 639-2 code for a subtitle track tag ('de' -> 'ger'); 'und' when unknown.
+
+    The bibliographic form where one exists, as Matroska's spec asks.
+    """
+    if not code:
+        return "und"
+    import pycountry  # lazy: only muxing needs the ISO tables
+
+    code = {"jw": "jv"}.get(code, code)  # Whisper's old code for Javanese
+    lang = pycountry.languages.get(alpha_2=code) if len(code) == 2 else pycountry.languages.get(alpha_3=code)
+    if lang is None:
+        return "und"
+    return getattr(lang, "bibliographic", None) or lang.alpha_3

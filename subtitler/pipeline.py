@@ -9,6 +9,9 @@ once, on the first file that needs it.
 
 from __future__ import annotations
 
+import dataclasses
+import tempfile
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +26,9 @@ from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
 from .transcript import Transcript
+from .video import SubtitleTrack, burn, default_output, mux, mux_format
 
-# Called with (stage, seconds done, seconds in all); stage is "decode" or "transcribe".
+# Called with (stage, seconds done, seconds in all); stage is decode, transcribe, translate, mux or burn.
 OnProgress = Callable[[str, float, float], None]
 
 
@@ -33,6 +37,8 @@ class Result:
     input: Path
     outputs: list[Path]
     transcript: Transcript
+    # The subtitled video, when --mux or --burn asked for one.
+    video: Path | None = None
 
 
 def output_paths(path: Path, formats: Sequence[str], output_dir: Path | None = None) -> list[Path]:
@@ -43,6 +49,22 @@ def output_paths(path: Path, formats: Sequence[str], output_dir: Path | None = N
 
 def is_transcript_file(path: Path) -> bool:
     return path.suffix.lower() == ".json"
+
+
+@dataclass
+class VideoSettings:
+    """Put the subtitles into the video too: as soft tracks (mux) or into the picture (burn)."""
+
+    mode: str  # "mux" or "burn"
+    # The output container's extension (".mkv"); None keeps the input's.
+    container: str | None = None
+    encoder: str = "libx264"
+    crf: int | None = 23
+    preset: str | None = "medium"
+    # Mark the new track as the default one (mux).
+    default_track: bool = False
+    # Existing subtitle files to add as tracks as well (mux).
+    extra_tracks: Sequence[SubtitleTrack] = ()
 
 
 @dataclass
@@ -62,6 +84,9 @@ class Subtitler:
     # Cue layout rules; None: netflix, or cjk for Chinese, Japanese and Korean.
     profile: Profile | None = None
     style: Style = field(default_factory=Style)
+    video: VideoSettings | None = None
+    # Called with warnings meant for the user (no speech found, missing glyphs...).
+    warn: Callable[[str], None] = field(default=lambda message: warnings.warn(message, stacklevel=3))
     _engine: Backend | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -77,10 +102,14 @@ class Subtitler:
 
     def transcribe(self, path: str | Path, on_progress: OnProgress | None = None) -> Transcript:
         """Transcribe a media file; times are on the picture's clock."""
-        path = Path(path)
+        return self._transcribe(Path(path), [self.options], on_progress)[0]
+
+    def _transcribe(self, path: Path, tasks: list[DecodeOptions],
+                    on_progress: OnProgress | None) -> list[Transcript]:
+        """Decode the audio once, then run the engine once per set of options."""
         info = probe(path)
-        # The core enforces it, so no backend can silently drop an option.
-        self.engine.check_options(self.options)
+        for options in tasks:  # the core enforces it: no backend can silently drop an option
+            self.engine.check_options(options)
         total = info.duration or 0.0
 
         def report(stage: str) -> Callable[[float], None] | None:
@@ -88,32 +117,76 @@ class Subtitler:
 
         audio = decode_audio(path, self.audio_stream, report("decode"), info)
         total = audio.duration
-        transcript = self.engine.transcribe(audio.samples, self.options, report("transcribe"))
-        transcript.duration = len(audio.samples) / SAMPLE_RATE
-        transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
-                                "offset": audio.offset})
-        if info.video:  # the picture size sizes ASS styles and burn-in later
-            transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
-                                        "duration": info.duration}
-        return transcript.shifted(audio.offset) if audio.offset else transcript
+        results = []
+        for options in tasks:
+            stage = "translate" if options.task == "translate" else "transcribe"
+            transcript = self.engine.transcribe(audio.samples, options, report(stage))
+            transcript.duration = len(audio.samples) / SAMPLE_RATE
+            transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
+                                    "offset": audio.offset})
+            if info.video:  # the picture size sizes ASS styles and burn-in
+                transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
+                                            "duration": info.duration}
+            results.append(transcript.shifted(audio.offset) if audio.offset else transcript)
+        if not any(t.words for t in results):
+            self.warn(f"{path}: no speech found; the subtitles are empty")
+        return results
+
+    def video_output(self, path: Path) -> Path:
+        """clip.mp4 -> clip.subtitled.mp4 (or .mkv...), in the output folder or beside the input."""
+        assert self.video is not None
+        target = default_output(path).with_suffix(self.video.container or path.suffix)
+        return (self.output_dir / target.name) if self.output_dir is not None else target
 
     def subtitle(self, path: str | Path, on_progress: OnProgress | None = None) -> Result:
-        """Write subtitle files for one input (media, or a saved transcript .json)."""
+        """Write subtitle files (and the subtitled video, if asked) for one input.
+
+        The input is media, or a saved transcript .json (then no engine runs).
+        """
         path = Path(path)
         targets = output_paths(path, self.formats, self.output_dir)
-        for target in targets:
+        video_target = self.video_output(path) if self.video else None
+        if self.video and is_transcript_file(path):
+            raise OutputError(f"{path}: --{self.video.mode} needs the video, not a transcript")
+        for target in targets + ([video_target] if video_target else []):
             if target.resolve() == path.resolve():
                 raise OutputError(f"{target}: output would overwrite the input")
-        if not self.overwrite:
-            existing = [str(t) for t in targets if t.exists()]
-            if existing:
-                raise OutputExists(f"{existing[0]}: already exists (use --overwrite to replace it)")
+            if target.exists() and not self.overwrite:
+                raise OutputExists(f"{target}: already exists (use --overwrite to replace it)")
+        # A translation muxed as a track goes beside the original language's track.
+        tasks = [self.options]
+        if self.video and self.video.mode == "mux" and self.options.task == "translate":
+            tasks = [dataclasses.replace(self.options, task="transcribe"), self.options]
         if is_transcript_file(path) and path.is_file():
-            transcript = Transcript.load(path)
+            transcripts = [Transcript.load(path)]
         else:
-            transcript = self.transcribe(path, on_progress)
+            transcripts = self._transcribe(path, tasks, on_progress)
+        transcript = transcripts[-1]
         write_outputs(transcript, zip(self.formats, targets, strict=True), self.profile, self.style)
-        return Result(path, targets, transcript)
+        video = self._write_video(path, transcripts, video_target, on_progress) if video_target else None
+        return Result(path, targets, transcript, video)
+
+    def _write_video(self, path: Path, transcripts: list[Transcript], target: Path,
+                     on_progress: OnProgress | None) -> Path:
+        assert self.video is not None
+        settings = self.video
+        report = (lambda done, total: on_progress(settings.mode, done, total)) if on_progress else None
+        with tempfile.TemporaryDirectory(prefix="subtitler-") as folder:
+            if settings.mode == "burn":
+                subs = Path(folder) / "subtitles.ass"
+                write_outputs(transcripts[-1], [("ass", subs)], self.profile, self.style)
+                return burn(path, subs, target, style=self.style, encoder=settings.encoder,
+                            crf=settings.crf, preset=settings.preset, overwrite=self.overwrite,
+                            on_progress=report, warn=self.warn)
+            fmt = mux_format(target, self.formats)
+            tracks = []
+            for n, t in enumerate(transcripts):
+                language = "en" if t.meta.get("options", {}).get("task") == "translate" else t.language
+                subs = Path(folder) / f"track{n}.{fmt}"
+                write_outputs(t, [(fmt, subs)], self.profile, self.style)
+                tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
+            return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=self.overwrite,
+                       on_progress=report)
 
 
 def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],

@@ -1,0 +1,260 @@
+"""Subtitles into the video: soft tracks (mux, nothing re-encoded) or burned into the picture.
+
+Every ffmpeg run writes to a temporary file beside the output and renames it
+only when ffmpeg succeeded; on failure or Ctrl-C the temporary file is removed
+and the input is never touched. No shell is involved: ffmpeg gets an argument
+list, and burn-in side-steps filter escaping by reading the subtitles from a
+file with a plain name in a private temporary folder.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pysubs2
+
+from .errors import OutputError, OutputExists, SubtitlerError
+from .files import atomic_path
+from .formats import ASS
+from .languages import iso639_2, language_code
+from .media import MediaInfo, find_tools, probe
+from .style import Style
+
+# Text subtitle codec each container takes (MKV: srt, or ass to keep styling).
+_CONTAINER_CODEC = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "srt",
+                    ".webm": "webvtt"}
+# Text subtitle codecs ffmpeg can convert between.
+_TEXT_CODECS = {"mov_text", "srt", "subrip", "ass", "ssa", "webvtt", "text"}
+_WEBM_VIDEO = {"vp8", "vp9", "av1"}
+_WEBM_AUDIO = {"opus", "vorbis"}
+
+# Called with (seconds done, seconds in all).
+OnProgress = Callable[[float, float], None]
+
+
+class VideoError(SubtitlerError):
+    """ffmpeg could not write the video, or the container cannot take the subtitles."""
+
+    exit_code = 13
+
+
+@dataclass(frozen=True)
+class SubtitleTrack:
+    path: Path  # an SRT, WebVTT or ASS file
+    language: str | None = None  # code or name; tagged as ISO 639-2 ("eng")
+    title: str | None = None
+    default: bool = False
+
+
+def default_output(video: Path) -> Path:
+    """clip.mp4 -> clip.subtitled.mp4, beside the input."""
+    return video.with_name(f"{video.stem}.subtitled{video.suffix}")
+
+
+def _check_output(video: Path, output: Path, overwrite: bool) -> None:
+    if output.resolve() == video.resolve():
+        raise OutputError(f"{output}: output would overwrite the input")
+    if output.exists() and not overwrite:
+        raise OutputExists(f"{output}: already exists (use --overwrite to replace it)")
+    if not output.parent.is_dir():
+        raise OutputError(f"{output}: cannot write (no such folder {output.parent})")
+    if not os.access(output.parent, os.W_OK):
+        raise OutputError(f"{output}: cannot write (folder {output.parent} is not writable)")
+
+
+def run_ffmpeg(args: Sequence[str], output: Path, duration: float | None,
+               on_progress: OnProgress | None = None) -> None:
+    """Run ffmpeg with `args` (inputs and options) writing `output` atomically, reporting progress."""
+    try:
+        with atomic_path(output) as tmp:
+            detail = _ffmpeg(args, tmp, duration, on_progress)
+            if detail is not None:
+                raise VideoError(f"{output}: ffmpeg failed ({detail})")
+    except OSError as e:
+        raise OutputError(f"{output}: cannot write ({e.strerror or e})") from None
+
+
+def _ffmpeg(args: Sequence[str], target: Path, duration: float | None,
+            on_progress: OnProgress | None) -> str | None:
+    """Run ffmpeg writing `target`; None on success, else the last line of its errors."""
+    cmd = [find_tools().ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
+           "-progress", "pipe:1", "-nostats", *args, str(target)]
+    with tempfile.TemporaryFile() as errors:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
+                                text=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:  # "key=value" lines; out_time_us is the position written
+                key, _, value = line.strip().partition("=")
+                if key == "out_time_us" and on_progress and value.lstrip("-").isdigit():
+                    on_progress(max(0, int(value)) / 1e6, duration or 0.0)
+            proc.wait()
+        finally:
+            if proc.poll() is None:  # Ctrl-C or an error here: stop ffmpeg before cleaning up
+                proc.kill()
+                proc.wait()
+        if proc.returncode == 0:
+            return None
+        errors.seek(0)
+        lines = [s.strip() for s in errors.read().decode("utf-8", "replace").splitlines() if s.strip()]
+        return lines[-1] if lines else f"exit status {proc.returncode}"
+
+
+def _existing_subtitle_streams(info: MediaInfo) -> list[dict]:
+    """Subtitle streams already in the video (codec per stream), via ffprobe."""
+    tools = find_tools()
+    if tools.ffprobe is None:
+        return []  # without ffprobe they are still copied, with their own codec
+    import ffmpeg
+
+    data = ffmpeg.probe(str(info.path), cmd=tools.ffprobe, select_streams="s")
+    return data.get("streams", [])
+
+
+def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None, *,
+        overwrite: bool = False, on_progress: OnProgress | None = None) -> Path:
+    """Add subtitle tracks to `video` without re-encoding; every existing stream is copied."""
+    video = Path(video)
+    info = probe(video)
+    output = Path(output) if output else default_output(video)
+    _check_output(video, output, overwrite)
+    ext = output.suffix.lower()
+    codec = _CONTAINER_CODEC.get(ext)
+    if codec is None:
+        raise VideoError(f"{output}: cannot carry soft subtitles in {ext or 'this'} files; "
+                         "use .mkv, .mp4, .mov or .webm")
+    if ext == ".webm":
+        audio_codecs = {a.codec for a in info.audio}
+        if (info.video and info.video.codec not in _WEBM_VIDEO) or audio_codecs - _WEBM_AUDIO:
+            raise VideoError(f"{output}: WebM takes only VP8/VP9/AV1 video and Opus/Vorbis audio; "
+                             f"this video has {info.video.codec if info.video else 'no video'} and "
+                             f"{', '.join(sorted(audio_codecs)) or 'no audio'}: write .mkv instead")
+    existing = _existing_subtitle_streams(info)
+    args: list[str] = ["-i", str(video)]
+    for t in tracks:
+        args += ["-i", str(t.path)]
+    args += ["-map", "0:v?", "-map", "0:a?", "-map", "0:s?"]
+    if ext == ".mkv":
+        args += ["-map", "0:t?"]  # attachments (fonts for ASS tracks)
+    for n in range(len(tracks)):
+        args += ["-map", f"{n + 1}:0"]
+    args += ["-c", "copy"]
+    for k, stream in enumerate(existing):  # keep old tracks; convert text ones the container can't hold
+        old = stream.get("codec_name")
+        if ext != ".mkv" and old != codec:
+            if old not in _TEXT_CODECS:
+                raise VideoError(f"{output}: existing subtitle track {k} ({old}) cannot go into {ext}")
+            args += [f"-c:s:{k}", codec]
+        elif ext == ".mkv" and old == "mov_text":
+            args += [f"-c:s:{k}", "srt"]
+    for n, t in enumerate(tracks):
+        index = len(existing) + n
+        track_codec = "ass" if ext == ".mkv" and t.path.suffix.lower() in (".ass", ".ssa") else codec
+        lang = language_code(t.language) if t.language else None
+        args += [f"-c:s:{index}", track_codec,
+                 f"-metadata:s:s:{index}", f"language={iso639_2(lang)}",
+                 f"-metadata:s:s:{index}", f"title={t.title or _default_title(lang)}",
+                 f"-disposition:s:{index}", "default" if t.default else "0"]
+    if ext in (".mp4", ".m4v", ".mov"):
+        args += ["-movflags", "+faststart"]
+    run_ffmpeg(args, output, info.duration, on_progress)
+    return output
+
+
+def mux_format(output: Path, formats: Sequence[str] = ()) -> str:
+    """The subtitle file format to feed the muxer for this output container."""
+    ext = output.suffix.lower()
+    if ext == ".webm":
+        return "vtt"
+    if ext == ".mkv" and "ass" in formats:
+        return "ass"  # MKV keeps ASS styling
+    return "srt"
+
+
+def _default_title(code: str | None) -> str:
+    from .languages import LANGUAGES
+
+    return LANGUAGES.get(code or "", "Subtitles").title()
+
+
+def _styled_ass(subtitles: Path, info: MediaInfo, style: Style) -> str:
+    """The subtitles as ASS sized to the video: our style for SRT/VTT, an ASS file's own styles kept."""
+    subs = pysubs2.load(str(subtitles), encoding="utf-8")
+    width, height = (info.video.width, info.video.height) if info.video else (0, 0)
+    if subtitles.suffix.lower() in (".ass", ".ssa"):
+        return subs.to_string("ass")
+    from .cues import Cue
+    from .transcript import Transcript
+
+    cues = [Cue(e.start / 1000, e.end / 1000, e.plaintext) for e in subs if not e.is_comment]
+    meta = {"video": {"width": width, "height": height}}
+    return ASS().dumps(Transcript(None, 0.0, [], meta), cues, style)
+
+
+def missing_glyphs(text: str, limit: int = 200) -> list[str]:
+    """Characters of `text` that no installed font can draw (libass would show boxes)."""
+    fc_list = shutil.which("fc-list")
+    chars = sorted({c for c in text if not c.isspace() and ord(c) > 0x7E})[:limit]
+    if not fc_list or not chars:
+        return []
+
+    def covered(cs: Sequence[str]) -> bool:
+        pattern = ":charset=" + " ".join(f"{ord(c):x}" for c in cs)
+        out = subprocess.run([fc_list, pattern, "family"], capture_output=True, text=True)
+        return bool(out.stdout.strip())
+
+    if covered(chars):
+        return []
+    return [c for c in chars if not covered([c])]
+
+
+def burn(video: Path, subtitles: Path, output: Path | None = None, *, style: Style | None = None,
+         encoder: str = "libx264", crf: int | None = 23, preset: str | None = "medium",
+         overwrite: bool = False, on_progress: OnProgress | None = None,
+         warn: Callable[[str], None] | None = None) -> Path:
+    """Draw `subtitles` into the picture with libass; the video is re-encoded, audio copied."""
+    video = Path(video)
+    info = probe(video)
+    if info.video is None:
+        raise VideoError(f"{video}: no video stream to burn subtitles into")
+    output = Path(output) if output else default_output(video)
+    _check_output(video, output, overwrite)
+    style = style or Style()
+    ass_text = _styled_ass(Path(subtitles), info, style)
+    if warn:
+        missing = missing_glyphs("".join(e.plaintext for e in pysubs2.SSAFile.from_string(ass_text)))
+        if missing:
+            warn(f"no installed font has {len(missing)} character(s) of these subtitles "
+                 f"(e.g. {''.join(missing[:5])}): they will show as boxes; install a font that has "
+                 "them (CJK: fonts-noto-cjk) and pass --font")
+    with tempfile.TemporaryDirectory(prefix="subtitler-") as folder:
+        # A plain name in a private folder: nothing in the filter argument needs escaping.
+        ass_path = Path(folder) / "subtitles.ass"
+        ass_path.write_text(ass_text, encoding="utf-8")
+        args = ["-i", str(video), "-map", "0:v:0", "-map", "0:a?",
+                "-vf", f"ass={escape_filter_path(ass_path)}", "-c:v", encoder]
+        if crf is not None:
+            args += ["-crf", str(crf)]
+        if preset and encoder.startswith("libx26"):
+            args += ["-preset", preset]
+        args += ["-c:a", "copy"]
+        if output.suffix.lower() in (".mp4", ".m4v", ".mov"):
+            args += ["-movflags", "+faststart"]
+        run_ffmpeg(args, output, info.duration, on_progress)
+    return output
+
+
+def escape_filter_path(path: Path) -> str:
+    r"""Escape a path for a filter argument: once for the option value, once for the filtergraph."""
+    value = str(path)
+    for ch in ("\\", "'", ":"):
+        value = value.replace(ch, "\\" + ch)
+    for ch in ("\\", "'", "[", "]", ",", ";"):
+        value = value.replace(ch, "\\" + ch)
+    return value
