@@ -157,10 +157,13 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
         index = len(existing) + n
         track_codec = "ass" if ext == ".mkv" and t.path.suffix.lower() in (".ass", ".ssa") else codec
         lang = language_code(t.language) if t.language else None
+        title = t.title or _default_title(lang)
         args += [f"-c:s:{index}", track_codec,
                  f"-metadata:s:s:{index}", f"language={iso639_2(lang)}",
-                 f"-metadata:s:s:{index}", f"title={t.title or _default_title(lang)}",
+                 f"-metadata:s:s:{index}", f"title={title}",
                  f"-disposition:s:{index}", "default" if t.default else "0"]
+        if ext in (".mp4", ".m4v", ".mov"):  # MP4 has no title tag: players show the handler name
+            args += [f"-metadata:s:s:{index}", f"handler_name={title}"]
     if ext in (".mp4", ".m4v", ".mov"):
         args += ["-movflags", "+faststart"]
     run_ffmpeg(args, output, info.duration, on_progress)
