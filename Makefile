@@ -12,9 +12,11 @@ DEMO   := build/demo
 install: $(STAMP)
 
 $(STAMP): pyproject.toml plugins/subtitler-whisper/pyproject.toml plugins/subtitler-faster-whisper/pyproject.toml
-	@# ffmpeg: Debian's package when we may install it, else the imageio-ffmpeg wheel's binary.
-	@command -v ffmpeg >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
-		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg >/dev/null; } \
+	@# ffmpeg (and fontconfig's fc-list, to check glyphs before burning in): Debian's packages
+	@# when we may install them, else the imageio-ffmpeg wheel's binary.
+	@{ command -v ffmpeg && command -v fc-list; } >/dev/null || { [ "$$(id -u)" = 0 ] \
+		&& command -v apt-get >/dev/null && apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ffmpeg fontconfig >/dev/null; } \
 		|| echo "ffmpeg: not installed system-wide, using the imageio-ffmpeg wheel"
 	$(PYTHON) -m venv $(VENV)
 	@# The CPU build of torch; GPU users install the torch build they need before this.

@@ -223,3 +223,15 @@ def test_run_mux_with_translate_adds_an_english_track(clips, tmp_path):
     english = " ".join(t for _, _, t in extract_cues(out, 1))
     assert "Dashwood" in english
     assert stream_hashes(out) == stream_hashes(clips["mp4"])
+
+
+def test_missing_glyphs_are_warned_about(clips, tmp_path):
+    import shutil
+
+    subs = _srt(tmp_path / "zh.srt", [(1.0, 3.0, "我们今天去公园")])
+    proc = run("burn", str(clips["mp4"]), str(subs), "-o", str(tmp_path / "o.mp4"), "--preset", "ultrafast")
+    assert proc.returncode == 0, proc.stderr
+    has_cjk_font = bool(subprocess.run([shutil.which("fc-list") or "fc-list", ":charset=6211", "family"],
+                                       capture_output=True, text=True).stdout.strip())
+    warned = "no installed font has" in proc.stderr and "fonts-noto-cjk" in proc.stderr
+    assert warned != has_cjk_font
