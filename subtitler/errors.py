@@ -74,5 +74,11 @@ class OutputError(SubtitlerError):
     exit_code = 12
 
 
+class VideoError(SubtitlerError):
+    """ffmpeg could not write the video, or the container cannot take the subtitles."""
+
+    exit_code = 13
+
+
 # The CLI's code for Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT_CODE = 130

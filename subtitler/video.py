@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pysubs2
 
-from .errors import OutputError, OutputExists, SubtitlerError
+from .errors import OutputError, OutputExists, VideoError
 from .files import atomic_path
 from .formats import ASS
 from .languages import iso639_2, language_code
@@ -36,12 +36,6 @@ _WEBM_AUDIO = {"opus", "vorbis"}
 
 # Called with (seconds done, seconds in all).
 OnProgress = Callable[[float, float], None]
-
-
-class VideoError(SubtitlerError):
-    """ffmpeg could not write the video, or the container cannot take the subtitles."""
-
-    exit_code = 13
 
 
 @dataclass(frozen=True)
