@@ -117,75 +117,90 @@ def _blocks(words: Sequence[Word], profile: Profile) -> list[list[Word]]:
     return blocks
 
 
-def _break_lines(words: Sequence[Word], profile: Profile) -> list[list[Word]] | None:
-    """Balanced lines of at most `max_line_chars`, fewest lines first; None if impossible."""
-    n = len(words)
+class _Run:
+    """A list of words with prefix sums, so any span's text length and cut cost are O(1)."""
+
+    def __init__(self, words: Sequence[Word]) -> None:
+        self.words = list(words)
+        self.prefix = [0]
+        for w in self.words:
+            self.prefix.append(self.prefix[-1] + len(w.text))
+        self.lead = [len(w.text) - len(w.text.lstrip()) for w in self.words]
+        self.trail = [len(w.text) - len(w.text.rstrip()) for w in self.words]
+        # cut[k]: the cost of a break before word k.
+        self.cut = [0.0] + [_cut_cost(self.words[k - 1], self.words[k]) for k in range(1, len(self.words))]
+
+    def length(self, i: int, j: int) -> int:
+        """len(_join(words[i:j])) without building the string."""
+        return self.prefix[j] - self.prefix[i] - self.lead[i] - self.trail[j - 1]
+
+    def fits(self, i: int, j: int, profile: Profile) -> bool:
+        """Whether words[i:j] make one cue within the profile's size and duration."""
+        if self.length(i, j) > profile.max_cue_chars:
+            return False
+        if self.words[j - 1].end - self.words[i].start > profile.max_duration:
+            return False
+        # Greedy filling needs the fewest lines; compare that with the limit.
+        lines, start = 0, i
+        while start < j:
+            end = start + 1
+            while end < j and self.length(start, end + 1) <= profile.max_line_chars:
+                end += 1
+            if self.length(start, end) > profile.max_line_chars:
+                return False  # one word longer than a line
+            lines, start = lines + 1, end
+        return lines <= profile.max_lines
+
+
+def _break_lines(run: _Run, i0: int, j0: int, profile: Profile) -> list[tuple[int, int]]:
+    """Balanced lines of at most `max_line_chars` for words[i0:j0], fewest lines first."""
     width = profile.max_line_chars
-    # best[j] = (lines, cost, previous cut) for words[:j]
-    best: list[tuple[int, float, int] | None] = [None] * (n + 1)
-    best[0] = (0, 0.0, 0)
-    for j in range(1, n + 1):
-        for i in range(j - 1, -1, -1):
-            length = len(_join(words[i:j]))
+    # best[j] = (lines, cost, previous cut) for words[i0:j]
+    best: dict[int, tuple[int, float, int]] = {i0: (0, 0.0, i0)}
+    for j in range(i0 + 1, j0 + 1):
+        for i in range(j - 1, i0 - 1, -1):
+            length = run.length(i, j)
             if length > width and j - i > 1:
                 break  # adding words only makes the line longer
-            if best[i] is None:
-                continue
-            lines, cost, _ = best[i]  # type: ignore[misc]
+            lines, cost, _ = best[i]
             slack = (width - length) / width
-            step = _SLACK_WEIGHT * slack * slack + (_cut_cost(words[i - 1], words[i]) if i else 0.0)
+            step = _SLACK_WEIGHT * slack * slack + (run.cut[i] if i > i0 else 0.0)
             candidate = (lines + 1, cost + step, i)
-            if best[j] is None or candidate[:2] < best[j][:2]:  # type: ignore[index]
+            if j not in best or candidate[:2] < best[j][:2]:
                 best[j] = candidate
-    if best[n] is None or best[n][0] > profile.max_lines:  # type: ignore[index]
-        return None
-    lines, j = [], n
-    while j > 0:
-        i = best[j][2]  # type: ignore[index]
-        lines.append(list(words[i:j]))
+    spans, j = [], j0
+    while j > i0:
+        i = best[j][2]
+        spans.append((i, j))
         j = i
-    return lines[::-1]
+    return spans[::-1]
 
 
-def _fits(words: Sequence[Word], profile: Profile) -> bool:
-    if len(_join(words)) > profile.max_cue_chars:
-        return False
-    if words[-1].end - words[0].start > profile.max_duration:
-        return False
-    return _break_lines(words, profile) is not None
-
-
-def _split_block(words: Sequence[Word], profile: Profile) -> list[list[Word]]:
-    """The cheapest cut of a block into cues that each fit the profile.
+def _split_block(run: _Run, profile: Profile) -> list[tuple[int, int]]:
+    """The cheapest cut of a block into cues that each fit the profile, as (start, end) spans.
 
     A single word that cannot fit on its own still becomes a cue (the words
     do not allow better).
     """
-    n = len(words)
-    best: list[tuple[float, int] | None] = [None] * (n + 1)
-    best[0] = (0.0, 0)
+    n = len(run.words)
+    best: list[tuple[float, int]] = [(0.0, 0)] * (n + 1)
     for j in range(1, n + 1):
+        best[j] = (float("inf"), j - 1)
         for i in range(j - 1, -1, -1):
-            piece = words[i:j]
-            fits = _fits(piece, profile)
-            if not fits and j - i > 1:
-                if len(_join(piece)) > profile.max_cue_chars:
+            if j - i > 1 and not run.fits(i, j, profile):
+                if run.length(i, j) > profile.max_cue_chars:
                     break  # longer pieces only get longer
                 continue
-            if best[i] is None:
-                continue
-            slack = max(0, profile.max_cue_chars - len(_join(piece))) / profile.max_cue_chars
-            cost = best[i][0] + _CUE_COST + _SLACK_WEIGHT * slack * slack  # type: ignore[index]
-            if i:
-                cost += _cut_cost(words[i - 1], words[i])
-            if best[j] is None or cost < best[j][0]:  # type: ignore[index]
+            slack = max(0, profile.max_cue_chars - run.length(i, j)) / profile.max_cue_chars
+            cost = best[i][0] + _CUE_COST + _SLACK_WEIGHT * slack * slack + (run.cut[i] if i else 0.0)
+            if cost < best[j][0]:
                 best[j] = (cost, i)
-    pieces, j = [], n
+    spans, j = [], n
     while j > 0:
-        i = best[j][1]  # type: ignore[index]
-        pieces.append(list(words[i:j]))
+        i = best[j][1]
+        spans.append((i, j))
         j = i
-    return pieces[::-1]
+    return spans[::-1]
 
 
 def _time_cues(pieces: list[list[Word]], profile: Profile) -> list[tuple[float, float]]:
@@ -219,11 +234,12 @@ def _merge_crowded(pieces: list[list[Word]], profile: Profile) -> list[list[Word
     """Join a piece that the next one follows too closely to show on its own (a flash cue)."""
     out: list[list[Word]] = []
     for piece in pieces:
-        if out and piece[0].start - profile.min_gap - out[-1][0].start < _CROWDED \
-                and _fits(out[-1] + piece, profile):
-            out[-1] = out[-1] + piece
-        else:
-            out.append(piece)
+        if out and piece[0].start - profile.min_gap - out[-1][0].start < _CROWDED:
+            joined = out[-1] + piece
+            if _Run(joined).fits(0, len(joined), profile):
+                out[-1] = joined
+                continue
+        out.append(piece)
     return out
 
 
@@ -237,12 +253,16 @@ def layout(words: Sequence[Word], profile: Profile) -> list[Cue]:
         # before the previous one: keep order and make times monotonic.
         start = max(w.start, clean[-1].start if clean else 0.0)
         clean.append(Word(start, max(w.end, start), w.text, w.probability))
-    pieces = _merge_crowded([p for block in _blocks(clean, profile) for p in _split_block(block, profile)],
-                            profile)
+    pieces = []
+    for block in _blocks(clean, profile):
+        run = _Run(block)
+        pieces += [block[i:j] for i, j in _split_block(run, profile)]
+    pieces = _merge_crowded(pieces, profile)
     cues = []
     for piece, (start, end) in zip(pieces, _time_cues(pieces, profile), strict=True):
-        lines = _break_lines(piece, profile) or [piece]
-        cues.append(Cue(start, end, "\n".join(_join(line) for line in lines)))
+        run = _Run(piece)
+        text = "\n".join(_join(piece[i:j]) for i, j in _break_lines(run, 0, len(piece), profile))
+        cues.append(Cue(start, end, text))
     return cues
 
 
