@@ -239,6 +239,9 @@ _DEFAULTS = DecodeOptions()
 @click.option("--condition-on-previous-text/--no-condition-on-previous-text",
               default=_DEFAULTS.condition_on_previous_text, show_default=True)
 @click.option("--initial-prompt", help="Text to prime the decoder (names, spelling, style).")
+@click.option("--vad/--no-vad", default=_DEFAULTS.vad, show_default=True,
+              help="Decode only where voice activity detection finds speech: no invented text on "
+                   "silence or music.")
 @click.option("--suppress-tokens", default=_DEFAULTS.suppress_tokens, show_default=True,
               help="Comma-separated token ids never to emit; -1 = non-speech symbols.")
 @click.option("--progress/--no-progress", default=None,

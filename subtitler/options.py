@@ -1,5 +1,7 @@
 """Decoding options: the names Tiyaro's Whisper API uses, openai-whisper's defaults.
 
+Plus `vad`, subtitler's own: voice activity detection before decoding, on by default.
+
 One set of options for every engine, so a command line or config file means
 the same thing whichever backend runs it. Each backend maps them onto its
 engine and refuses, with `UnsupportedOption`, what it cannot honour.
@@ -37,6 +39,10 @@ class DecodeOptions:
     initial_prompt: str | None = None
     # Comma-separated token ids; "-1" means the model's usual non-speech symbols.
     suppress_tokens: str = "-1"
+    # subtitler's own option, not one of Tiyaro's: decode only the regions a
+    # voice activity detector finds speech in, so silence and music get no
+    # invented text (see subtitler.vad).
+    vad: bool = True
 
     def __post_init__(self) -> None:
         if self.language is not None:
@@ -58,6 +64,9 @@ class DecodeOptions:
             raise UnsupportedOption("temperature_increment_on_fallback must be positive (or None)")
         if self.patience is not None and not self.greedy and self.patience <= 0:
             raise UnsupportedOption("patience must be positive")
+        # openai-whisper accepts only 0..1 and would fail mid-run; refuse it up front for every engine.
+        if self.length_penalty is not None and not 0.0 <= self.length_penalty <= 1.0:
+            raise UnsupportedOption("length_penalty must be between 0 and 1 (or none)")
         if self.patience is not None and self.greedy:
             raise UnsupportedOption("patience needs beam search (beam_size > 1)")
         self.suppress_token_ids()  # validates the string

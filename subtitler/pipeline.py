@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .backends import Backend, load_backend
+from .cleanup import collapse_repetitions
 from .cues import build_cues
 from .errors import OutputError, OutputExists
 from .files import atomic_write
@@ -120,7 +121,12 @@ class Subtitler:
         results = []
         for options in tasks:
             stage = "translate" if options.task == "translate" else "transcribe"
-            transcript = self.engine.transcribe(audio.samples, options, report(stage))
+            # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
+            transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report(stage)))
+            removed = transcript.meta.get("repetitions_removed")
+            if removed:
+                self.warn(f"{path}: removed a repetition loop ({removed['words']} words, "
+                          f"{removed['segments']} repeated segments)")
             transcript.duration = len(audio.samples) / SAMPLE_RATE
             transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
                                     "offset": audio.offset})

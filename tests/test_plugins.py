@@ -16,7 +16,7 @@ import pytest
 
 from .conftest import ROOT, SAMPLE
 
-# A toy engine: one segment with one word per second of audio, text "tick".
+# A toy engine: one segment with one word per second of audio, "tick0", "tick1"...
 PLUGIN = '''
 import numpy as np
 from subtitler.backends import Backend
@@ -29,9 +29,10 @@ class TickBackend(Backend):
 
     def transcribe(self, audio, options, progress=None):
         seconds = int(len(audio) / 16000)
-        words = [Word(float(i), i + 0.5, " tick", 1.0) for i in range(seconds)]
+        words = [Word(float(i), i + 0.5, f" tick{i}", 1.0) for i in range(seconds)]
         return Transcript("en", len(audio) / 16000,
-                          [Segment(0.0, float(seconds), " tick" * seconds, words)], {"backend": "tick"})
+                          [Segment(0.0, float(seconds), "".join(w.text for w in words), words)],
+                          {"backend": "tick"})
 '''
 
 
@@ -71,7 +72,7 @@ def test_third_party_backend_is_listed_and_runs(site, tmp_path):
     proc = _run(site, str(SAMPLE), "-b", "tick", "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     srt_text = (out / "sample.srt").read_text()
-    assert srt_text.count("tick") == 29  # 29.4 s of audio
+    assert srt_text.count("tick") == 29 and "tick28" in srt_text  # 29.4 s of audio
 
 
 def test_unsupported_option_is_refused_not_dropped(site, tmp_path):

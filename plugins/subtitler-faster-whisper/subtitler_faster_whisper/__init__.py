@@ -15,6 +15,7 @@ from subtitler.errors import BackendUnavailable, UnsupportedOption
 from subtitler.models import model_source
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.transcript import Segment, Transcript, Word
+from subtitler.vad import vad_options
 
 # --compute-type names this engine takes, beside "auto".
 COMPUTE_TYPES = ("int8", "int8_float16", "int8_float32", "float16", "float32", "bfloat16")
@@ -25,6 +26,8 @@ def engine_kwargs(options: DecodeOptions) -> dict[str, Any]:
 
     openai-whisper's None defaults become faster-whisper's equivalents:
     patience None = 1.0, length_penalty None = 1.0 (divide by length).
+    With `vad`, faster-whisper cuts out what subtitler.vad's settings call
+    non-speech and maps the times back onto the original timeline itself.
     """
     return dict(
         language=options.language,
@@ -41,6 +44,8 @@ def engine_kwargs(options: DecodeOptions) -> dict[str, Any]:
         initial_prompt=options.initial_prompt,
         suppress_tokens=options.suppress_token_ids(),
         word_timestamps=True,
+        vad_filter=options.vad,
+        vad_parameters=vad_options() if options.vad else None,
     )
 
 
@@ -97,6 +102,8 @@ class FasterWhisperBackend(Backend):
                                     s.no_speech_prob, s.compression_ratio, s.temperature))
             if progress:
                 progress(s.end)
+        if progress:
+            progress(info.duration)  # with VAD, trailing non-speech yields no segment
         return Transcript(info.language, info.duration, segments, {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,

@@ -24,6 +24,7 @@ from subtitler.errors import BackendUnavailable, UnsupportedOption
 from subtitler.models import bundled_ct2_dir, cache_dir, model_source
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.transcript import Segment, Transcript, Word
+from subtitler.vad import SpeechOnly
 
 # Bumped when convert.py changes what it writes, so stale caches are redone.
 CONVERTER_VERSION = 1
@@ -104,6 +105,18 @@ class WhisperBackend(Backend):
 
         check_english_only(self.model_name, self.model.is_multilingual, options)
         kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
+        duration = len(audio) / 16000
+        speech = SpeechOnly.detect(audio) if options.vad else None
+        if speech is not None and not speech.regions:  # nothing to decode, nothing to invent
+            if progress:
+                progress(duration)
+            return self._transcript(options.language or self._default_language(), duration, [],
+                                    options)
+        if speech is not None:
+            # Decode the speech joined end to end, as faster-whisper's vad_filter does, so both
+            # engines see the same audio (openai-whisper's language detection included).
+            audio = speech.samples
+            progress = _on_original_clock(progress, speech)
         with _progress_into(progress):
             # verbose=None: openai-whisper prints nothing (False would print the language).
             result = whisper.transcribe(self.model, audio, verbose=None, **kwargs)
@@ -115,11 +128,31 @@ class WhisperBackend(Backend):
             )
             for s in result["segments"]
         ]
-        return Transcript(result["language"], len(audio) / 16000, segments, {
+        if speech is not None:
+            segments = speech.restore(segments)
+            if progress:
+                progress(duration)  # trailing non-speech never reaches the frame count
+        return self._transcript(result["language"], duration, segments, options)
+
+    def _default_language(self) -> str | None:
+        # What openai-whisper reports when nothing was decoded: English-only models say "en".
+        return None if self.model.is_multilingual else "en"
+
+    def _transcript(self, language: str | None, duration: float, segments: list[Segment],
+                    options: DecodeOptions) -> Transcript:
+        return Transcript(language, duration, segments, {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,
             "options": options.to_dict(),
         })
+
+
+def _on_original_clock(progress: Progress | None, speech: SpeechOnly) -> Progress | None:
+    """A progress callback fed times on the joined speech's clock, reporting the file's."""
+    if progress is None:
+        return None
+    report = progress
+    return lambda seconds: report(speech.original_time(seconds))
 
 
 def _load_model(name: str, device: str) -> Any:
