@@ -40,6 +40,8 @@ test: install
 
 bench: install
 	$(BIN)/python tests/benchmarks/bench.py
+	$(BIN)/python tests/benchmarks/bench_layout.py
+	$(BIN)/python tests/benchmarks/bench_video.py
 
 lint: install
 	$(BIN)/ruff check .

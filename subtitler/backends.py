@@ -84,12 +84,13 @@ class Backend(ABC):
         for combinations the engine or model cannot honour.
         """
 
-    def check_options(self, options: DecodeOptions) -> None:
-        """Refuse options this engine would otherwise silently ignore."""
-        ignored = sorted(set(options.changed()) - self.supported_options)
+    @classmethod
+    def check_options(cls, options: DecodeOptions) -> None:
+        """Refuse options this engine would otherwise silently ignore (no model needed)."""
+        ignored = sorted(set(options.changed()) - cls.supported_options)
         if ignored:
             raise UnsupportedOption(
-                f"backend {self.name!r} does not support option(s): {', '.join(ignored)}"
+                f"backend {cls.name!r} does not support option(s): {', '.join(ignored)}"
             )
 
 

@@ -221,17 +221,20 @@ class Audio:
 def decode_audio(
     path: str | Path,
     stream: int = 0,
-    progress: Callable[[float], None] | None = None,
+    progress: Callable[[float, float], None] | None = None,
     info: MediaInfo | None = None,
 ) -> Audio:
     """Decode audio stream `stream` of `path` to 16 kHz mono float32.
 
-    `progress` is called with the seconds decoded so far, once per second of audio.
+    `progress` is called with (seconds decoded, seconds in all), once per
+    second of audio. Without `info`, the file is probed while ffmpeg already
+    decodes: both are mostly process start-up, so running them side by side
+    halves the fixed cost per file.
     """
-    info = info or probe(path)
-    chosen = info.audio_stream(stream)
+    path = Path(path)
+    _check_input(path)
     cmd = (
-        ffmpeg.input(str(info.path))
+        ffmpeg.input(str(path))
         .output(
             "pipe:", map=f"0:a:{stream}", format="s16le", acodec="pcm_s16le",
             ac=1, ar=SAMPLE_RATE,
@@ -245,16 +248,19 @@ def decode_audio(
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
         try:
+            info = info or probe(path)
+            chosen = info.audio_stream(stream)  # a clear error before ffmpeg's own
+            total = info.duration or 0.0
             assert proc.stdout is not None
             decoded = 0
             while chunk := proc.stdout.read(_BYTES_PER_SECOND):
                 chunks.append(chunk)
                 decoded += len(chunk)
                 if progress:
-                    progress(decoded / _BYTES_PER_SECOND)
+                    progress(decoded / _BYTES_PER_SECOND, total)
             proc.wait()
         finally:
-            if proc.poll() is None:  # interrupted: don't leave ffmpeg running
+            if proc.poll() is None:  # an error or Ctrl-C: don't leave ffmpeg running
                 proc.kill()
                 proc.wait()
         if proc.returncode != 0:

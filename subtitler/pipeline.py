@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import Backend, load_backend
+from .backends import Backend, get_backend_class, load_backend
 from .cleanup import collapse_repetitions
 from .cues import build_cues
 from .errors import OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
-from .media import SAMPLE_RATE, decode_audio, probe
+from .media import SAMPLE_RATE, decode_audio
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
@@ -108,21 +108,19 @@ class Subtitler:
     def _transcribe(self, path: Path, tasks: list[DecodeOptions],
                     on_progress: OnProgress | None) -> list[Transcript]:
         """Decode the audio once, then run the engine once per set of options."""
-        info = probe(path)
-        for options in tasks:  # the core enforces it: no backend can silently drop an option
-            self.engine.check_options(options)
-        total = info.duration or 0.0
-
-        def report(stage: str) -> Callable[[float], None] | None:
-            return (lambda s: on_progress(stage, s, total)) if on_progress else None
-
-        audio = decode_audio(path, self.audio_stream, report("decode"), info)
-        total = audio.duration
+        # The core enforces it, before any work: no backend can silently drop an option.
+        backend_class = type(self._engine) if self._engine else get_backend_class(self.backend)
+        for options in tasks:
+            backend_class.check_options(options)
+        decoding = (lambda done, total: on_progress("decode", done, total)) if on_progress else None
+        audio = decode_audio(path, self.audio_stream, decoding)
+        info = audio.info
         results = []
         for options in tasks:
             stage = "translate" if options.task == "translate" else "transcribe"
+            report = (lambda s, stage=stage: on_progress(stage, s, audio.duration)) if on_progress else None
             # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
-            transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report(stage)))
+            transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
             removed = transcript.meta.get("repetitions_removed")
             if removed:
                 self.warn(f"{path}: removed a repetition loop ({removed['words']} words, "

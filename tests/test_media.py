@@ -44,9 +44,10 @@ def test_decodes_every_container_to_16k_mono(containers, ext):
 
 
 def test_progress_reports_seconds(containers):
-    seen = []
-    decode_audio(containers["wav"], progress=seen.append)
+    seen, totals = [], set()
+    decode_audio(containers["wav"], progress=lambda done, total: (seen.append(done), totals.add(total)))
     assert seen == sorted(seen) and seen[-1] == pytest.approx(6.0, abs=0.05)
+    assert all(abs(t - 6.0) < 0.05 for t in totals)  # the whole, from the probe
     assert len(seen) >= 6  # about one report per second of audio
 
 
