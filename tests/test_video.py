@@ -235,3 +235,17 @@ def test_missing_glyphs_are_warned_about(clips, tmp_path):
                                        capture_output=True, text=True).stdout.strip())
     warned = "no installed font has" in proc.stderr and "fonts-noto-cjk" in proc.stderr
     assert warned != has_cjk_font
+
+
+def test_run_mux_adds_existing_tracks_and_shows_ffmpeg_progress(clips, tmp_path):
+    extra = _srt(tmp_path / "notes.de.srt", CUES[:1])
+    out_dir = tmp_path / "out"
+    proc = run(str(clips["mkv"]), "--mux", "--add-track", str(extra), "--default-track", "--progress",
+               "-o", str(out_dir))
+    assert proc.returncode == 0, proc.stderr
+    out = out_dir / "v.subtitled.mkv"
+    subtitle = [s for s in ffprobe_streams(out) if s["codec_type"] == "subtitle"]
+    assert [s["tags"]["language"] for s in subtitle] == ["eng", "ger"]
+    assert [s["disposition"]["default"] for s in subtitle] == [1, 0]
+    assert "v.mkv mux" in proc.stderr  # the ffmpeg pass has its own progress bar
+    assert stream_hashes(out) == stream_hashes(clips["mkv"])
