@@ -110,6 +110,17 @@ def list_models() -> list[ModelInfo]:
     return out
 
 
+def load_failure(engine: str, name: str, error: BaseException) -> BackendUnavailable:
+    """A one-line error for a model that would not load, saying what to do instead."""
+    lines = str(error).strip().splitlines()
+    detail = lines[0] if lines else type(error).__name__
+    hint = ""
+    if name in KNOWN_MODELS and bundled_ct2_dir(name) is None and not Path(name).exists():
+        offline = ", ".join(bundled_names()) or "none installed"
+        hint = f" (it is not bundled and downloading it failed; offline models: {offline})"
+    return BackendUnavailable(f"{engine} could not load model {name!r}{hint}: {detail}")
+
+
 def model_source(name: str) -> tuple[str, bool]:
     """Resolve `--model` to (what to load, is_local).
 

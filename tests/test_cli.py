@@ -147,3 +147,12 @@ def test_progress_bar_on_request(short_clip, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "short.mp4 decode" in proc.stderr and "short.mp4 transcribe" in proc.stderr
     assert "/8.0 s" in proc.stderr  # counted in seconds of media
+
+
+@pytest.mark.parametrize("backend", ["faster-whisper", "whisper"])
+def test_model_not_bundled_and_no_hub(tmp_path, backend):
+    """Here no model hub is reachable: a known but unbundled name says so, in one line."""
+    proc = run(str(SAMPLE), "-m", "small", "-b", backend, "-o", str(tmp_path))
+    assert_one_line_error(proc, BackendUnavailable.exit_code, "not bundled and downloading it failed")
+    assert "offline models: tiny.en, base" in proc.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 
 from subtitler.backends import Backend, Progress
-from subtitler.errors import BackendUnavailable, UnsupportedOption
-from subtitler.models import model_source
+from subtitler.errors import UnsupportedOption
+from subtitler.models import load_failure, model_source
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.transcript import Segment, Transcript, Word
 from subtitler.vad import vad_options
@@ -73,9 +73,7 @@ class FasterWhisperBackend(Backend):
             self.model = WhisperModel(source, device=device, compute_type=compute_type,
                                       cpu_threads=self.threads, local_files_only=local)
         except Exception as e:  # hub unreachable, bad folder, no CUDA...
-            raise BackendUnavailable(
-                f"faster-whisper could not load model {self.model_name!r}: {_one_line(e)}"
-            ) from None
+            raise load_failure("faster-whisper", self.model_name, e) from None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -110,7 +108,3 @@ class FasterWhisperBackend(Backend):
             "options": options.to_dict(),
         })
 
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__

@@ -21,7 +21,7 @@ import numpy as np
 
 from subtitler.backends import Backend, Progress
 from subtitler.errors import BackendUnavailable, UnsupportedOption
-from subtitler.models import bundled_ct2_dir, cache_dir, model_source
+from subtitler.models import bundled_ct2_dir, cache_dir, load_failure, model_source
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.transcript import Segment, Transcript, Word
 from subtitler.vad import SpeechOnly
@@ -80,9 +80,7 @@ class WhisperBackend(Backend):
         except (BackendUnavailable, UnsupportedOption):
             raise
         except Exception as e:  # hub unreachable, corrupt file, CUDA errors...
-            raise BackendUnavailable(
-                f"whisper could not load model {self.model_name!r}: {_one_line(e)}"
-            ) from None
+            raise load_failure("whisper", self.model_name, e) from None
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -222,7 +220,3 @@ def _progress_into(progress: Progress | None) -> Iterator[None]:
         finally:
             wt.tqdm = original
 
-
-def _one_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
