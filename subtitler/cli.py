@@ -86,20 +86,20 @@ def _colour(ctx: click.Context, param: click.Parameter, value: str | None) -> st
 
 # Profile values overridable on the command line: option name -> Profile field.
 _PROFILE_OPTIONS = {
-    "max_line_chars": ("--max-line-chars", int, "Characters per line."),
-    "max_lines": ("--max-lines", int, "Lines per cue."),
-    "min_duration": ("--min-duration", float, "Shortest cue, seconds."),
-    "max_duration": ("--max-duration", float, "Longest cue, seconds."),
-    "max_cps": ("--max-cps", float, "Reading speed limit, characters per second."),
-    "min_gap": ("--min-gap", float, "Gap between cues, seconds."),
+    "max_line_chars": ("--max-line-chars", click.IntRange(min=1), "Characters per line."),
+    "max_lines": ("--max-lines", click.IntRange(min=1), "Lines per cue."),
+    "min_duration": ("--min-duration", click.FloatRange(min=0), "Shortest cue, seconds."),
+    "max_duration": ("--max-duration", click.FloatRange(min=0, min_open=True), "Longest cue, seconds."),
+    "max_cps": ("--max-cps", click.FloatRange(min=0, min_open=True),
+                "Reading speed limit, characters per second."),
+    "min_gap": ("--min-gap", click.FloatRange(min=0), "Gap between cues, seconds."),
 }
 
 
 def profile_options(f: Callable) -> Callable:
     """--profile and its per-value overrides, folded into one `profile` argument."""
     for field_name, (flag, kind, help_text) in reversed(_PROFILE_OPTIONS.items()):
-        f = click.option(flag, field_name, type=click.FloatRange(min=0) if kind is float
-                         else click.IntRange(min=1), help=help_text)(f)
+        f = click.option(flag, field_name, type=kind, help=help_text)(f)
     f = click.option("-p", "--profile", "profile_name", type=click.Choice(list(PROFILES)), default=None,
                      help=f"Cue layout rules [default: {DEFAULT_PROFILE}; "
                           "cjk for Chinese, Japanese, Korean].")(f)
@@ -113,6 +113,21 @@ def profile_options(f: Callable) -> Callable:
         return f(*args, profile=profile, **kwargs)
 
     return wrapper
+
+
+def output_options(f: Callable) -> Callable:
+    """What to write and where, and how cues look: shared by `run` and `render`."""
+    for option in reversed([
+        click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
+                     help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all."),
+        click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Write outputs here instead of beside each input."),
+        click.option("--overwrite", is_flag=True, help="Replace outputs that already exist."),
+        profile_options,
+        style_options,
+    ]):
+        f = option(f)
+    return f
 
 
 def encoder_options(f: Callable) -> Callable:
@@ -186,13 +201,7 @@ _DEFAULTS = DecodeOptions()
 
 @cli.command()
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
-              help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all.")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write outputs here instead of beside each input.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
-@profile_options
-@style_options
+@output_options
 @click.option("--mux", "video_mode", flag_value="mux",
               help="Also write clip.subtitled.mp4 (etc.) with the subtitles as a soft track, "
                    "re-encoding nothing.")
@@ -346,13 +355,7 @@ class _Progress:
 
 @cli.command()
 @click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
-              help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all.")
-@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-              help="Write outputs here instead of beside each transcript.")
-@click.option("--overwrite", is_flag=True, help="Replace outputs that already exist.")
-@profile_options
-@style_options
+@output_options
 def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
            profile: Profile | None, style: Style) -> None:
     """Lay out cues again from saved transcripts (.json), without any engine.

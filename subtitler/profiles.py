@@ -23,6 +23,12 @@ class Profile:
     # A pause this long between words starts a new cue.
     pause: float = 0.6
 
+    def __post_init__(self) -> None:
+        if self.max_line_chars < 1 or self.max_lines < 1:
+            raise ValueError("a profile needs at least one line of at least one character")
+        if self.max_cps <= 0 or self.max_duration <= 0 or self.min_duration < 0 or self.min_gap < 0:
+            raise ValueError("profile durations, gap and reading speed must be positive")
+
     def replace(self, **changes: object) -> Profile:
         """A copy with some values changed; None values are ignored."""
         given = {k: v for k, v in changes.items() if v is not None}
