@@ -11,7 +11,7 @@ DEMO   := build/demo
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml plugins/subtitler-whisper/pyproject.toml plugins/subtitler-faster-whisper/pyproject.toml
+$(STAMP): pyproject.toml plugins/*/pyproject.toml
 	@# ffmpeg (and fontconfig's fc-list, to check glyphs before burning in): Debian's packages
 	@# when we may install them, else the imageio-ffmpeg wheel's binary.
 	@{ command -v ffmpeg && command -v fc-list; } >/dev/null || { [ "$$(id -u)" = 0 ] \
@@ -26,6 +26,7 @@ $(STAMP): pyproject.toml plugins/subtitler-whisper/pyproject.toml plugins/subtit
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	$(BIN)/pip install -q -e '.[models,test]' -e plugins/subtitler-faster-whisper
 	$(BIN)/pip install -q --no-deps -e plugins/subtitler-whisper
+	$(BIN)/pip install -q -e plugins/subtitler-tiyaro
 	@command -v ffmpeg >/dev/null || $(BIN)/pip install -q -e '.[ffmpeg]'
 	$(BIN)/subtitler backends
 	touch $(STAMP)

@@ -1,0 +1,133 @@
+"""subtitler backend: Tiyaro's async Whisper API, against any server speaking its protocol.
+
+Environment: TIYARO_API_KEY (required), TIYARO_BASE_URL (default
+https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
+cpuflex), TIYARO_POLL_INTERVAL (first poll wait in seconds, default 0.5; it
+doubles up to 15 s).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import wave
+from typing import Any
+
+import numpy as np
+
+from subtitler.backends import Backend, Progress
+from subtitler.errors import BackendUnavailable, UnsupportedOption
+from subtitler.options import DecodeOptions, check_english_only
+from subtitler.transcript import Segment, Transcript, Word
+
+from .client import (
+    TiyaroAuthError,
+    TiyaroClient,
+    TiyaroError,
+    TiyaroJobFailed,
+    TiyaroNotFound,
+    TiyaroNoTimings,
+)
+
+__all__ = ["TiyaroBackend", "TiyaroError", "TiyaroAuthError", "TiyaroNotFound",
+           "TiyaroJobFailed", "TiyaroNoTimings", "tiyaro_input", "wav_bytes", "to_transcript"]
+
+DEFAULT_BASE_URL = "https://api.tiyaro.ai"
+SAMPLE_RATE = 16000
+MODELS = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large")
+SERVICE_TIERS = ("cpuflex", "gpuflex")
+
+
+def tiyaro_input(options: DecodeOptions) -> dict[str, Any]:
+    """The job's `input`: DecodeOptions already use Tiyaro's names; `vad` is subtitler's own."""
+    data = options.to_dict()
+    del data["vad"]
+    if data["language"] is None:
+        del data["language"]  # omitted = detect the language
+    return data
+
+
+def wav_bytes(audio: np.ndarray) -> bytes:
+    """16 kHz mono float32 samples as a 16-bit PCM WAV."""
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def to_transcript(result: dict[str, Any], duration: float, language: str | None,
+                  meta: dict[str, Any]) -> Transcript:
+    """An openai-whisper transcribe() dict as a Transcript; a text-only result is refused."""
+    segments = result.get("segments")
+    if not isinstance(segments, list) or (not segments and str(result.get("text") or "").strip()):
+        raise TiyaroNoTimings("the Tiyaro result has text but no segment timings, "
+                              "and subtitles need timings")
+    try:
+        out = [
+            Segment(float(s["start"]), float(s["end"]), s["text"],
+                    [Word(float(w["start"]), float(w["end"]), w["word"], float(w.get("probability", 1.0)))
+                     for w in s.get("words") or []],
+                    s.get("avg_logprob"), s.get("no_speech_prob"),
+                    s.get("compression_ratio"), s.get("temperature"))
+            for s in segments
+        ]
+    except (KeyError, TypeError, ValueError) as e:
+        raise TiyaroError(f"malformed Tiyaro result segment: {type(e).__name__}: {e}") from None
+    return Transcript(result.get("language") or language, duration, out, meta)
+
+
+class TiyaroBackend(Backend):
+    name = "tiyaro"
+    description = "Tiyaro's async Whisper API (TIYARO_API_KEY; TIYARO_BASE_URL for another server)"
+    # The service runs its own pipeline: subtitler's `vad` cannot be passed on, so --no-vad is refused.
+    supported_options = frozenset(DecodeOptions.names()) - {"vad"}
+
+    def __init__(self, model: str | None = None, device: str = "auto",
+                 compute_type: str = "auto", threads: int | None = None) -> None:
+        super().__init__(model, device, compute_type, threads)
+        reason = self.unavailable_reason()
+        if reason:
+            raise BackendUnavailable(f"backend 'tiyaro' is unavailable: {reason}")
+        if self.model_name not in MODELS:
+            raise BackendUnavailable(f"Tiyaro has no model {self.model_name!r} "
+                                     f"(choose one of {', '.join(MODELS)})")
+        tier = os.environ.get("TIYARO_SERVICE_TIER", "cpuflex")
+        if tier not in SERVICE_TIERS:
+            raise UnsupportedOption(f"TIYARO_SERVICE_TIER must be one of {', '.join(SERVICE_TIERS)}")
+        try:
+            interval = float(os.environ.get("TIYARO_POLL_INTERVAL", "0.5"))
+        except ValueError:
+            raise UnsupportedOption("TIYARO_POLL_INTERVAL must be a number of seconds") from None
+        self.base_url = os.environ.get("TIYARO_BASE_URL") or DEFAULT_BASE_URL
+        self.client = TiyaroClient(self.base_url, os.environ["TIYARO_API_KEY"],
+                                   service_tier=tier, poll_interval=interval)
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import httpx  # noqa: F401
+        except ImportError as e:
+            return f"httpx is not installed ({e})"
+        if not os.environ.get("TIYARO_API_KEY"):
+            return "TIYARO_API_KEY is not set"
+        return None
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
+                   progress: Progress | None = None) -> Transcript:
+        check_english_only(self.model_name, not self.model_name.endswith(".en"), options)
+        url = self.client.upload_url("wav")
+        self.client.upload(url, wav_bytes(audio))
+        _job_id, poll_url = self.client.submit(self.model_name, tiyaro_input(options), url)
+        result = self.client.wait(poll_url)
+        duration = len(audio) / SAMPLE_RATE
+        transcript = to_transcript(result, duration, options.language, {
+            "backend": self.name, "model": self.model_name, "base_url": self.base_url,
+            "service_tier": self.client.service_tier, "options": options.to_dict(),
+        })
+        if progress:
+            progress(duration)
+        return transcript

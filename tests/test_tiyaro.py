@@ -1,0 +1,229 @@
+"""The tiyaro backend against a fake of Tiyaro's async API (tests/fake_tiyaro.py).
+
+The fake serves what the local engine (faster-whisper, tiny.en) transcribes
+from the real-speech sample, so the remote path must give the same subtitles.
+"""
+
+from __future__ import annotations
+
+import io
+import traceback
+import wave
+from dataclasses import asdict
+
+import numpy as np
+import pytest
+
+from subtitler.backends import discover
+from subtitler.cues import build_cues
+from subtitler.errors import SubtitlerError, UnsupportedOption
+from subtitler.formats import get_format
+from subtitler.options import DecodeOptions
+from subtitler.transcript import Transcript
+
+from .fake_tiyaro import FakeTiyaro
+
+tiyaro = pytest.importorskip("subtitler_tiyaro")
+
+KEY = "sk-test-0123456789abcdef"
+SECONDS = 8
+
+
+def whisper_dict(t: Transcript) -> dict:
+    """A Transcript in openai-whisper's transcribe() result shape (with word_timestamps)."""
+    return {
+        "text": t.text, "language": t.language,
+        "segments": [
+            {"id": i, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
+             "temperature": s.temperature, "avg_logprob": s.avg_logprob,
+             "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob,
+             "words": [{"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
+                       for w in s.words]}
+            for i, s in enumerate(t.segments)
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def audio(sample_audio) -> np.ndarray:
+    return sample_audio.samples[: 16000 * SECONDS]
+
+
+@pytest.fixture(scope="module")
+def local(fw_backend, audio) -> Transcript:
+    return fw_backend.transcribe(audio, DecodeOptions())
+
+
+@pytest.fixture
+def fake(local):
+    served = whisper_dict(local)
+    with FakeTiyaro(result=lambda data, inputs, model: served, key=KEY) as f:
+        yield f
+
+
+@pytest.fixture
+def backend(fake, monkeypatch):
+    monkeypatch.setenv("TIYARO_API_KEY", KEY)
+    monkeypatch.setenv("TIYARO_BASE_URL", fake.base_url)
+    monkeypatch.setenv("TIYARO_POLL_INTERVAL", "0.01")
+    monkeypatch.delenv("TIYARO_SERVICE_TIER", raising=False)
+    b = tiyaro.TiyaroBackend("tiny.en")
+    b.client.retry_backoff = 0.001
+    yield b
+    b.client.close()
+
+
+def srt(t: Transcript) -> str:
+    return get_format("srt").dumps(t, build_cues(t))
+
+
+def error_text(e: BaseException) -> str:
+    return "".join(traceback.format_exception(e)) + repr(e)
+
+
+def test_registered_and_refuses_no_vad(monkeypatch):
+    monkeypatch.delenv("TIYARO_API_KEY", raising=False)
+    entry = discover()["tiyaro"]
+    assert entry.cls is tiyaro.TiyaroBackend
+    assert entry.problem == "TIYARO_API_KEY is not set"
+    assert entry.cls.supported_options == set(DecodeOptions.names()) - {"vad"}
+    assert len(entry.cls.supported_options) == 14
+    with pytest.raises(UnsupportedOption, match="vad"):
+        entry.cls.check_options(DecodeOptions(vad=False))
+
+
+def test_same_subtitles_as_local_engine(backend, fake, local, audio):
+    got = backend.transcribe(audio, DecodeOptions())
+    assert got.language == local.language == "en"
+    assert [asdict(w) for w in got.words] == [asdict(w) for w in local.words]
+    def spans(t):
+        return [(s.start, s.end, s.text) for s in t.segments]
+
+    assert spans(got) == spans(local)
+    assert srt(got) == srt(local)
+    assert got.duration == pytest.approx(SECONDS)
+    # The upload is a 16 kHz mono 16-bit WAV of the audio, sent to the storage host.
+    (data,) = fake.objects.values()
+    with wave.open(io.BytesIO(data)) as w:
+        layout = (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes())
+    assert layout == (16000, 1, 2, len(audio))
+    pcm = np.frombuffer(data[44:], "<i2").astype(np.float32) / 32767
+    assert np.abs(pcm - audio).max() < 1e-4
+    (job,) = fake.jobs.values()
+    assert (job.model, job.tier) == ("tiny.en", "cpuflex")
+    assert fake.requests("upload-url")[0].path == "/v1/input/upload-url?extension=wav"
+
+
+def test_key_goes_to_the_api_host_only(backend, fake, audio):
+    backend.transcribe(audio[:16000], DecodeOptions())
+    (put,) = fake.requests("put")
+    assert put.host == "storage"
+    assert not any(k.lower() == "authorization" for k in put.headers)
+    assert KEY not in str(put.headers)
+    for s in fake.seen:
+        if s.host == "api":
+            assert s.headers["Authorization"] == f"Bearer {KEY}"
+
+
+def test_options_arrive_with_tiyaros_names(backend, fake, audio):
+    options = DecodeOptions(language="en", temperature=0.2, temperature_increment_on_fallback=None,
+                            beam_size=3, best_of=2, patience=1.5, length_penalty=0.5,
+                            compression_ratio_threshold=2.0, logprob_threshold=-0.5,
+                            no_speech_threshold=0.4, condition_on_previous_text=False,
+                            initial_prompt="Chapter one.", suppress_tokens="-1,50")
+    backend.transcribe(audio[:16000], options)
+    (job,) = fake.jobs.values()
+    assert job.inputs == {
+        "language": "en", "task": "transcribe", "temperature": 0.2,
+        "temperature_increment_on_fallback": None, "beam_size": 3, "best_of": 2, "patience": 1.5,
+        "length_penalty": 0.5, "compression_ratio_threshold": 2.0, "logprob_threshold": -0.5,
+        "no_speech_threshold": 0.4, "condition_on_previous_text": False,
+        "initial_prompt": "Chapter one.", "suppress_tokens": "-1,50",
+    }
+
+
+def test_defaults_omit_language(backend, fake, audio):
+    backend.transcribe(audio[:16000], DecodeOptions())
+    (job,) = fake.jobs.values()
+    assert "language" not in job.inputs and "vad" not in job.inputs
+    assert job.inputs["suppress_tokens"] == "-1" and job.inputs["beam_size"] == 5
+
+
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_wrapped_and_unwrapped_polls_after_pending(backend, fake, local, audio, wrapped):
+    fake.wrapped, fake.polls_before_success = wrapped, 3
+    got = backend.transcribe(audio[:16000], DecodeOptions())
+    assert [asdict(w) for w in got.words] == [asdict(w) for w in local.words]
+    assert len(fake.requests("poll")) == 4
+
+
+def test_503_bursts_are_retried(backend, fake, local, audio):
+    fake.fail_next(3, 503, "upload-url")
+    fake.fail_next(2, 500, "put")
+    fake.fail_next(3, 503, "poll", retry_after="0")
+    fake.fail_next(1, 429, "poll", retry_after="0")
+    got = backend.transcribe(audio[:16000], DecodeOptions())
+    assert got.text == local.text
+    assert len(fake.requests("upload-url")) == 4
+    assert len(fake.requests("put")) == 3
+    assert len(fake.requests("submit")) == 1
+    assert len(fake.requests("poll")) == 5
+
+
+def test_submit_is_never_retried(backend, fake, audio):
+    fake.fail_next(1, 500, "submit")
+    with pytest.raises(tiyaro.TiyaroError, match="submission failed.*500.*not retried") as e:
+        backend.transcribe(audio[:16000], DecodeOptions())
+    assert len(fake.requests("submit")) == 1
+    assert not fake.jobs
+    assert e.value.exit_code >= 20
+
+
+def test_too_long_a_burst_gives_up(backend, fake, audio):
+    fake.fail_next(20, 503, "upload-url")
+    with pytest.raises(tiyaro.TiyaroError, match="503.*after 5 retries"):
+        backend.transcribe(audio[:16000], DecodeOptions())
+    assert len(fake.requests("upload-url")) == 6
+
+
+@pytest.mark.parametrize("status", ["failed", "cancelled"])
+def test_failed_and_cancelled_jobs(backend, fake, audio, status):
+    fake.final_status, fake.final_message, fake.polls_before_success = status, f"job was {status} by ops", 1
+    with pytest.raises(tiyaro.TiyaroJobFailed, match=f"{status}: job was {status} by ops"):
+        backend.transcribe(audio[:16000], DecodeOptions())
+
+
+def test_text_only_result_needs_timings(backend, fake, audio):
+    fake.text_only = True
+    with pytest.raises(tiyaro.TiyaroNoTimings, match="subtitles need timings"):
+        backend.transcribe(audio[:16000], DecodeOptions())
+
+
+def test_bad_key(backend, fake, audio):
+    fake.key = "the-right-key"
+    with pytest.raises(tiyaro.TiyaroAuthError, match="API key") as e:
+        backend.transcribe(audio[:16000], DecodeOptions())
+    assert KEY not in error_text(e.value)
+    assert len(fake.requests("upload-url")) == 1  # 401 is not retried
+
+
+def test_wrong_base_url_or_model(backend, fake, audio, monkeypatch):
+    backend.client.base_url = fake.base_url + "/nope"
+    with pytest.raises(tiyaro.TiyaroNotFound, match="wrong base URL") as e:
+        backend.transcribe(audio[:16000], DecodeOptions())
+    assert KEY not in error_text(e.value)
+
+
+def test_unreachable_host_error_hides_key(backend, audio):
+    backend.client.base_url = "http://127.0.0.1:9"  # discard port: connection refused
+    backend.client.retries = 1
+    with pytest.raises(tiyaro.TiyaroError, match="cannot reach") as e:
+        backend.transcribe(audio[:16000], DecodeOptions())
+    assert KEY not in error_text(e.value)
+
+
+def test_english_only_model_and_unknown_model(backend, monkeypatch, fake):
+    with pytest.raises(UnsupportedOption, match="English-only"):
+        backend.transcribe(np.zeros(16000, np.float32), DecodeOptions(language="fr"))
+    with pytest.raises(SubtitlerError, match="no model 'huge'"):
+        tiyaro.TiyaroBackend("huge")
