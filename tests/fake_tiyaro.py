@@ -78,6 +78,11 @@ class FakeTiyaro:
         with self._lock:
             self._faults.extend([(endpoint, status, headers)] * n)
 
+    def malformed_next(self, n: int, endpoint: str | None = None) -> None:
+        """The next n requests (to `endpoint` only, if given) get 200 with a body that is not JSON."""
+        with self._lock:
+            self._faults.extend([(endpoint, 200, {})] * n)
+
     def requests(self, endpoint: str) -> list[Seen]:
         return [s for s in self.seen if s.endpoint == endpoint]
 
@@ -115,7 +120,10 @@ class FakeTiyaro:
                 body = self.rfile.read(length) if length else b""
                 status, payload, headers = fake._route(host, self.command, self.path,
                                                        dict(self.headers.items()), body)
-                data = json.dumps(payload).encode() if payload is not None else b""
+                if isinstance(payload, bytes):
+                    data = payload  # deliberately malformed
+                else:
+                    data = json.dumps(payload).encode() if payload is not None else b""
                 self.send_response(status)
                 for k, v in headers.items():
                     self.send_header(k, v)
@@ -153,6 +161,8 @@ class FakeTiyaro:
             for i, (only, status, extra) in enumerate(self._faults):
                 if only is None or only == endpoint:
                     del self._faults[i]
+                    if status == 200:  # a proxy's error page, a truncated answer...
+                        return status, b'{"response": {"status": "succ', extra
                     return status, {"code": status, "message": "injected fault"}, extra
         if host == "storage":
             return self._storage(method, path, body)

@@ -13,6 +13,7 @@ from dataclasses import asdict
 
 import numpy as np
 import pytest
+import subtitler_tiyaro as tiyaro  # installed by `make install`: a missing plugin must fail, not skip
 
 from subtitler.backends import discover
 from subtitler.cues import build_cues
@@ -22,8 +23,6 @@ from subtitler.options import DecodeOptions
 from subtitler.transcript import Transcript
 
 from .fake_tiyaro import FakeTiyaro
-
-tiyaro = pytest.importorskip("subtitler_tiyaro")
 
 KEY = "sk-test-0123456789abcdef"
 SECONDS = 8
@@ -227,3 +226,12 @@ def test_english_only_model_and_unknown_model(backend, monkeypatch, fake):
         backend.transcribe(np.zeros(16000, np.float32), DecodeOptions(language="fr"))
     with pytest.raises(SubtitlerError, match="no model 'huge'"):
         tiyaro.TiyaroBackend("huge")
+
+
+@pytest.mark.parametrize("endpoint", ["upload-url", "poll"])
+def test_malformed_json_is_a_clear_error(backend, fake, audio, endpoint):
+    fake.malformed_next(1, endpoint)
+    with pytest.raises(tiyaro.TiyaroError, match="not JSON") as e:
+        backend.transcribe(audio[:16000], DecodeOptions())
+    assert KEY not in error_text(e.value)
+    assert len(fake.requests("submit")) == (1 if endpoint == "poll" else 0)
