@@ -61,7 +61,8 @@ def fake(local):
 
 
 @pytest.fixture
-def backend(fake, monkeypatch):
+def backend(fake, monkeypatch, tmp_path):
+    monkeypatch.setenv("SUBTITLER_STATE_DIR", str(tmp_path / "state"))  # no job remembered across tests
     monkeypatch.setenv("TIYARO_API_KEY", KEY)
     monkeypatch.setenv("TIYARO_BASE_URL", fake.base_url)
     monkeypatch.setenv("TIYARO_POLL_INTERVAL", "0.01")
@@ -235,3 +236,46 @@ def test_malformed_json_is_a_clear_error(backend, fake, audio, endpoint):
         backend.transcribe(audio[:16000], DecodeOptions())
     assert KEY not in error_text(e.value)
     assert len(fake.requests("submit")) == (1 if endpoint == "poll" else 0)
+
+
+def test_killed_client_reattaches_without_a_second_submit(fake, local, audio, tmp_path):
+    """SIGKILL the real CLI while it polls; the rerun polls the same job, and a third run fetches nothing."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(tiyaro.wav_bytes(audio))
+    out = tmp_path / "out"
+    env = {**os.environ, "TIYARO_API_KEY": KEY, "TIYARO_BASE_URL": fake.base_url,
+           "TIYARO_POLL_INTERVAL": "0.05", "SUBTITLER_STATE_DIR": str(tmp_path / "state")}
+    command = [sys.executable, "-m", "subtitler", str(clip), "-b", "tiyaro", "-o", str(out), "--overwrite"]
+    fake.polls_before_success = 10**9  # the job never finishes while the first client runs
+    first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while len(fake.requests("poll")) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    first.kill()
+    first.wait()
+    assert len(fake.requests("submit")) == 1 and not out.exists()
+    state = list((tmp_path / "state" / "tiyaro-jobs").glob("*.json"))
+    assert len(state) == 1 and KEY not in state[0].read_text()  # remembered, without the key
+
+    fake.polls_before_success = 0
+    again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert len(fake.requests("submit")) == 1 and len(fake.requests("upload-url")) == 1
+    assert (out / "clip.srt").read_text() == srt(local)
+    polls = len(fake.requests("poll"))
+    third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert third.returncode == 0 and len(fake.requests("poll")) == polls  # the result is not fetched twice
+
+
+def test_failed_job_is_not_reattached(backend, fake, audio):
+    fake.final_status = "failed"
+    with pytest.raises(tiyaro.TiyaroJobFailed):
+        backend.transcribe(audio[:16000], DecodeOptions())
+    fake.final_status = "success"
+    backend.transcribe(audio[:16000], DecodeOptions())
+    assert len(fake.requests("submit")) == 2  # a new job, not the failed one

@@ -4,19 +4,33 @@ Environment: TIYARO_API_KEY (required), TIYARO_BASE_URL (default
 https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
 cpuflex), TIYARO_POLL_INTERVAL (first poll wait in seconds, default 0.5; it
 doubles up to 15 s).
+
+Resume: as soon as a job is submitted, its id and poll URL are saved in the
+user's state directory (SUBTITLER_STATE_DIR overrides it), keyed by the audio
+and every setting that shapes the result. Running the same command again
+after a crash or Ctrl-C polls that job instead of uploading and submitting
+again; a finished result is kept there too, so it is never fetched twice.
+The key is never written there.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
+import json
 import os
+import time
 import wave
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import platformdirs
 
 from subtitler.backends import Backend, Progress
 from subtitler.errors import BackendUnavailable, UnsupportedOption
+from subtitler.files import atomic_write
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.transcript import Segment, Transcript, Word
 
@@ -57,6 +71,25 @@ def wav_bytes(audio: np.ndarray) -> bytes:
         w.setframerate(SAMPLE_RATE)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
+
+
+def state_dir() -> Path:
+    """Where submitted jobs are remembered (SUBTITLER_STATE_DIR overrides the user state dir)."""
+    root = os.environ.get("SUBTITLER_STATE_DIR") or platformdirs.user_state_dir("subtitler")
+    return Path(root) / "tiyaro-jobs"
+
+
+def _load_state(path: Path) -> dict[str, Any] | None:
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # none yet, or unreadable: start a new job
+    return state if isinstance(state, dict) and "poll_url" in state else None
+
+
+def _save_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(state, indent=1).encode("utf-8"))
 
 
 def to_transcript(result: dict[str, Any], duration: float, language: str | None,
@@ -119,10 +152,11 @@ class TiyaroBackend(Backend):
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,
                    progress: Progress | None = None) -> Transcript:
         check_english_only(self.model_name, not self.model_name.endswith(".en"), options)
-        url = self.client.upload_url("wav")
-        self.client.upload(url, wav_bytes(audio))
-        _job_id, poll_url = self.client.submit(self.model_name, tiyaro_input(options), url)
-        result = self.client.wait(poll_url)
+        data, inputs = wav_bytes(audio), tiyaro_input(options)
+        settings = json.dumps([self.base_url, self.model_name, self.client.service_tier, inputs],
+                              sort_keys=True)
+        state_path = state_dir() / f"{hashlib.sha256(data + settings.encode()).hexdigest()[:32]}.json"
+        result = self._result(state_path, data, inputs)
         duration = len(audio) / SAMPLE_RATE
         transcript = to_transcript(result, duration, options.language, {
             "backend": self.name, "model": self.model_name, "base_url": self.base_url,
@@ -131,3 +165,32 @@ class TiyaroBackend(Backend):
         if progress:
             progress(duration)
         return transcript
+
+    def _result(self, state_path: Path, data: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+        """The job's result: kept, re-attached to, or from a new upload and submission."""
+        state = _load_state(state_path)
+        if state and isinstance(state.get("result"), dict):
+            return state["result"]
+        if state:
+            try:
+                return self._finish(state_path, state)
+            except TiyaroNotFound:  # the service forgot the job: start again
+                state_path.unlink(missing_ok=True)
+        url = self.client.upload_url("wav")
+        self.client.upload(url, data)
+        job_id, poll_url = self.client.submit(self.model_name, inputs, url)
+        # Saved before the first poll, so a crash from here on re-attaches instead of resubmitting.
+        state = {"job_id": job_id, "poll_url": poll_url, "base_url": self.base_url,
+                 "model": self.model_name, "submitted_at": time.time()}
+        _save_state(state_path, state)
+        return self._finish(state_path, state)
+
+    def _finish(self, state_path: Path, state: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result = self.client.wait(state["poll_url"])
+        except TiyaroJobFailed:
+            state_path.unlink(missing_ok=True)  # a failed job is not re-attached to
+            raise
+        with contextlib.suppress(OSError):  # keeping the result is a saving, not a must
+            _save_state(state_path, {**state, "result": result})
+        return result
