@@ -50,6 +50,8 @@ class Backend(ABC):
     supported_options: ClassVar[frozenset[str]] = frozenset(DecodeOptions.names())
     #: Model used when the user names none.
     default_model: ClassVar[str] = "tiny.en"
+    #: Whether the backend enforces --timeout (an overall deadline; remote services).
+    supports_timeout: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -57,12 +59,16 @@ class Backend(ABC):
         device: str = "auto",
         compute_type: str = "auto",
         threads: int | None = None,
+        timeout: float | None = None,
     ) -> None:
         self.model_name = model or self.default_model
         self.device = device
         self.compute_type = compute_type
         # A deliberate thread count: engines left to guess oversubscribe shared cores.
         self.threads = threads or len(os.sched_getaffinity(0))
+        if timeout is not None and not self.supports_timeout:
+            raise UnsupportedOption(f"backend {self.name!r} has no --timeout (it does not wait on a service)")
+        self.timeout = timeout
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

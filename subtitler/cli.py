@@ -226,6 +226,8 @@ _DEFAULTS = DecodeOptions()
                    "float32, float16, int8.")
 @click.option("--threads", type=click.IntRange(min=1),
               help="CPU threads for the engine [default: all cores].")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Remote backends: give up on a file after this many seconds.")
 @click.option("--language", help="Spoken language, code or name (en, French...). Omit to detect.")
 @click.option("--task", type=click.Choice(TASKS), default=_DEFAULTS.task, show_default=True,
               help="translate: English subtitles from any language.")
@@ -259,7 +261,8 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
         profile: Profile | None, style: Style, video_mode: str | None, video_format: str | None,
         default_track: bool, add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str,
         backend: str, model: str, audio_stream: int, device: str,
-        compute_type: str, threads: int | None, progress: bool | None, **decoding: Any) -> None:
+        compute_type: str, threads: int | None, timeout: float | None, progress: bool | None,
+        **decoding: Any) -> None:
     """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
 
     Outputs go beside each input (clip.mp4 -> clip.srt, clip.subtitled.mp4)
@@ -288,7 +291,8 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
         pipeline = Subtitler(
             backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
             output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
-            device=device, compute_type=compute_type, threads=threads, profile=profile, style=style,
+            device=device, compute_type=compute_type, threads=threads, timeout=timeout,
+            profile=profile, style=style,
             video=video, warn=_warn,
         )
     except SubtitlerError as e:

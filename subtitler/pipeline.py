@@ -82,6 +82,8 @@ class Subtitler:
     device: str = "auto"
     compute_type: str = "auto"
     threads: int | None = None
+    # Overall deadline per file in seconds, for backends that wait on a service.
+    timeout: float | None = None
     # Cue layout rules; None: netflix, or cjk for Chinese, Japanese and Korean.
     profile: Profile | None = None
     style: Style = field(default_factory=Style)
@@ -97,8 +99,10 @@ class Subtitler:
     @property
     def engine(self) -> Backend:
         if self._engine is None:
+            # timeout only when given: plugins written before it existed keep working.
+            extra = {"timeout": self.timeout} if self.timeout is not None else {}
             self._engine = load_backend(self.backend, self.model, device=self.device,
-                                        compute_type=self.compute_type, threads=self.threads)
+                                        compute_type=self.compute_type, threads=self.threads, **extra)
         return self._engine
 
     def transcribe(self, path: str | Path, on_progress: OnProgress | None = None) -> Transcript:

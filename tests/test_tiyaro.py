@@ -279,3 +279,25 @@ def test_failed_job_is_not_reattached(backend, fake, audio):
     fake.final_status = "success"
     backend.transcribe(audio[:16000], DecodeOptions())
     assert len(fake.requests("submit")) == 2  # a new job, not the failed one
+
+
+def test_timeout_gives_up_then_a_rerun_reattaches(backend, fake, local, audio):
+    import time
+
+    fake.polls_before_success = 10**9
+    backend.timeout = 0.5
+    started = time.monotonic()
+    with pytest.raises(tiyaro.TiyaroTimeout, match="re-attach") as e:
+        backend.transcribe(audio, DecodeOptions())
+    assert time.monotonic() - started < 5
+    assert KEY not in error_text(e.value)
+    fake.polls_before_success = 0
+    assert backend.transcribe(audio, DecodeOptions()).words == local.words
+    assert len(fake.requests("submit")) == 1
+
+
+def test_timeout_is_refused_by_local_backends():
+    from subtitler.backends import get_backend_class
+
+    with pytest.raises(UnsupportedOption, match="has no --timeout"):
+        get_backend_class("faster-whisper")("tiny.en", timeout=5)

@@ -54,8 +54,9 @@ class FasterWhisperBackend(Backend):
     description = "faster-whisper (CTranslate2): int8 on CPU, float16 on GPU"
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None) -> None:
-        super().__init__(model, device, compute_type, threads)
+                 compute_type: str = "auto", threads: int | None = None,
+                 timeout: float | None = None) -> None:
+        super().__init__(model, device, compute_type, threads, timeout)
         import ctranslate2
         from faster_whisper import WhisperModel
 

@@ -41,10 +41,12 @@ from .client import (
     TiyaroJobFailed,
     TiyaroNotFound,
     TiyaroNoTimings,
+    TiyaroTimeout,
 )
 
 __all__ = ["TiyaroBackend", "TiyaroError", "TiyaroAuthError", "TiyaroNotFound",
-           "TiyaroJobFailed", "TiyaroNoTimings", "tiyaro_input", "wav_bytes", "to_transcript"]
+           "TiyaroJobFailed", "TiyaroNoTimings", "TiyaroTimeout", "tiyaro_input", "wav_bytes",
+           "to_transcript"]
 
 DEFAULT_BASE_URL = "https://api.tiyaro.ai"
 SAMPLE_RATE = 16000
@@ -118,10 +120,12 @@ class TiyaroBackend(Backend):
     description = "Tiyaro's async Whisper API (TIYARO_API_KEY; TIYARO_BASE_URL for another server)"
     # The service runs its own pipeline: subtitler's `vad` cannot be passed on, so --no-vad is refused.
     supported_options = frozenset(DecodeOptions.names()) - {"vad"}
+    supports_timeout = True
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None) -> None:
-        super().__init__(model, device, compute_type, threads)
+                 compute_type: str = "auto", threads: int | None = None,
+                 timeout: float | None = None) -> None:
+        super().__init__(model, device, compute_type, threads, timeout)
         reason = self.unavailable_reason()
         if reason:
             raise BackendUnavailable(f"backend 'tiyaro' is unavailable: {reason}")
@@ -152,6 +156,7 @@ class TiyaroBackend(Backend):
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,
                    progress: Progress | None = None) -> Transcript:
         check_english_only(self.model_name, not self.model_name.endswith(".en"), options)
+        self.client.deadline = time.monotonic() + self.timeout if self.timeout else None
         data, inputs = wav_bytes(audio), tiyaro_input(options)
         settings = json.dumps([self.base_url, self.model_name, self.client.service_tier, inputs],
                               sort_keys=True)

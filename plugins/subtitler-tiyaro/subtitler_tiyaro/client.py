@@ -58,6 +58,12 @@ class TiyaroNoTimings(TiyaroError):
     exit_code = 24
 
 
+class TiyaroTimeout(TiyaroError):
+    """--timeout ran out before the job finished (it may still be running: rerun to re-attach)."""
+
+    exit_code = 25
+
+
 def _unwrap(body: Any) -> Any:
     """The spec wraps bodies as {"response": {...}}; the sample reads them bare. Accept both."""
     if isinstance(body, dict) and isinstance(body.get("response"), dict):
@@ -105,6 +111,8 @@ class TiyaroClient:
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.retries, self.retry_backoff, self.max_backoff = retries, retry_backoff, max_backoff
         self.max_wait = max_wait
+        # time.monotonic() by which the whole file must be done (--timeout); None: no deadline.
+        self.deadline: float | None = None
         self.sleep = sleep
         # No default headers and no redirects: the key is added per request, to the API origin only.
         self.http = httpx.Client(timeout=timeout, follow_redirects=False)
@@ -121,6 +129,13 @@ class TiyaroClient:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
 
+    def _pause(self, seconds: float, what: str) -> None:
+        """Sleep before a retry or poll, unless that would pass the deadline."""
+        if self.deadline is not None and time.monotonic() + seconds > self.deadline:
+            raise self._error(TiyaroTimeout, f"Tiyaro {what}: --timeout ran out; a submitted job keeps "
+                                             "running: run the same command again to re-attach to it")
+        self.sleep(seconds)
+
     def _backoff(self, attempt: int) -> float:
         delay = min(self.max_backoff, self.retry_backoff * 2 ** attempt)
         return delay * (0.5 + random.random() / 2)  # jitter: spread clients that failed together
@@ -135,7 +150,7 @@ class TiyaroClient:
                 resp = self.http.request(method, url, headers=headers, **kwargs)
             except httpx.TransportError as e:
                 if retry and attempt < self.retries:
-                    self.sleep(self._backoff(attempt))
+                    self._pause(self._backoff(attempt), what)
                     attempt += 1
                     continue
                 hint = "" if retry else " (not retried: the job may or may not have been created)"
@@ -144,7 +159,7 @@ class TiyaroClient:
             transient = resp.status_code in RETRY_STATUSES or resp.status_code >= 500
             if transient and retry and attempt < self.retries:
                 wait = _retry_after(resp)
-                self.sleep(self._backoff(attempt) if wait is None else wait)
+                self._pause(self._backoff(attempt) if wait is None else wait, what)
                 attempt += 1
                 continue
             if resp.is_success:
@@ -226,7 +241,7 @@ class TiyaroClient:
                 raise self._error(TiyaroError, f"Tiyaro poll: unexpected job status {status!r}")
             if waited >= self.max_wait:
                 raise self._error(TiyaroError, f"Tiyaro job still {status} after {waited:.0f} s")
-            self.sleep(interval)
+            self._pause(interval, f"job still {status}")
             waited += interval
             interval = min(self.max_poll_interval, interval * 2)
 

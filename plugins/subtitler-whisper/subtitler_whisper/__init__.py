@@ -60,8 +60,9 @@ class WhisperBackend(Backend):
     description = "openai-whisper on torch: CUDA + fp16 on a GPU, fp32 on CPU"
 
     def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None) -> None:
-        super().__init__(model, device, compute_type, threads)
+                 compute_type: str = "auto", threads: int | None = None,
+                 timeout: float | None = None) -> None:
+        super().__init__(model, device, compute_type, threads, timeout)
         import torch
 
         if device == "auto":
