@@ -52,6 +52,8 @@ class Backend(ABC):
     default_model: ClassVar[str] = "tiny.en"
     #: Whether the backend enforces --timeout (an overall deadline; remote services).
     supports_timeout: ClassVar[bool] = False
+    #: Whether several files may be transcribed at once from threads (--jobs): remote services.
+    parallel_files: ClassVar[bool] = False
 
     def __init__(
         self,

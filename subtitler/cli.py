@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
+import threading
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +231,8 @@ _DEFAULTS = DecodeOptions()
               help="CPU threads for the engine [default: all cores].")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Remote backends: give up on a file after this many seconds.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Remote backends: files in flight at once.")
 @click.option("--language", help="Spoken language, code or name (en, French...). Omit to detect.")
 @click.option("--task", type=click.Choice(TASKS), default=_DEFAULTS.task, show_default=True,
               help="translate: English subtitles from any language.")
@@ -261,8 +266,8 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
         profile: Profile | None, style: Style, video_mode: str | None, video_format: str | None,
         default_track: bool, add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str,
         backend: str, model: str, audio_stream: int, device: str,
-        compute_type: str, threads: int | None, timeout: float | None, progress: bool | None,
-        **decoding: Any) -> None:
+        compute_type: str, threads: int | None, timeout: float | None, jobs: int,
+        progress: bool | None, **decoding: Any) -> None:
     """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
 
     Outputs go beside each input (clip.mp4 -> clip.srt, clip.subtitled.mp4)
@@ -298,27 +303,73 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
     except SubtitlerError as e:
         _fail(e)
     show = sys.stderr.isatty() if progress is None else progress
-    _subtitle_all(pipeline, inputs, show)
+    _subtitle_all(pipeline, inputs, show, jobs)
 
 
-def _subtitle_all(pipeline: Subtitler, inputs: tuple[Path, ...], show: bool) -> None:
-    codes = []
-    for path in inputs:
-        try:
-            with _Progress(path.name, show) as bar:
-                result = pipeline.subtitle(path, bar.update)
-        except SubtitlerError as e:
-            click.echo(f"subtitler: error: {e}", err=True)
-            codes.append(e.exit_code)
-            continue
-        except KeyboardInterrupt:
-            click.echo("subtitler: interrupted", err=True)
-            sys.exit(INTERRUPTED_EXIT_CODE)
-        for out in [*result.outputs, *([result.video] if result.video else [])]:
-            click.echo(str(out))
+def _subtitle_all(pipeline: Subtitler, inputs: tuple[Path, ...], show: bool, jobs: int = 1) -> None:
+    if jobs > 1:
+        codes = _subtitle_parallel(pipeline, inputs, jobs)
+    else:
+        codes = []
+        for path in inputs:
+            try:
+                with _Progress(path.name, show) as bar:
+                    result = pipeline.subtitle(path, bar.update)
+            except SubtitlerError as e:
+                click.echo(f"subtitler: error: {e}", err=True)
+                codes.append(e.exit_code)
+                continue
+            except KeyboardInterrupt:
+                click.echo("subtitler: interrupted", err=True)
+                sys.exit(INTERRUPTED_EXIT_CODE)
+            _echo_outputs(result)
     if codes:
         # One input: its own error's code. Several: 1 means "some failed".
         sys.exit(codes[0] if len(inputs) == 1 else 1)
+
+
+def _echo_outputs(result: Any) -> None:
+    for out in [*result.outputs, *([result.video] if result.video else [])]:
+        click.echo(str(out))
+
+
+def _subtitle_parallel(pipeline: Subtitler, inputs: tuple[Path, ...], jobs: int) -> list[int]:
+    """At most `jobs` files in flight (remote backends), one status line per file state."""
+    try:
+        engine = pipeline.engine  # load once, before the threads share it
+    except SubtitlerError as e:
+        _fail(e)
+    if not type(engine).parallel_files:
+        raise click.UsageError(f"--jobs needs a backend that works on several files at once; "
+                               f"{engine.name!r} runs here, one file at a time")
+    codes: list[int] = []
+    lock = threading.Lock()
+
+    def one(n: int, path: Path) -> None:
+        tag = f"[{n}/{len(inputs)}] {path}"
+        with lock:
+            click.echo(f"subtitler: {tag}: started", err=True)
+        try:
+            result = pipeline.subtitle(path)
+        except SubtitlerError as e:
+            with lock:
+                click.echo(f"subtitler: error: {e}", err=True)
+                codes.append(e.exit_code)
+            return
+        with lock:
+            click.echo(f"subtitler: {tag}: done", err=True)
+            _echo_outputs(result)
+
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    try:
+        for future in [pool.submit(one, n, p) for n, p in enumerate(inputs, 1)]:
+            future.result()
+    except KeyboardInterrupt:
+        pool.shutdown(wait=False, cancel_futures=True)
+        click.echo("subtitler: interrupted (submitted jobs are re-attached by the next run)", err=True)
+        os._exit(INTERRUPTED_EXIT_CODE)  # don't wait for threads blocked in network calls
+    pool.shutdown()
+    return codes
 
 
 def _fail(e: SubtitlerError, code: int | None = None) -> None:

@@ -52,6 +52,7 @@ class Job:
     inputs: dict[str, Any]
     url: str
     polls: int = 0
+    done: bool = False
 
 
 @dataclass
@@ -64,6 +65,7 @@ class FakeTiyaro:
     final_message: str = "model crashed"
     text_only: bool = False  # the result keeps only "text"
     seen: list[Seen] = field(default_factory=list)
+    max_in_flight: int = 0  # most jobs submitted and not yet finished at one time
     objects: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
     _faults: list[tuple[str | None, int, dict[str, str]]] = field(default_factory=list)
@@ -205,6 +207,8 @@ class FakeTiyaro:
         job = Job(uuid.uuid4().hex, m.group(1) + (m.group(2) or ""), tier, inputs, url)
         with self._lock:
             self.jobs[job.id] = job
+            in_flight = sum(not j.done for j in self.jobs.values())
+            self.max_in_flight = max(self.max_in_flight, in_flight)
         accepted = datetime.datetime.now(datetime.timezone.utc).isoformat()
         return 202, {"response": {"id": job.id, "urls": {"GET": f"{self.base_url}/v1/async/results/{job.id}"},
                                   "status": "accepted", "acceptedAt": accepted}}, {}
@@ -225,6 +229,7 @@ class FakeTiyaro:
             if self.text_only:
                 result = {"text": result["text"]}
             body = {"id": job.id, "status": "success", "result": result}
+            job.done = True
         return 200, ({"response": body} if self.wrapped else body), {}
 
 

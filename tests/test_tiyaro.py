@@ -301,3 +301,29 @@ def test_timeout_is_refused_by_local_backends():
 
     with pytest.raises(UnsupportedOption, match="has no --timeout"):
         get_backend_class("faster-whisper")("tiny.en", timeout=5)
+
+
+def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
+    """Six files with --jobs 3: never more than three jobs at the server at once, all six done."""
+    import os
+    import subprocess
+    import sys
+
+    clips = []
+    for n in range(6):  # distinct audio per file, so each is its own job
+        clip = tmp_path / f"clip{n}.wav"
+        clip.write_bytes(tiyaro.wav_bytes(audio[: 16000 * 6 + n * 1600]))
+        clips.append(str(clip))
+    fake.polls_before_success = 3
+    env = {**os.environ, "TIYARO_API_KEY": KEY, "TIYARO_BASE_URL": fake.base_url,
+           "TIYARO_POLL_INTERVAL": "0.05", "SUBTITLER_STATE_DIR": str(tmp_path / "state")}
+    proc = subprocess.run([sys.executable, "-m", "subtitler", *clips, "-b", "tiyaro", "--jobs", "3",
+                           "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert len(fake.requests("submit")) == 6
+    assert 2 <= fake.max_in_flight <= 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"clip{n}.srt" for n in range(6)]
+    assert proc.stderr.count(": started") == 6 and proc.stderr.count(": done") == 6
+    local_run = subprocess.run([sys.executable, "-m", "subtitler", clips[0], "--jobs", "2", "-o",
+                                str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
+    assert local_run.returncode == 2 and "--jobs needs a backend" in local_run.stderr

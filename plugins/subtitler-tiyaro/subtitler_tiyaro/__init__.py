@@ -121,6 +121,7 @@ class TiyaroBackend(Backend):
     # The service runs its own pipeline: subtitler's `vad` cannot be passed on, so --no-vad is refused.
     supported_options = frozenset(DecodeOptions.names()) - {"vad"}
     supports_timeout = True
+    parallel_files = True  # the work happens on the server; the client only waits
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  compute_type: str = "auto", threads: int | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -111,8 +112,9 @@ class TiyaroClient:
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.retries, self.retry_backoff, self.max_backoff = retries, retry_backoff, max_backoff
         self.max_wait = max_wait
-        # time.monotonic() by which the whole file must be done (--timeout); None: no deadline.
-        self.deadline: float | None = None
+        # Per thread (--jobs runs files side by side): the time.monotonic() by which the
+        # current file must be done (--timeout); None: no deadline.
+        self._local = threading.local()
         self.sleep = sleep
         # No default headers and no redirects: the key is added per request, to the API origin only.
         self.http = httpx.Client(timeout=timeout, follow_redirects=False)
@@ -128,6 +130,14 @@ class TiyaroClient:
     def _is_api(self, url: str) -> bool:
         a, b = urlsplit(url), urlsplit(self.base_url)
         return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    @property
+    def deadline(self) -> float | None:
+        return getattr(self._local, "deadline", None)
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._local.deadline = value
 
     def _pause(self, seconds: float, what: str) -> None:
         """Sleep before a retry or poll, unless that would pass the deadline."""
