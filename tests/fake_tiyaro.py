@@ -19,6 +19,7 @@ import datetime
 import json
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ class Job:
     url: str
     polls: int = 0
     done: bool = False
+    submitted: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class FakeTiyaro:
     key: str = "test-key"
     wrapped: bool = True  # poll answers as {"response": {...}} (the spec) or bare (the sample)
     polls_before_success: int = 0  # polls answered "pending"/"processing" first
+    job_seconds: float = 0.0  # and the server's own processing time before a job can succeed
     final_status: str = "success"  # or "failed" / "cancelled"
     final_message: str = "model crashed"
     text_only: bool = False  # the result keeps only "text"
@@ -218,7 +221,7 @@ class FakeTiyaro:
         if job is None:
             return 404, {"code": 404, "message": "no such job"}, {}
         job.polls += 1
-        if job.polls <= self.polls_before_success:
+        if job.polls <= self.polls_before_success or time.monotonic() - job.submitted < self.job_seconds:
             body: dict[str, Any] = {"id": job.id, "status": "pending" if job.polls == 1 else "processing"}
         elif self.final_status != "success":
             body = {"id": job.id, "status": self.final_status, "message": self.final_message}

@@ -327,3 +327,17 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
     local_run = subprocess.run([sys.executable, "-m", "subtitler", clips[0], "--jobs", "2", "-o",
                                 str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert local_run.returncode == 2 and "--jobs needs a backend" in local_run.stderr
+
+
+def test_polling_is_prompt_but_frugal(backend, fake, local, audio):
+    """A 3 s job: noticed within max(0.2 s, 5%) of finishing, with at most 5 polls a second."""
+    import time
+
+    fake.job_seconds = 3.0
+    backend.client.poll_interval = 0.2
+    started = time.monotonic()
+    assert backend.transcribe(audio, DecodeOptions()).words == local.words
+    late = time.monotonic() - started - fake.job_seconds
+    polls = len(fake.requests("poll"))
+    assert late <= 0.2 + 0.5  # a poll's wait, plus upload and request time on a busy machine
+    assert polls <= fake.job_seconds / 0.2 + 2

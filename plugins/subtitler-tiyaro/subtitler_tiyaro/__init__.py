@@ -2,8 +2,9 @@
 
 Environment: TIYARO_API_KEY (required), TIYARO_BASE_URL (default
 https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
-cpuflex), TIYARO_POLL_INTERVAL (first poll wait in seconds, default 0.5; it
-doubles up to 15 s).
+cpuflex), TIYARO_POLL_INTERVAL (shortest wait between polls in seconds,
+default 0.5: at most 2 polls a second per job; the wait grows to 5% of the
+time already waited, up to 15 s).
 
 Resume: as soon as a job is submitted, its id and poll URL are saved in the
 user's state directory (SUBTITLER_STATE_DIR overrides it), keyed by the audio
