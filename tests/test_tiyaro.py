@@ -330,7 +330,7 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
 
 
 def test_polling_is_prompt_but_frugal(backend, fake, local, audio):
-    """A 3 s job: noticed within max(0.2 s, 5%) of finishing, with at most 5 polls a second."""
+    """A 3 s job: noticed about one poll wait after it finishes, with at most 5 polls a second."""
     import time
 
     fake.job_seconds = 3.0
