@@ -86,6 +86,8 @@ class MediaInfo:
     start_time: float
     audio: list[AudioStream] = field(default_factory=list)
     video: VideoStream | None = None
+    # Codec of each subtitle stream, in order ("mov_text", "subrip", "ass"...).
+    subtitles: list[str] = field(default_factory=list)
 
     def audio_stream(self, n: int = 0) -> AudioStream:
         """The n-th audio stream (counting audio streams only, like ffmpeg's 0:a:n)."""
@@ -152,9 +154,10 @@ def probe(path: str | Path) -> MediaInfo:
             _float(v.get("start_time"), _float(fmt.get("start_time"))),
         )
     duration = _float(fmt.get("duration"), -1.0)
+    subtitles = [s.get("codec_name", "?") for s in streams if s.get("codec_type") == "subtitle"]
     return MediaInfo(
         path, fmt.get("format_name", "?"), duration if duration >= 0 else None,
-        _float(fmt.get("start_time")), audio, video,
+        _float(fmt.get("start_time")), audio, video, subtitles,
     )
 
 
@@ -184,7 +187,7 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
         h, m, s = match.group(2, 3, 4)
         duration = int(h) * 3600 + int(m) * 60 + float(s)
     start = float(match.group(5))
-    audio, video = [], None
+    audio, video, subtitles = [], None, []
     for index, lang, kind, codec, rest in streams:
         if kind == "Audio":
             rate = re.search(r"(\d+) Hz", rest)
@@ -195,7 +198,9 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
             size = re.search(r", (\d+)x(\d+)", rest)
             w, h = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
             video = VideoStream(int(index), codec, w, h, start)
-    return MediaInfo(path, "?", duration, start, audio, video)
+        elif kind == "Subtitle":
+            subtitles.append(codec)
+    return MediaInfo(path, "?", duration, start, audio, video, subtitles)
 
 
 def _last_line(stderr: bytes | str | None) -> str:

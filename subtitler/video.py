@@ -19,12 +19,14 @@ from pathlib import Path
 
 import pysubs2
 
+from .cues import Cue
 from .errors import OutputError, OutputExists, VideoError
 from .files import atomic_path
 from .formats import ASS
-from .languages import iso639_2, language_code
-from .media import MediaInfo, find_tools, probe
+from .languages import LANGUAGES, iso639_2, language_code
+from .media import VideoStream, find_tools, probe
 from .style import Style
+from .transcript import Transcript
 
 # Text subtitle codec each container takes (MKV: srt, or ass to keep styling).
 _CONTAINER_CODEC = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "srt",
@@ -100,17 +102,6 @@ def _ffmpeg(args: Sequence[str], target: Path, duration: float | None,
         return lines[-1] if lines else f"exit status {proc.returncode}"
 
 
-def _existing_subtitle_streams(info: MediaInfo) -> list[dict]:
-    """Subtitle streams already in the video (codec per stream), via ffprobe."""
-    tools = find_tools()
-    if tools.ffprobe is None:
-        return []  # without ffprobe they are still copied, with their own codec
-    import ffmpeg
-
-    data = ffmpeg.probe(str(info.path), cmd=tools.ffprobe, select_streams="s")
-    return data.get("streams", [])
-
-
 def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None, *,
         overwrite: bool = False, on_progress: OnProgress | None = None) -> Path:
     """Add subtitle tracks to `video` without re-encoding; every existing stream is copied."""
@@ -129,7 +120,7 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
             raise VideoError(f"{output}: WebM takes only VP8/VP9/AV1 video and Opus/Vorbis audio; "
                              f"this video has {info.video.codec if info.video else 'no video'} and "
                              f"{', '.join(sorted(audio_codecs)) or 'no audio'}: write .mkv instead")
-    existing = _existing_subtitle_streams(info)
+    existing = info.subtitles
     args: list[str] = ["-i", str(video)]
     for t in tracks:
         args += ["-i", str(t.path)]
@@ -139,8 +130,7 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
     for n in range(len(tracks)):
         args += ["-map", f"{n + 1}:0"]
     args += ["-c", "copy"]
-    for k, stream in enumerate(existing):  # keep old tracks; convert text ones the container can't hold
-        old = stream.get("codec_name")
+    for k, old in enumerate(existing):  # keep old tracks; convert text ones the container can't hold
         if ext != ".mkv" and old != codec:
             if old not in _TEXT_CODECS:
                 raise VideoError(f"{output}: existing subtitle track {k} ({old}) cannot go into {ext}")
@@ -175,22 +165,15 @@ def mux_format(output: Path, formats: Sequence[str] = ()) -> str:
 
 
 def _default_title(code: str | None) -> str:
-    from .languages import LANGUAGES
-
     return LANGUAGES.get(code or "", "Subtitles").title()
 
 
-def _styled_ass(subtitles: Path, info: MediaInfo, style: Style) -> str:
+def _styled_ass(subs: pysubs2.SSAFile, suffix: str, video: VideoStream, style: Style) -> str:
     """The subtitles as ASS sized to the video: our style for SRT/VTT, an ASS file's own styles kept."""
-    subs = pysubs2.load(str(subtitles), encoding="utf-8")
-    width, height = (info.video.width, info.video.height) if info.video else (0, 0)
-    if subtitles.suffix.lower() in (".ass", ".ssa"):
+    if suffix.lower() in (".ass", ".ssa"):
         return subs.to_string("ass")
-    from .cues import Cue
-    from .transcript import Transcript
-
     cues = [Cue(e.start / 1000, e.end / 1000, e.plaintext) for e in subs if not e.is_comment]
-    meta = {"video": {"width": width, "height": height}}
+    meta = {"video": {"width": video.width, "height": video.height}}
     return ASS().dumps(Transcript(None, 0.0, [], meta), cues, style)
 
 
@@ -222,10 +205,10 @@ def burn(video: Path, subtitles: Path, output: Path | None = None, *, style: Sty
         raise VideoError(f"{video}: no video stream to burn subtitles into")
     output = Path(output) if output else default_output(video)
     _check_output(video, output, overwrite)
-    style = style or Style()
-    ass_text = _styled_ass(Path(subtitles), info, style)
+    subs = pysubs2.load(str(subtitles), encoding="utf-8")
+    ass_text = _styled_ass(subs, Path(subtitles).suffix, info.video, style or Style())
     if warn:
-        missing = missing_glyphs("".join(e.plaintext for e in pysubs2.SSAFile.from_string(ass_text)))
+        missing = missing_glyphs("".join(e.plaintext for e in subs))
         if missing:
             warn(f"no installed font has {len(missing)} character(s) of these subtitles "
                  f"(e.g. {''.join(missing[:5])}): they will show as boxes; install a font that has "
