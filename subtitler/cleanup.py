@@ -118,8 +118,3 @@ def collapse_repetitions(transcript: Transcript) -> Transcript:
         meta["repetitions_removed"] = {"segments": segments_removed, "words": words_removed}
     return Transcript(transcript.language, transcript.duration, segments, meta)
 
-
-def is_empty(transcript: Transcript) -> bool:
-    """True when there is no text to subtitle (no speech found, or all of it filtered)."""
-    return not any(_norm(s.text) for s in transcript.segments)
-

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from subtitler.cleanup import collapse_repetitions, is_empty
+from subtitler.cleanup import collapse_repetitions
 from subtitler.options import DecodeOptions
 from subtitler.transcript import Segment, Transcript, Word
 
@@ -106,12 +106,6 @@ def test_input_is_not_modified() -> None:
     assert t == before
     out.segments[0].words[0].start = 99.0
     assert t.segments[0].words[0].start == 0.0  # no shared words
-
-
-def test_is_empty() -> None:
-    assert is_empty(Transcript("en", 60.0, []))
-    assert is_empty(transcript(Segment(0.0, 1.0, " ")))
-    assert not is_empty(transcript(segment(0.0, "Hello.")))
 
 
 @pytest.mark.slow
