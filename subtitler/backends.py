@@ -13,10 +13,12 @@ import is reported (with the reason) and skipped; the others keep working.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -32,6 +34,30 @@ ENTRY_POINT_GROUP = "subtitler.backends"
 
 # Called with the seconds of audio transcribed so far.
 Progress = Callable[[float], None]
+
+# Where report_status() lines go; a context variable, so each --jobs thread has its own.
+_on_status: ContextVar[Callable[[str], None] | None] = ContextVar("subtitler_on_status", default=None)
+
+
+def report_status(message: str) -> None:
+    """Tell the user a backend's work changed state ("uploading 1.2 MB", "job 3f2a: processing").
+
+    For remote services, whose waits have no seconds-of-audio progress; a no-op
+    unless the caller set a reporter with `status_reporter`.
+    """
+    callback = _on_status.get()
+    if callback is not None:
+        callback(message)
+
+
+@contextlib.contextmanager
+def status_reporter(callback: Callable[[str], None]) -> Iterator[None]:
+    """Send report_status() messages from this thread to `callback` while inside."""
+    token = _on_status.set(callback)
+    try:
+        yield
+    finally:
+        _on_status.reset(token)
 
 
 class Backend(ABC):

@@ -80,5 +80,47 @@ class VideoError(SubtitlerError):
     exit_code = 13
 
 
+class RemoteError(SubtitlerError):
+    """A remote transcription service failed or answered something unexpected."""
+
+    exit_code = 20
+
+
+class RemoteAuthError(RemoteError):
+    """The service refused the API key (401/403)."""
+
+    exit_code = 21
+
+
+class RemoteNotFound(RemoteError):
+    """404 from the service: a wrong base URL or model."""
+
+    exit_code = 22
+
+
+class RemoteJobFailed(RemoteError):
+    """The service's job ended as failed or cancelled."""
+
+    exit_code = 23
+
+
+class RemoteNoTimings(RemoteError):
+    """The service gave text without timings: it cannot become subtitles."""
+
+    exit_code = 24
+
+
+class RemoteTimeout(RemoteError):
+    """--timeout ran out before the service finished."""
+
+    exit_code = 25
+
+
+class RemoteTooLarge(RemoteError):
+    """The service refused the upload as too large (413)."""
+
+    exit_code = 26
+
+
 # The CLI's code for Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT_CODE = 130

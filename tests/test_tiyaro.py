@@ -6,10 +6,7 @@ from the real-speech sample, so the remote path must give the same subtitles.
 
 from __future__ import annotations
 
-import io
 import traceback
-import wave
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -20,27 +17,14 @@ from subtitler.cues import build_cues
 from subtitler.errors import SubtitlerError, UnsupportedOption
 from subtitler.formats import get_format
 from subtitler.options import DecodeOptions
+from subtitler.remote import wav_bytes
 from subtitler.transcript import Transcript
 
 from .fake_tiyaro import FakeTiyaro
+from .upload_engine import UploadEngine, decode_upload
 
 KEY = "sk-test-0123456789abcdef"
 SECONDS = 8
-
-
-def whisper_dict(t: Transcript) -> dict:
-    """A Transcript in openai-whisper's transcribe() result shape (with word_timestamps)."""
-    return {
-        "text": t.text, "language": t.language,
-        "segments": [
-            {"id": i, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
-             "temperature": s.temperature, "avg_logprob": s.avg_logprob,
-             "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob,
-             "words": [{"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
-                       for w in s.words]}
-            for i, s in enumerate(t.segments)
-        ],
-    }
 
 
 @pytest.fixture(scope="module")
@@ -53,10 +37,14 @@ def local(fw_backend, audio) -> Transcript:
     return fw_backend.transcribe(audio, DecodeOptions())
 
 
+@pytest.fixture(scope="module")
+def engine(fw_backend) -> UploadEngine:
+    return UploadEngine(fw_backend)
+
+
 @pytest.fixture
-def fake(local):
-    served = whisper_dict(local)
-    with FakeTiyaro(result=lambda data, inputs, model: served, key=KEY) as f:
+def fake(engine):
+    with FakeTiyaro(result=engine.tiyaro, key=KEY) as f:
         yield f
 
 
@@ -77,6 +65,13 @@ def srt(t: Transcript) -> str:
     return get_format("srt").dumps(t, build_cues(t))
 
 
+def same_words(got: Transcript, want: Transcript, tolerance: float = 0.05) -> bool:
+    """Same words, each starting and ending within `tolerance` s (the upload went through MP3)."""
+    return [w.text for w in got.words] == [w.text for w in want.words] and all(
+        abs(a.start - b.start) <= tolerance and abs(a.end - b.end) <= tolerance
+        for a, b in zip(got.words, want.words, strict=True))
+
+
 def error_text(e: BaseException) -> str:
     return "".join(traceback.format_exception(e)) + repr(e)
 
@@ -95,23 +90,34 @@ def test_registered_and_refuses_no_vad(monkeypatch):
 def test_same_subtitles_as_local_engine(backend, fake, local, audio):
     got = backend.transcribe(audio, DecodeOptions())
     assert got.language == local.language == "en"
-    assert [asdict(w) for w in got.words] == [asdict(w) for w in local.words]
-    def spans(t):
-        return [(s.start, s.end, s.text) for s in t.segments]
-
-    assert spans(got) == spans(local)
-    assert srt(got) == srt(local)
+    assert same_words(got, local)
+    assert [s.text for s in got.segments] == [s.text for s in local.segments]
     assert got.duration == pytest.approx(SECONDS)
-    # The upload is a 16 kHz mono 16-bit WAV of the audio, sent to the storage host.
+    # The upload is compact: MP3, a fifth of 16-bit WAV, holding the same audio.
     (data,) = fake.objects.values()
-    with wave.open(io.BytesIO(data)) as w:
-        layout = (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes())
-    assert layout == (16000, 1, 2, len(audio))
-    pcm = np.frombuffer(data[44:], "<i2").astype(np.float32) / 32767
-    assert np.abs(pcm - audio).max() < 1e-4
+    assert data[:3] == b"ID3" or data[:2] == b"\xff\xfb"
+    assert len(data) < 0.25 * 2 * len(audio)
+    decoded = decode_upload(data)
+    assert 0 <= len(decoded) - len(audio) < 0.05 * 16000  # MP3 pads the last frame
+    # Not shifted (an MP3 without its LAME tag would be 69 ms late): correlates at lag 0.
+    assert np.corrcoef(decoded[: len(audio)], audio)[0, 1] > 0.95
+    (put,) = fake.requests("put")
+    assert put.headers["Content-Type"] == "audio/mpeg"
     (job,) = fake.jobs.values()
     assert (job.model, job.tier) == ("tiny.en", "cpuflex")
-    assert fake.requests("upload-url")[0].path == "/v1/input/upload-url?extension=wav"
+    assert fake.requests("upload-url")[0].path == "/v1/input/upload-url?extension=mp3"
+
+
+@pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
+def test_other_upload_formats(backend, fake, audio, monkeypatch, fmt):
+    monkeypatch.setenv("TIYARO_UPLOAD_FORMAT", fmt)
+    b = tiyaro.TiyaroBackend("tiny.en")
+    got = b.transcribe(audio[: 16000 * 3], DecodeOptions())
+    assert got.words and fake.requests("upload-url")[0].path.endswith(f"extension={fmt}")
+    assert len(decode_upload(fake.requests("put")[0].body)) == pytest.approx(16000 * 3, abs=400)
+    monkeypatch.setenv("TIYARO_UPLOAD_FORMAT", "aiff")
+    with pytest.raises(UnsupportedOption, match="TIYARO_UPLOAD_FORMAT"):
+        tiyaro.TiyaroBackend("tiny.en")
 
 
 def test_key_goes_to_the_api_host_only(backend, fake, audio):
@@ -152,8 +158,8 @@ def test_defaults_omit_language(backend, fake, audio):
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_wrapped_and_unwrapped_polls_after_pending(backend, fake, local, audio, wrapped):
     fake.wrapped, fake.polls_before_success = wrapped, 3
-    got = backend.transcribe(audio[:16000], DecodeOptions())
-    assert [asdict(w) for w in got.words] == [asdict(w) for w in local.words]
+    got = backend.transcribe(audio, DecodeOptions())
+    assert same_words(got, local)
     assert len(fake.requests("poll")) == 4
 
 
@@ -162,12 +168,29 @@ def test_503_bursts_are_retried(backend, fake, local, audio):
     fake.fail_next(2, 500, "put")
     fake.fail_next(3, 503, "poll", retry_after="0")
     fake.fail_next(1, 429, "poll", retry_after="0")
-    got = backend.transcribe(audio[:16000], DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions())
     assert got.text == local.text
     assert len(fake.requests("upload-url")) == 4
     assert len(fake.requests("put")) == 3
     assert len(fake.requests("submit")) == 1
     assert len(fake.requests("poll")) == 5
+
+
+def test_connection_reset_mid_upload_is_retried(backend, fake, local, audio):
+    fake.reset_next(2, "put")
+    got = backend.transcribe(audio, DecodeOptions())
+    assert got.text == local.text
+    puts = fake.requests("put")
+    assert len(puts) == 3 and len(puts[0].body) < len(puts[2].body)  # cut off half-way, then whole
+    assert len(fake.requests("submit")) == 1
+
+
+def test_too_large_an_upload(backend, fake, audio):
+    fake.max_upload = 10_000
+    with pytest.raises(tiyaro.TiyaroError, match="too large.*413") as e:
+        backend.transcribe(audio, DecodeOptions())
+    assert e.value.exit_code == 26 and not fake.jobs
+    assert len(fake.requests("put")) == 1  # a 413 is not retried
 
 
 def test_submit_is_never_retried(backend, fake, audio):
@@ -246,12 +269,13 @@ def test_killed_client_reattaches_without_a_second_submit(fake, local, audio, tm
     import time
 
     clip = tmp_path / "clip.wav"
-    clip.write_bytes(tiyaro.wav_bytes(audio))
+    clip.write_bytes(wav_bytes(audio))
     out = tmp_path / "out"
     env = {**os.environ, "TIYARO_API_KEY": KEY, "TIYARO_BASE_URL": fake.base_url,
            "TIYARO_POLL_INTERVAL": "0.05", "SUBTITLER_STATE_DIR": str(tmp_path / "state")}
-    command = [sys.executable, "-m", "subtitler", str(clip), "-b", "tiyaro", "-o", str(out), "--overwrite"]
-    fake.polls_before_success = 10**9  # the job never finishes while the first client runs
+    command = [sys.executable, "-m", "subtitler", str(clip), "-b", "tiyaro", "-o", str(out), "--overwrite",
+               "-f", "json"]
+    fake.never_finish = True  # while the first client runs
     first = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
     while len(fake.requests("poll")) < 2 and time.time() < deadline:
@@ -262,11 +286,11 @@ def test_killed_client_reattaches_without_a_second_submit(fake, local, audio, tm
     state = list((tmp_path / "state" / "tiyaro-jobs").glob("*.json"))
     assert len(state) == 1 and KEY not in state[0].read_text()  # remembered, without the key
 
-    fake.polls_before_success = 0
+    fake.never_finish = False
     again = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert len(fake.requests("submit")) == 1 and len(fake.requests("upload-url")) == 1
-    assert (out / "clip.srt").read_text() == srt(local)
+    assert same_words(Transcript.load(out / "clip.json"), local)
     polls = len(fake.requests("poll"))
     third = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert third.returncode == 0 and len(fake.requests("poll")) == polls  # the result is not fetched twice
@@ -284,15 +308,15 @@ def test_failed_job_is_not_reattached(backend, fake, audio):
 def test_timeout_gives_up_then_a_rerun_reattaches(backend, fake, local, audio):
     import time
 
-    fake.polls_before_success = 10**9
+    fake.never_finish = True
     backend.timeout = 0.5
     started = time.monotonic()
     with pytest.raises(tiyaro.TiyaroTimeout, match="re-attach") as e:
         backend.transcribe(audio, DecodeOptions())
     assert time.monotonic() - started < 5
     assert KEY not in error_text(e.value)
-    fake.polls_before_success = 0
-    assert backend.transcribe(audio, DecodeOptions()).words == local.words
+    fake.never_finish = False
+    assert same_words(backend.transcribe(audio, DecodeOptions()), local)
     assert len(fake.requests("submit")) == 1
 
 
@@ -312,7 +336,7 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
     clips = []
     for n in range(6):  # distinct audio per file, so each is its own job
         clip = tmp_path / f"clip{n}.wav"
-        clip.write_bytes(tiyaro.wav_bytes(audio[: 16000 * 6 + n * 1600]))
+        clip.write_bytes(wav_bytes(audio[: 16000 * 6 + n * 1600]))
         clips.append(str(clip))
     fake.polls_before_success = 3
     env = {**os.environ, "TIYARO_API_KEY": KEY, "TIYARO_BASE_URL": fake.base_url,
@@ -336,7 +360,7 @@ def test_polling_is_prompt_but_frugal(backend, fake, local, audio):
     fake.job_seconds = 3.0
     backend.client.poll_interval = 0.2
     started = time.monotonic()
-    assert backend.transcribe(audio, DecodeOptions()).words == local.words
+    assert same_words(backend.transcribe(audio, DecodeOptions()), local)
     late = time.monotonic() - started - fake.job_seconds
     polls = len(fake.requests("poll"))
     assert late <= 0.2 + 0.5  # a poll's wait, plus upload and request time on a busy machine

@@ -4,7 +4,8 @@ Environment: TIYARO_API_KEY (required), TIYARO_BASE_URL (default
 https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
 cpuflex), TIYARO_POLL_INTERVAL (shortest wait between polls in seconds,
 default 0.5: at most 2 polls a second per job; the wait grows to 5% of the
-time already waited, up to 15 s).
+time already waited, up to 15 s), TIYARO_UPLOAD_FORMAT (mp3, ogg, flac or
+wav, default mp3: 48 kbit/s mono, a fifth of WAV).
 
 Resume: as soon as a job is submitted, its id and poll URL are saved in the
 user's state directory (SUBTITLER_STATE_DIR overrides it), keyed by the audio
@@ -18,21 +19,26 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import json
 import os
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import platformdirs
 
-from subtitler.backends import Backend, Progress
+from subtitler.backends import Backend, Progress, report_status
 from subtitler.errors import BackendUnavailable, UnsupportedOption
 from subtitler.files import atomic_write
 from subtitler.options import DecodeOptions, check_english_only
+from subtitler.remote import (
+    DEFAULT_UPLOAD_FORMAT,
+    UPLOAD_FORMATS,
+    check_upload_format,
+    encode_audio,
+    wav_bytes,
+)
 from subtitler.transcript import Segment, Transcript, Word
 
 from .client import (
@@ -62,18 +68,6 @@ def tiyaro_input(options: DecodeOptions) -> dict[str, Any]:
     if data["language"] is None:
         del data["language"]  # omitted = detect the language
     return data
-
-
-def wav_bytes(audio: np.ndarray) -> bytes:
-    """16 kHz mono float32 samples as a 16-bit PCM WAV."""
-    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(pcm.tobytes())
-    return buf.getvalue()
 
 
 def state_dir() -> Path:
@@ -142,6 +136,8 @@ class TiyaroBackend(Backend):
         except ValueError:
             raise UnsupportedOption("TIYARO_POLL_INTERVAL must be a number of seconds") from None
         self.base_url = os.environ.get("TIYARO_BASE_URL") or DEFAULT_BASE_URL
+        self.upload_format = check_upload_format(
+            os.environ.get("TIYARO_UPLOAD_FORMAT") or DEFAULT_UPLOAD_FORMAT, "TIYARO_UPLOAD_FORMAT")
         self.client = TiyaroClient(self.base_url, os.environ["TIYARO_API_KEY"],
                                    service_tier=tier, poll_interval=interval)
 
@@ -158,12 +154,12 @@ class TiyaroBackend(Backend):
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,
                    progress: Progress | None = None) -> Transcript:
         check_english_only(self.model_name, not self.model_name.endswith(".en"), options)
-        self.client.deadline = time.monotonic() + self.timeout if self.timeout else None
-        data, inputs = wav_bytes(audio), tiyaro_input(options)
-        settings = json.dumps([self.base_url, self.model_name, self.client.service_tier, inputs],
-                              sort_keys=True)
-        state_path = state_dir() / f"{hashlib.sha256(data + settings.encode()).hexdigest()[:32]}.json"
-        result = self._result(state_path, data, inputs)
+        self.client.start_deadline(self.timeout)
+        inputs = tiyaro_input(options)
+        settings = json.dumps([self.base_url, self.model_name, self.client.service_tier,
+                               self.upload_format, inputs], sort_keys=True)
+        key = hashlib.sha256(np.asarray(audio, "<f4").tobytes() + settings.encode()).hexdigest()[:32]
+        result = self._result(state_dir() / f"{key}.json", audio, inputs)
         duration = len(audio) / SAMPLE_RATE
         transcript = to_transcript(result, duration, options.language, {
             "backend": self.name, "model": self.model_name, "base_url": self.base_url,
@@ -173,28 +169,34 @@ class TiyaroBackend(Backend):
             progress(duration)
         return transcript
 
-    def _result(self, state_path: Path, data: bytes, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, state_path: Path, audio: np.ndarray, inputs: dict[str, Any]) -> dict[str, Any]:
         """The job's result: kept, re-attached to, or from a new upload and submission."""
         state = _load_state(state_path)
         if state and isinstance(state.get("result"), dict):
+            report_status(f"job {state.get('job_id')}: result kept from an earlier run")
             return state["result"]
         if state:
+            report_status(f"job {state.get('job_id')}: re-attaching")
             try:
                 return self._finish(state_path, state)
             except TiyaroNotFound:  # the service forgot the job: start again
                 state_path.unlink(missing_ok=True)
-        url = self.client.upload_url("wav")
-        self.client.upload(url, data)
+        data = encode_audio(audio, self.upload_format)
+        url = self.client.upload_url(self.upload_format)
+        report_status(f"uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
+        self.client.upload(url, data, UPLOAD_FORMATS[self.upload_format][1])
         job_id, poll_url = self.client.submit(self.model_name, inputs, url)
         # Saved before the first poll, so a crash from here on re-attaches instead of resubmitting.
         state = {"job_id": job_id, "poll_url": poll_url, "base_url": self.base_url,
                  "model": self.model_name, "submitted_at": time.time()}
         _save_state(state_path, state)
+        report_status(f"job {job_id}: submitted")
         return self._finish(state_path, state)
 
     def _finish(self, state_path: Path, state: dict[str, Any]) -> dict[str, Any]:
+        job = state.get("job_id")
         try:
-            result = self.client.wait(state["poll_url"])
+            result = self.client.wait(state["poll_url"], lambda status: report_status(f"job {job}: {status}"))
         except TiyaroJobFailed:
             state_path.unlink(missing_ok=True)  # a failed job is not re-attached to
             raise

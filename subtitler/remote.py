@@ -1,0 +1,265 @@
+"""What remote backends share: an HTTP client that retries safely and keeps the key secret,
+and the compact audio they upload.
+
+`ServiceClient.request` retries connection errors, 408, 429 and 5xx with
+exponential backoff and jitter, honouring Retry-After, but only where the
+caller says a retry is safe: a job submission whose answer was lost may still
+have created the job, and submitting again would run (and bill) it twice.
+The bearer key goes only to the service's own origin (never to a presigned
+storage URL, never through a redirect) and is scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import io
+import random
+import subprocess
+import tempfile
+import threading
+import time
+import wave
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from .errors import (
+    RemoteAuthError,
+    RemoteError,
+    RemoteNotFound,
+    RemoteTimeout,
+    RemoteTooLarge,
+    UnsupportedOption,
+)
+from .media import SAMPLE_RATE, find_tools
+
+RETRY_STATUSES = frozenset({408, 429})
+MAX_RETRY_AFTER = 120.0
+
+# Upload formats: ffmpeg arguments and MIME type. MP3 is the default: every
+# Whisper server reads it, and at 48 kbit/s it is 19% of WAV's size on the
+# sample with the same words and word times from tiny.en (FLAC: 46%, Opus at
+# 32 kbit/s: 11%). WAV suits servers without ffmpeg (whisper.cpp's server
+# without --convert).
+UPLOAD_FORMATS: dict[str, tuple[list[str], str]] = {
+    "mp3": (["-c:a", "libmp3lame", "-b:a", "48k", "-f", "mp3"], "audio/mpeg"),
+    "ogg": (["-c:a", "libopus", "-b:a", "32k", "-f", "ogg"], "audio/ogg"),
+    "flac": (["-c:a", "flac", "-f", "flac"], "audio/flac"),
+    "wav": ([], "audio/wav"),  # written here: ffmpeg cannot fill in a WAV header's sizes on a pipe
+}
+DEFAULT_UPLOAD_FORMAT = "mp3"
+
+
+def check_upload_format(name: str, setting: str) -> str:
+    if name not in UPLOAD_FORMATS:
+        raise UnsupportedOption(f"{setting} must be one of {', '.join(UPLOAD_FORMATS)}, not {name!r}")
+    return name
+
+
+def encode_audio(samples: np.ndarray, fmt: str = DEFAULT_UPLOAD_FORMAT) -> bytes:
+    """16 kHz mono float32 samples as a compact audio file (ffmpeg, through pipes)."""
+    if fmt == "wav":
+        return wav_bytes(samples)
+    args, _ = UPLOAD_FORMATS[fmt]
+    # To a file, not a pipe: on a pipe ffmpeg cannot go back to write the MP3's LAME tag, and
+    # without it decoders keep the encoder's 69 ms delay, shifting every timestamp.
+    with tempfile.TemporaryDirectory(prefix="subtitler-upload-") as folder:
+        out = Path(folder) / f"audio.{fmt}"
+        command = [find_tools().ffmpeg, "-nostdin", "-v", "error", "-f", "f32le", "-ar", str(SAMPLE_RATE),
+                   "-ac", "1", "-i", "pipe:0", *args, str(out)]
+        proc = subprocess.run(command, input=np.asarray(samples, "<f4").tobytes(), capture_output=True)
+        if proc.returncode != 0:
+            reason = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise RemoteError(f"ffmpeg could not encode the upload as {fmt}: "
+                              f"{reason[-1] if reason else '?'}")
+        return out.read_bytes()
+
+
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """16 kHz mono float32 samples as a 16-bit PCM WAV."""
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(pcm.tobytes())
+    return buf.getvalue()
+
+
+def retry_after(headers: Any) -> float | None:
+    """Seconds from a Retry-After header (a number or an HTTP date), capped; None if absent."""
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return min(MAX_RETRY_AFTER, max(0.0, float(value)))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, when - time.time()))
+
+
+def server_message(resp: Any) -> str:
+    """The error text in a service's answer, whatever shape it comes in."""
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text.strip()[:200]
+    if isinstance(body, dict):
+        inner = body.get("response") if isinstance(body.get("response"), dict) else body
+        if isinstance(inner.get("error"), dict):  # OpenAI: {"error": {"message": ...}}
+            inner = inner["error"]
+        for key in ("message", "body", "error", "detail"):
+            if inner.get(key):
+                return str(inner[key])[:200]
+    return str(body)[:200]
+
+
+class ServiceClient:
+    """HTTP to one service: retries, deadline, key only to its origin, key never in messages.
+
+    `service` names it in messages ("Tiyaro"); `key_setting` tells the user
+    where the key comes from ("TIYARO_API_KEY").
+    """
+
+    def __init__(self, base_url: str, api_key: str | None, *, service: str, key_setting: str,
+                 retries: int = 5, retry_backoff: float = 0.5, max_backoff: float = 30.0,
+                 connect_timeout: float = 10.0, read_timeout: float = 60.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        import httpx  # imported here: the core works without it, only remote backends need it
+
+        self.base_url = base_url.rstrip("/")
+        self._key = api_key or None
+        self.service, self.key_setting = service, key_setting
+        self.retries, self.retry_backoff, self.max_backoff = retries, retry_backoff, max_backoff
+        # Per thread (--jobs runs files side by side): the time.monotonic() by which the
+        # current file must be done (--timeout); None: no deadline.
+        self._local = threading.local()
+        self.sleep = sleep
+        # No default headers and no redirects: the key is added per request, to the API origin only.
+        self.http = httpx.Client(timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+                                 follow_redirects=False)
+
+    # -- secrets ----------------------------------------------------------------
+
+    def scrub(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def error(self, cls: type[RemoteError], message: str) -> RemoteError:
+        return cls(self.scrub(message))
+
+    def is_api(self, url: str) -> bool:
+        a, b = urlsplit(url), urlsplit(self.base_url)
+        return (a.scheme, a.netloc) == (b.scheme, b.netloc)
+
+    # -- time -------------------------------------------------------------------
+
+    @property
+    def deadline(self) -> float | None:
+        return getattr(self._local, "deadline", None)
+
+    @deadline.setter
+    def deadline(self, value: float | None) -> None:
+        self._local.deadline = value
+
+    def start_deadline(self, seconds: float | None) -> None:
+        """The current file (in this thread) must be done within `seconds` (None: no limit)."""
+        self.deadline = time.monotonic() + seconds if seconds else None
+
+    def timeout_hint(self) -> str:
+        return "--timeout ran out"
+
+    def pause(self, seconds: float, what: str) -> None:
+        """Sleep before a retry or poll, unless that would pass the deadline."""
+        if self.deadline is not None and time.monotonic() + seconds > self.deadline:
+            raise self.error(RemoteTimeout, f"{self.service} {what}: {self.timeout_hint()}")
+        self.sleep(seconds)
+
+    def backoff(self, attempt: int) -> float:
+        delay = min(self.max_backoff, self.retry_backoff * 2 ** attempt)
+        return delay * (0.5 + random.random() / 2)  # jitter: spread clients that failed together
+
+    def _timeout(self) -> Any:
+        """The request timeout, shortened so that no request outlives the deadline."""
+        if self.deadline is None:
+            return self.http.timeout
+        import httpx
+
+        left = max(0.01, self.deadline - time.monotonic())
+        t = self.http.timeout
+        return httpx.Timeout(min(t.read or left, left), connect=min(t.connect or left, left),
+                             write=min(t.write or left, left), pool=min(t.pool or left, left))
+
+    # -- requests ---------------------------------------------------------------
+
+    def request(self, method: str, url: str, what: str, *, retry: bool, **kwargs: Any) -> Any:
+        """Send one request (retried if `retry` and it failed transiently); a 2xx response or an error."""
+        import httpx
+
+        headers = dict(kwargs.pop("headers", {}))
+        if self._key and self.is_api(url):
+            headers["Authorization"] = f"Bearer {self._key}"
+        attempt = 0
+        while True:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                raise self.error(RemoteTimeout, f"{self.service} {what}: {self.timeout_hint()}")
+            try:
+                resp = self.http.request(method, url, headers=headers, timeout=self._timeout(), **kwargs)
+            except httpx.TransportError as e:
+                if self.deadline is not None and time.monotonic() >= self.deadline:
+                    raise self.error(RemoteTimeout, f"{self.service} {what}: {self.timeout_hint()}") from None
+                if retry and attempt < self.retries:
+                    self.pause(self.backoff(attempt), what)
+                    attempt += 1
+                    continue
+                hint = "" if retry else " (not retried: the job may or may not have been created)"
+                raise self.error(RemoteError, f"{self.service} {what}: cannot reach {urlsplit(url).netloc}: "
+                                              f"{type(e).__name__}: {e}{hint}") from None
+            transient = resp.status_code in RETRY_STATUSES or resp.status_code >= 500
+            if transient and retry and attempt < self.retries:
+                wait = retry_after(resp.headers)
+                self.pause(self.backoff(attempt) if wait is None else wait, what)
+                attempt += 1
+                continue
+            if resp.is_success:
+                return resp
+            raise self.failure(resp, what, retried=attempt, retry=retry)
+
+    def failure(self, resp: Any, what: str, *, retried: int, retry: bool) -> RemoteError:
+        """The error for a non-2xx answer, with the server's own message."""
+        code, msg = resp.status_code, server_message(resp)
+        detail = f"HTTP {code}" + (f": {msg}" if msg else "")
+        api = self.is_api(str(resp.request.url))
+        if code in (401, 403) and api:
+            return self.error(RemoteAuthError, f"{self.service} refused the API key ({detail}): "
+                                               f"check {self.key_setting}")
+        if code in (401, 403):
+            return self.error(RemoteError, f"storage refused the {what} ({detail}): "
+                                           "the presigned URL may have expired")
+        if code == 404 and api:
+            return self.error(RemoteNotFound, f"{self.service} {what}: not found ({detail}): "
+                                              f"wrong base URL ({self.base_url}) or model?")
+        if code == 413:
+            return self.error(RemoteTooLarge, f"{self.service} {what}: the upload is too large ({detail})")
+        if not retry:
+            detail += "; not retried, to avoid submitting a duplicate job"
+        elif retried:
+            detail += f" (after {retried} retries)"
+        return self.error(RemoteError, f"{self.service} {what} failed ({detail})")
+
+    def json(self, resp: Any, what: str) -> Any:
+        try:
+            return resp.json()
+        except ValueError:
+            raise self.error(RemoteError, f"{self.service} {what}: the answer is not JSON "
+                                          f"({resp.text.strip()[:100]!r})") from None
+
+    def close(self) -> None:
+        self.http.close()
