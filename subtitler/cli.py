@@ -21,7 +21,7 @@ from typing import Any
 import click
 from click_default_group import DefaultGroup
 
-from . import __version__
+from . import __version__, config
 from .backends import auto_backend_name, discover
 from .check import check_file
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
@@ -182,9 +182,21 @@ def style_options(f: Callable) -> Callable:
     return wrapper
 
 
-@click.group(cls=DefaultGroup, default="run", default_if_no_args=False)
+class _Group(DefaultGroup):
+    command_class = config.ConfiguredCommand  # a bad config value names its file and key
+
+
+# Commands whose options a config file can set (see config.py).
+CONFIGURABLE = ("run", "render", "check", "mux", "burn")
+
+
+@click.group(cls=_Group, default="run", default_if_no_args=False)
 @click.version_option(__version__, prog_name="subtitler")
-def cli() -> None:
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Settings file to use instead of ./subtitler.toml or pyproject.toml's "
+                   "[tool.subtitler] [env: SUBTITLER_CONFIG].")
+@click.pass_context
+def cli(ctx: click.Context, config_file: Path | None) -> None:
     """Subtitle videos with Whisper.
 
     \b
@@ -195,8 +207,10 @@ def cli() -> None:
       subtitler clip.json -f vtt            # re-render a saved transcript
       subtitler backends                    # engines and their availability
       subtitler models                      # models usable offline
+      subtitler config                      # settings from subtitler.toml, and their sources
     """
     warnings.showwarning = _warn
+    config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 
 _DEFAULTS = DecodeOptions()
@@ -545,6 +559,44 @@ def _video_job(job: Callable[[Any], Path], output: Path, stage: str, progress: b
         click.echo("subtitler: interrupted", err=True)
         sys.exit(INTERRUPTED_EXIT_CODE)
     click.echo(str(result))
+
+
+@cli.command("config", context_settings={"ignore_unknown_options": True})
+@click.option("--command", "command_name", type=click.Choice(CONFIGURABLE), default="run", show_default=True,
+              help="The command whose settings to show.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable, on stdout.")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def config_command(ctx: click.Context, command_name: str, as_json: bool, args: tuple[str, ...]) -> None:
+    """Show the settings a command would run with, and where each comes from.
+
+    Lowest precedence first: the option's default, the user config
+    (config.toml in the user config folder), the project's subtitler.toml or
+    pyproject.toml's [tool.subtitler] (or --config FILE), and the command
+    line: options after `config` are read as the command's own.
+
+    \b
+    Examples:
+      subtitler config                          # run's settings
+      subtitler config --command check --json
+      subtitler config --model base -f srt,vtt  # as `subtitler clip.mp4 --model base -f srt,vtt` would
+      subtitler --config ci.toml config
+    """
+    shown = config.effective(ctx, cli.commands[command_name], list(args))
+    if as_json:
+        click.echo(json.dumps({"command": command_name, "settings": {
+            key: {"value": _plain(value), "source": source} for key, (value, source) in shown.items()}},
+            indent=1))
+        return
+    for key, (value, source) in shown.items():
+        click.echo(f"{key} = {'none' if value is None else json.dumps(_plain(value))}  # {source}")
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON (and TOML) can write it: paths as text, tuples as lists."""
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, Path) else value
 
 
 @cli.command()

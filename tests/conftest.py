@@ -29,6 +29,13 @@ def _isolated_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
                                                      / "subtitler-test-cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_config(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """A config file on the machine (~/.config/subtitler, $SUBTITLER_CONFIG) must not change any test."""
+    os.environ["SUBTITLER_CONFIG_HOME"] = str(tmp_path_factory.mktemp("config-home"))
+    os.environ.pop("SUBTITLER_CONFIG", None)
+
+
 @pytest.fixture(scope="session")
 def sample() -> Path:
     return SAMPLE

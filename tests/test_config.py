@@ -1,0 +1,220 @@
+"""Config files: subtitler.toml, pyproject.toml [tool.subtitler], the user config, and precedence.
+
+Real files in a temporary working directory; the CLI runs in-process on a
+saved transcript (render, or run on a .json) or on an SRT (check), so no
+engine is loaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from subtitler import config
+from subtitler.cli import cli
+from subtitler.transcript import Segment, Transcript, Word
+
+TEXT = "Elinor sat down beside her sister and they talked about the long journey home."
+
+
+@pytest.fixture(autouse=True)
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder as the working directory, with its own (empty) user config folder."""
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("SUBTITLER_CONFIG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SUBTITLER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config.reset()
+    yield tmp_path
+    config.reset()  # later tests must not see this test's files
+
+
+@pytest.fixture
+def clip(project: Path) -> Path:
+    """A saved transcript of one sentence, 0.4 s a word."""
+    words = [Word(i * 0.4, i * 0.4 + 0.3, f" {w}") for i, w in enumerate(TEXT.split())]
+    path = project / "clip.json"
+    Transcript("en", 6.0, [Segment(0.0, words[-1].end, "".join(w.text for w in words), words)]).save(path)
+    return path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def subtitler(*args: str | Path) -> Result:
+    return CliRunner().invoke(cli, [str(a) for a in args])
+
+
+def written(folder: Path) -> set[str]:
+    """Subtitle files in folder (not the transcript or the config files)."""
+    return {p.name for p in folder.iterdir() if p.suffix not in (".json", ".toml") and p.is_file()}
+
+
+def assert_config_error(result: Result, *texts: str) -> None:
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("subtitler: error: "), result.stderr  # no traceback
+    for text in texts:
+        assert text in lines[0]
+
+
+def test_precedence_default_user_project_command_line(project, clip):
+    out = project / "out"
+    assert subtitler("render", clip, "-o", out / "1").exit_code == 0
+    assert written(out / "1") == {"clip.srt"}  # the default
+    write(project / "home" / "config.toml", 'format = "vtt"\n')
+    assert subtitler("render", clip, "-o", out / "2").exit_code == 0
+    assert written(out / "2") == {"clip.vtt"}  # the user config beats the default
+    write(project / "subtitler.toml", 'format = "txt"\n')
+    assert subtitler("render", clip, "-o", out / "3").exit_code == 0
+    assert written(out / "3") == {"clip.txt"}  # the project beats the user
+    assert subtitler("render", clip, "-o", out / "4", "-f", "tsv").exit_code == 0
+    assert written(out / "4") == {"clip.tsv"}  # the command line beats both
+
+
+def test_pyproject_table_when_there_is_no_subtitler_toml(project, clip):
+    write(project / "pyproject.toml",
+          '[project]\nname = "media"\n\n[tool.subtitler]\nformat = ["vtt", "txt"]\n')
+    assert subtitler("render", clip, "-o", project / "a").exit_code == 0
+    assert written(project / "a") == {"clip.vtt", "clip.txt"}
+    # subtitler.toml replaces pyproject.toml's table: its settings are not merged in.
+    write(project / "subtitler.toml", 'overwrite = true\n')
+    assert subtitler("render", clip, "-o", project / "b").exit_code == 0
+    assert written(project / "b") == {"clip.srt"}
+
+
+def test_command_table_beats_top_level(project, clip):
+    write(project / "subtitler.toml", 'format = "txt"\n\n[run]\nformat = "vtt"\n')
+    # run on a transcript re-renders it, no engine: [run] applies to run only.
+    result = subtitler("run", clip, "-o", project / "run")
+    assert result.exit_code == 0, result.output
+    assert written(project / "run") == {"clip.vtt"}
+    assert subtitler("render", clip, "-o", project / "render").exit_code == 0
+    assert written(project / "render") == {"clip.txt"}
+
+
+def test_config_option_and_env_replace_the_project_file(project, clip, monkeypatch):
+    write(project / "subtitler.toml", 'format = "txt"\n')
+    write(project / "ci" / "ci.toml", 'format = "vtt"\noutput-dir = "subs"\n')
+    assert subtitler("--config", "ci/ci.toml", "render", clip).exit_code == 0
+    # output-dir is relative to the file that says it, not to the working directory.
+    assert written(project / "ci" / "subs") == {"clip.vtt"}
+    assert written(project) == set()
+    monkeypatch.setenv("SUBTITLER_CONFIG", str(project / "ci" / "ci.toml"))
+    assert subtitler("render", clip, "-f", "tsv").exit_code == 0
+    assert written(project / "ci" / "subs") == {"clip.vtt", "clip.tsv"}
+
+
+def test_profile_in_config_reaches_check(project):
+    srt = write(project / "clip.srt", "1\n00:00:01,000 --> 00:00:03,000\nA line of about thirty chars\n")
+    assert subtitler("check", srt).exit_code == 0  # netflix: 42 characters a line
+    write(project / "subtitler.toml", 'profile = "bbc"\nmax-line-chars = 10\n')
+    result = subtitler("check", srt, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["profile"] == "bbc"
+    assert [v["rule"] for v in report["files"][0]["violations"]] == ["line-length"]
+    assert subtitler("check", srt, "--max-line-chars", "40").exit_code == 0  # the command line wins
+
+
+@pytest.mark.parametrize("toml,texts", [
+    ('profile = "nope"\n', ["subtitler.toml: profile:", "'nope' is not one of"]),
+    ('[render]\nformat = "srt,xyz"\n', ["subtitler.toml [render]: format:", "choose from"]),
+    ('max-line-chars = "lots"\n', ["subtitler.toml: max-line-chars:", "'lots'"]),
+    ('max-line-chars = 0\n', ["subtitler.toml: max-line-chars:", "0"]),
+    ('vad = "no"\n', ['subtitler.toml: vad = "no": expected true or false']),
+    ('max-lines = true\n', ["subtitler.toml: max-lines = true: expected text or a number"]),
+    ('model = ["base"]\n', ["subtitler.toml: model", "expected one value, not a list"]),
+    ('modle = "base"\n', ["subtitler.toml: unknown key 'modle'"]),
+    ('[render]\nmodel = "base"\n', ["subtitler.toml [render]: unknown key 'model'"]),
+    ('[rende]\nformat = "srt"\n', ["subtitler.toml: unknown table [rende]"]),
+    ('format = \n', ["subtitler.toml: not valid TOML", "line 1"]),
+])
+def test_bad_config_is_a_usage_error_naming_file_and_key(project, clip, toml, texts):
+    write(project / "subtitler.toml", toml)
+    assert_config_error(subtitler("render", clip), *texts)
+    assert written(project) == set()
+
+
+def test_bad_value_in_pyproject_names_its_table(project, clip):
+    write(project / "pyproject.toml", '[tool.subtitler.render]\nposition = "middle"\n')
+    assert_config_error(subtitler("render", clip), "pyproject.toml [tool.subtitler.render]: position:")
+
+
+def test_missing_config_file(project, clip):
+    assert_config_error(subtitler("--config", "nowhere.toml", "render", clip), "nowhere.toml: cannot read")
+
+
+def test_backend_setting_env_beats_config_beats_default(project, monkeypatch):
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "https://api"
+    write(project / "subtitler.toml", '[backends.openai]\nbase_url = "http://host:8000/v1"\nmax-mib = 25\n')
+    config.reset()
+    assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "http://host:8000/v1"
+    assert config.backend_setting("openai", "max_mib") == "25"
+    assert config.backend_setting("tiyaro", "base-url") is None
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://env:9000/v1")
+    assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "http://env:9000/v1"
+
+
+def test_backend_settings_follow_layers_and_the_cli_config_option(project, clip):
+    write(project / "home" / "config.toml", '[backends.openai]\napi-key = "user"\nbase-url = "http://user"\n')
+    write(project / "other.toml", '[backends.openai]\nbase-url = "http://other"\n')
+    assert subtitler("--config", "other.toml", "render", clip).exit_code == 0
+    # The command line loaded the files once; backends read the same ones later.
+    assert config.backend_setting("openai", "base-url") == "http://other"
+    assert config.backend_setting("openai", "api-key") == "user"
+
+
+def settings_shown(result: Result) -> dict[str, tuple[str, str]]:
+    assert result.exit_code == 0, result.output
+    rows = [line.split(" = ", 1) for line in result.stdout.splitlines()]
+    return {key: tuple(rest.split("  # ", 1)) for key, rest in rows}
+
+
+def test_config_command_shows_values_and_sources(project):
+    user = write(project / "home" / "config.toml", 'model = "base"\nformat = ["srt", "vtt"]\n')
+    write(project / "subtitler.toml",
+          'profile = "bbc"\noutput-dir = "subs"\n\n[run]\nno-vad = true\nmux = true\n')
+    shown = settings_shown(subtitler("config", "--beam-size", "1"))
+    assert shown["model"] == ('"base"', str(user))
+    assert shown["format"] == ('["srt", "vtt"]', str(user))
+    assert shown["profile"] == ('"bbc"', "subtitler.toml")
+    assert shown["output-dir"] == ('"subs"', "subtitler.toml")
+    assert shown["vad"] == ("false", "subtitler.toml [run]")
+    assert shown["mux"] == ("true", "subtitler.toml [run]")
+    assert shown["beam-size"] == ("1", "command line")
+    assert shown["task"] == ('"transcribe"', "default")
+    assert shown["language"] == ("none", "default")
+
+    check = json.loads(subtitler("config", "--command", "check", "--json").stdout)
+    assert check["command"] == "check"
+    assert check["settings"]["profile"] == {"value": "bbc", "source": "subtitler.toml"}
+    assert check["settings"]["max-line-chars"] == {"value": None, "source": "default"}
+    assert "model" not in check["settings"]  # check has no --model
+
+
+def test_config_command_with_pyproject_and_a_bad_value(project):
+    write(project / "pyproject.toml", "[tool.subtitler]\nbeam-size = 1\n")
+    assert settings_shown(subtitler("config"))["beam-size"] == ("1", "pyproject.toml [tool.subtitler]")
+    write(project / "pyproject.toml", '[tool.subtitler]\nbeam-size = "wide"\n')
+    assert_config_error(subtitler("config"), "pyproject.toml [tool.subtitler]: beam-size:")
+
+
+@pytest.mark.parametrize("toml", ['[backends]\nopenai = "http://host"\n', '[backends.openai]\nurl = [1]\n',
+                                  'backends = 1\n'])
+def test_bad_backend_table(project, clip, toml):
+    write(project / "subtitler.toml", toml)
+    assert_config_error(subtitler("render", clip), "subtitler.toml")
+
+
+def test_mux_and_burn_share_one_setting(project):
+    write(project / "subtitler.toml", "[run]\nburn = true\nmux = false\n")
+    shown = settings_shown(subtitler("config"))
+    assert shown["burn"] == ("true", "subtitler.toml [run]") and shown["mux"][0] == "false"
