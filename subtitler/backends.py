@@ -80,6 +80,8 @@ class Backend(ABC):
     supports_timeout: ClassVar[bool] = False
     #: Whether several files may be transcribed at once from threads (--jobs): remote services.
     parallel_files: ClassVar[bool] = False
+    #: Whether the audio leaves this machine: `auto` never picks such a backend.
+    remote: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -161,9 +163,10 @@ def _nvidia_gpu_present() -> bool:
 
 
 def auto_backend_name(entries: dict[str, BackendEntry] | None = None) -> str:
-    """`whisper` on a GPU, `faster-whisper` on a CPU, else any usable backend."""
+    """`whisper` on a GPU, `faster-whisper` on a CPU, else any usable local backend."""
     entries = entries if entries is not None else discover()
-    usable = {n: e for n, e in entries.items() if e.cls is not None and e.problem is None}
+    usable = {n: e for n, e in entries.items()
+              if e.cls is not None and e.problem is None and not e.cls.remote}
     whisper = usable.get("whisper")
     if whisper and whisper.cls and _nvidia_gpu_present() and whisper.cls.cuda_available():
         return "whisper"
@@ -172,7 +175,8 @@ def auto_backend_name(entries: dict[str, BackendEntry] | None = None) -> str:
             return preferred
     if usable:
         return sorted(usable)[0]
-    raise BackendUnavailable("no usable backend installed (see `subtitler backends`)")
+    raise BackendUnavailable("no usable local backend installed (see `subtitler backends`; "
+                             "remote ones are used only when named with --backend)")
 
 
 def get_backend_class(name: str = "auto") -> type[Backend]:

@@ -3,7 +3,9 @@
 A decoder stuck in a loop writes the same phrase over and over ("Thank you.
 Thank you. Thank you. ...") or the same segment again and again; the
 confidence filters catch most loops, not all. Both forms are collapsed to
-their first occurrence, keeping that occurrence's own word times.
+their first occurrence, keeping that occurrence's own word times. A loop
+squeezed into a moment of silence (seen at the end of audio cut into pieces)
+is dropped whole: no one speaks 40 characters a second.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ MIN_REPEATS = 3
 # ...and the run must be this many words long, so that speech such as
 # "no, no, no" or "very, very, very" survives while "the the the the the the" does not.
 MIN_RUN_WORDS = 6
+
+# Faster than anyone speaks (fast speech is about 20 characters a second): text invented
+# into a sliver of time. Short segments are spared: a word's times may be squeezed.
+MAX_CPS = 40.0
+MIN_IMPOSSIBLE_CHARS = 20
 
 _NOT_WORD = re.compile(r"[^\w']+")
 
@@ -87,6 +94,11 @@ def _collapse_segment(segment: Segment) -> tuple[Segment, int]:
     return replace(segment, text=" " + " ".join(tokens[k] for k in keep)), removed
 
 
+def _impossible(segment: Segment) -> bool:
+    chars = len(segment.text.strip())
+    return chars >= MIN_IMPOSSIBLE_CHARS and chars > MAX_CPS * max(0.0, segment.end - segment.start)
+
+
 def _copy(segment: Segment) -> Segment:
     return replace(segment, words=[replace(w) for w in segment.words])
 
@@ -98,7 +110,8 @@ def collapse_repetitions(transcript: Transcript) -> Transcript:
     (6 or more words in all) keeps only its first occurrence, and the
     unfinished repeat a loop often ends with is dropped too. Then a segment
     whose text repeats the previous kept segment's (case and punctuation
-    ignored) is dropped. Unchanged transcripts come back equal to the input.
+    ignored) is dropped, and so is a segment of 20 or more characters said
+    faster than 40 a second. Unchanged transcripts come back equal to the input.
     """
     segments: list[Segment] = []
     words_removed = segments_removed = 0
@@ -106,6 +119,10 @@ def collapse_repetitions(transcript: Transcript) -> Transcript:
     for segment in transcript.segments:
         cleaned, removed = _collapse_segment(segment)
         words_removed += removed
+        if _impossible(cleaned):
+            segments_removed += 1
+            words_removed += len(cleaned.words) or len(cleaned.text.split())
+            continue
         key = _norm(cleaned.text)
         if key and key == previous:
             segments_removed += 1

@@ -22,7 +22,7 @@ import click
 from click_default_group import DefaultGroup
 
 from . import __version__, config
-from .backends import auto_backend_name, discover
+from .backends import auto_backend_name, discover, status_reporter
 from .check import check_file
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
 from .formats import FORMATS
@@ -233,8 +233,9 @@ _DEFAULTS = DecodeOptions()
 @click.option("-b", "--backend", default="auto", show_default=True,
               help="Engine: auto (whisper on a GPU, faster-whisper on a CPU) "
                    "or a name from `subtitler backends`.")
-@click.option("-m", "--model", default=DEFAULT_MODEL, show_default=True,
-              help="Model name (tiny.en, base, small, large-v3, turbo...) or path.")
+@click.option("-m", "--model",
+              help=f"Model name (tiny.en, base, small, large-v3, turbo...) or path [default: {DEFAULT_MODEL} "
+                   "for local engines; the backend's own for remote ones (openai: whisper-1)].")
 @click.option("--audio-stream", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which audio stream to transcribe (0 = first).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
@@ -279,7 +280,7 @@ _DEFAULTS = DecodeOptions()
 def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
         profile: Profile | None, style: Style, video_mode: str | None, video_format: str | None,
         default_track: bool, add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str,
-        backend: str, model: str, audio_stream: int, device: str,
+        backend: str, model: str | None, audio_stream: int, device: str,
         compute_type: str, threads: int | None, timeout: float | None, jobs: int,
         progress: bool | None, **decoding: Any) -> None:
     """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
@@ -327,7 +328,7 @@ def _subtitle_all(pipeline: Subtitler, inputs: tuple[Path, ...], show: bool, job
         codes = []
         for path in inputs:
             try:
-                with _Progress(path.name, show) as bar:
+                with _Progress(path.name, show) as bar, status_reporter(bar.status):
                     result = pipeline.subtitle(path, bar.update)
             except SubtitlerError as e:
                 click.echo(f"subtitler: error: {e}", err=True)
@@ -361,10 +362,15 @@ def _subtitle_parallel(pipeline: Subtitler, inputs: tuple[Path, ...], jobs: int)
 
     def one(n: int, path: Path) -> None:
         tag = f"[{n}/{len(inputs)}] {path}"
-        with lock:
-            click.echo(f"subtitler: {tag}: started", err=True)
+
+        def status(message: str) -> None:
+            with lock:
+                click.echo(f"subtitler: {tag}: {message}", err=True)
+
+        status("started")
         try:
-            result = pipeline.subtitle(path)
+            with status_reporter(status):
+                result = pipeline.subtitle(path)
         except SubtitlerError as e:
             with lock:
                 click.echo(f"subtitler: error: {e}", err=True)
@@ -405,6 +411,14 @@ class _Progress:
     def __exit__(self, *exc: object) -> None:
         if self.bar is not None:
             self.bar.close()
+
+    def status(self, message: str) -> None:
+        """A log line (a remote job's new state...), kept clear of the bar."""
+        line = f"subtitler: {self.label}: {message}"
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            click.echo(line, err=True)
 
     def update(self, stage: str, done: float, total: float) -> None:
         if not self.show:

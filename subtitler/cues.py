@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
-from .transcript import Transcript, Word
+from .transcript import Segment, Transcript, Word
 
 
 @dataclass(frozen=True)
@@ -277,8 +277,23 @@ def profile_for(transcript: Transcript, profile: Profile | None) -> Profile:
     return get_profile("cjk" if transcript.language in CJK_LANGUAGES else DEFAULT_PROFILE)
 
 
+def estimated_words(segment: Segment) -> list[Word]:
+    """Words for a segment that came without word times (some servers, some tasks).
+
+    The segment's time is shared out by characters: rough, but it lets the
+    layout break a long segment into readable cues instead of one huge one.
+    """
+    texts = [" " + t for t in segment.text.split()]
+    total = sum(len(t) for t in texts)
+    words, at = [], segment.start
+    for t in texts:
+        end = at + (segment.end - segment.start) * len(t) / total
+        words.append(Word(at, end, t))
+        at = end
+    return words
+
+
 def build_cues(transcript: Transcript, profile: Profile | None = None) -> list[Cue]:
-    """Lay out a transcript's words as cues (segments without words count as one word)."""
-    words = [w for s in transcript.segments
-             for w in (s.words or [Word(s.start, s.end, s.text)])]
+    """Lay out a transcript's words as cues (words are estimated for segments without them)."""
+    words = [w for s in transcript.segments for w in (s.words or estimated_words(s))]
     return layout(words, profile_for(transcript, profile))

@@ -6,8 +6,6 @@ from the real-speech sample, so the remote path must give the same subtitles.
 
 from __future__ import annotations
 
-import traceback
-
 import numpy as np
 import pytest
 import subtitler_tiyaro as tiyaro  # installed by `make install`: a missing plugin must fail, not skip
@@ -21,25 +19,11 @@ from subtitler.remote import wav_bytes
 from subtitler.transcript import Transcript
 
 from .fake_tiyaro import FakeTiyaro
-from .upload_engine import UploadEngine, decode_upload
+from .remote_fixtures import *  # noqa: F403 (fixtures: audio, local, engine)
+from .remote_fixtures import SECONDS, error_text, same_words
+from .upload_engine import decode_upload
 
 KEY = "sk-test-0123456789abcdef"
-SECONDS = 8
-
-
-@pytest.fixture(scope="module")
-def audio(sample_audio) -> np.ndarray:
-    return sample_audio.samples[: 16000 * SECONDS]
-
-
-@pytest.fixture(scope="module")
-def local(fw_backend, audio) -> Transcript:
-    return fw_backend.transcribe(audio, DecodeOptions())
-
-
-@pytest.fixture(scope="module")
-def engine(fw_backend) -> UploadEngine:
-    return UploadEngine(fw_backend)
 
 
 @pytest.fixture
@@ -63,17 +47,6 @@ def backend(fake, monkeypatch, tmp_path):
 
 def srt(t: Transcript) -> str:
     return get_format("srt").dumps(t, build_cues(t))
-
-
-def same_words(got: Transcript, want: Transcript, tolerance: float = 0.05) -> bool:
-    """Same words, each starting and ending within `tolerance` s (the upload went through MP3)."""
-    return [w.text for w in got.words] == [w.text for w in want.words] and all(
-        abs(a.start - b.start) <= tolerance and abs(a.end - b.end) <= tolerance
-        for a, b in zip(got.words, want.words, strict=True))
-
-
-def error_text(e: BaseException) -> str:
-    return "".join(traceback.format_exception(e)) + repr(e)
 
 
 def test_registered_and_refuses_no_vad(monkeypatch):

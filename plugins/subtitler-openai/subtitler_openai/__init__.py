@@ -1,0 +1,243 @@
+"""subtitler backend: OpenAI's `POST /audio/transcriptions`, and the servers that speak it.
+
+OpenAI, Groq, speaches (faster-whisper-server), LocalAI... all take a
+multipart upload and answer `verbose_json` with segment and word times.
+
+Settings (environment): OPENAI_BASE_URL (with the version, as the OpenAI SDK
+has it: default https://api.openai.com/v1; a self-hosted server is
+http://host:port/v1), OPENAI_API_KEY (optional: servers that need none get no
+Authorization header), OPENAI_UPLOAD_LIMIT (bytes per request, default
+26214400 = OpenAI's 25 MiB), OPENAI_UPLOAD_FORMAT (mp3, ogg, flac or wav,
+default mp3), OPENAI_MAX_PARALLEL (pieces in flight at once, default 4),
+OPENAI_TIMEOUT (seconds to wait for one answer, default 600).
+
+Audio longer than one upload allows is cut at silences into pieces that fit,
+sent side by side, and stitched back with each piece's times shifted into
+place. A server that refuses a piece as too large (413) gets it again in two
+halves, down to 10 s pieces.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from subtitler.backends import Backend, Progress, report_status
+from subtitler.errors import RemoteError, RemoteNoTimings, RemoteTooLarge, UnsupportedOption
+from subtitler.languages import language_code
+from subtitler.media import SAMPLE_RATE
+from subtitler.options import DecodeOptions
+from subtitler.remote import (
+    DEFAULT_UPLOAD_FORMAT,
+    UPLOAD_FORMATS,
+    ServiceClient,
+    check_upload_format,
+    encode_audio,
+)
+from subtitler.splitting import split_at_silences, stitch
+from subtitler.transcript import Segment, Transcript, Word
+
+__all__ = ["OpenAIBackend", "to_transcript"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_UPLOAD_LIMIT = 25 * 1024 * 1024
+# Pieces are planned this far under the limit: the encoded size per second varies a little.
+HEADROOM = 0.9
+MIN_PIECE_SECONDS = 10.0
+
+
+def _number(name: str, default: float, kind: type = float) -> Any:
+    value = os.environ.get(name)
+    try:
+        number = kind(value) if value else default
+    except ValueError:
+        raise UnsupportedOption(f"{name} must be a number, not {value!r}") from None
+    if number <= 0:
+        raise UnsupportedOption(f"{name} must be more than 0")
+    return number
+
+
+def to_transcript(body: Any, duration: float, language: str | None) -> Transcript:
+    """A verbose_json answer as a Transcript; words (top-level in OpenAI's answer) go to their segments."""
+    if not isinstance(body, dict):
+        raise RemoteError("OpenAI API: the answer is not a verbose_json object")
+    segments, words = body.get("segments"), body.get("words")
+    text = str(body.get("text") or "").strip()
+    if not segments and not words:
+        if text:
+            raise RemoteNoTimings("the OpenAI API answered text without segment or word times, "
+                                  "and subtitles need timings (does the server support verbose_json?)")
+        segments = []
+    try:
+        out = [Segment(float(s["start"]), float(s["end"]), s["text"], [], s.get("avg_logprob"),
+                       s.get("no_speech_prob"), s.get("compression_ratio"), s.get("temperature"))
+               for s in segments or []]
+        all_words = [Word(float(w["start"]), float(w["end"]), _spaced(w["word"]),
+                          float(w.get("probability", 1.0))) for w in words or []]
+    except (KeyError, TypeError, ValueError) as e:
+        raise RemoteError(f"OpenAI API: malformed verbose_json: {type(e).__name__}: {e}") from None
+    if not out and all_words:  # words only: one segment holding them all
+        out = [Segment(all_words[0].start, all_words[-1].end, "".join(w.text for w in all_words))]
+    for w in all_words:
+        _segment_for(out, w).words.append(w)
+    spoken = body.get("language")
+    return Transcript(language_code(spoken) if spoken else language, duration, out)
+
+
+def _spaced(word: str) -> str:
+    # OpenAI's words come bare ("The"); subtitler's keep the leading space (" The").
+    return word if word[:1].isspace() else " " + word
+
+
+def _segment_for(segments: list[Segment], w: Word) -> Segment:
+    """The segment a word belongs to: the one holding its middle, else the nearest."""
+    middle = (w.start + w.end) / 2
+    return min(segments, key=lambda s: 0.0 if s.start <= middle <= s.end
+               else min(abs(middle - s.start), abs(middle - s.end)))
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+    description = "OpenAI-compatible /audio/transcriptions (OPENAI_BASE_URL, OPENAI_API_KEY)"
+    # What the endpoint takes: language, prompt, temperature; translate uses /audio/translations.
+    supported_options = frozenset({"language", "task", "temperature", "initial_prompt"})
+    default_model = "whisper-1"
+    supports_timeout = True
+    parallel_files = True
+    remote = True
+
+    def __init__(self, model: str | None = None, device: str = "auto",
+                 compute_type: str = "auto", threads: int | None = None,
+                 timeout: float | None = None) -> None:
+        super().__init__(model, device, compute_type, threads, timeout)
+        self.base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self.upload_limit = int(_number("OPENAI_UPLOAD_LIMIT", DEFAULT_UPLOAD_LIMIT, int))
+        self.upload_format = check_upload_format(
+            os.environ.get("OPENAI_UPLOAD_FORMAT") or DEFAULT_UPLOAD_FORMAT, "OPENAI_UPLOAD_FORMAT")
+        self.max_parallel = int(_number("OPENAI_MAX_PARALLEL", 4, int))
+        self.client = ServiceClient(self.base_url, os.environ.get("OPENAI_API_KEY"), service="OpenAI API",
+                                    key_setting="OPENAI_API_KEY", retries=3,
+                                    read_timeout=_number("OPENAI_TIMEOUT", 600.0))
+
+    @classmethod
+    def unavailable_reason(cls) -> str | None:
+        try:
+            import httpx  # noqa: F401
+        except ImportError as e:
+            return f"httpx is not installed ({e})"
+        return None
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
+                   progress: Progress | None = None) -> Transcript:
+        self.client.start_deadline(self.timeout)
+        deadline = self.client.deadline
+        duration = len(audio) / SAMPLE_RATE
+        pieces = self._plan(audio)
+        if len(pieces) > 1:
+            report_status(f"{len(pieces)} pieces cut at silences "
+                          f"(over {self.upload_limit / 2**20:.1f} MiB as one upload)")
+        done, lock = [0.0], threading.Lock()
+
+        def run(start: int, end: int, data: bytes) -> list[tuple[float, float, Transcript]]:
+            self.client.deadline = deadline  # the client's deadline is per thread
+            parts = self._send(audio, start, end, data, options, len(pieces))
+            with lock:
+                done[0] += (end - start) / SAMPLE_RATE
+                if progress:
+                    progress(min(done[0], duration))
+            return parts
+
+        if len(pieces) == 1:
+            parts = run(*pieces[0])
+        else:
+            with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="openai-upload") as pool:
+                # copy_context: report_status() lines from the pool reach this file's reporter.
+                futures = [pool.submit(contextvars.copy_context().run, run, *p) for p in pieces]
+                parts = [part for f in futures for part in f.result()]
+        transcript = stitch(parts, duration)
+        transcript.meta.update({"backend": self.name, "model": self.model_name, "base_url": self.base_url,
+                                "options": options.to_dict()})
+        return transcript
+
+    def _plan(self, audio: np.ndarray) -> list[tuple[int, int, bytes]]:
+        """Encoded pieces, each under the upload limit, cut at silences."""
+        whole = encode_audio(audio, self.upload_format)
+        if len(whole) <= self.upload_limit:
+            return [(0, len(audio), whole)]
+        per_second = len(whole) / (len(audio) / SAMPLE_RATE)
+        max_seconds = HEADROOM * self.upload_limit / per_second
+        if max_seconds < MIN_PIECE_SECONDS:
+            raise RemoteTooLarge(f"OPENAI_UPLOAD_LIMIT ({self.upload_limit} bytes) holds under "
+                                 f"{MIN_PIECE_SECONDS:.0f} s of {self.upload_format}: raise it")
+        pieces = []
+        for start, end in split_at_silences(audio, max_seconds):
+            data = encode_audio(audio[start:end], self.upload_format)
+            pieces.extend(self._fit(audio, start, end, data, max_seconds))
+        return pieces
+
+    def _fit(self, audio: np.ndarray, start: int, end: int, data: bytes,
+             max_seconds: float) -> list[tuple[int, int, bytes]]:
+        """A piece that came out over the limit is cut again, shorter."""
+        if len(data) <= self.upload_limit:
+            return [(start, end, data)]
+        shorter = 0.8 * max_seconds
+        if shorter < MIN_PIECE_SECONDS:
+            raise RemoteTooLarge(f"cannot cut the audio into pieces under OPENAI_UPLOAD_LIMIT "
+                                 f"({self.upload_limit} bytes)")
+        out = []
+        for a, b in split_at_silences(audio[start:end], shorter):
+            out.extend(self._fit(audio, start + a, start + b,
+                                 encode_audio(audio[start + a:start + b], self.upload_format), shorter))
+        return out
+
+    def _send(self, audio: np.ndarray, start: int, end: int, data: bytes, options: DecodeOptions,
+              count: int) -> list[tuple[float, float, Transcript]]:
+        """Transcribe one piece: [(offset, length, transcript)]; split in two if the server says 413."""
+        offset, length = start / SAMPLE_RATE, (end - start) / SAMPLE_RATE
+        where = f"{offset:.0f}-{offset + length:.0f} s: " if count > 1 else ""
+        report_status(f"{where}uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
+        try:
+            body = self._request(data, options)
+        except RemoteTooLarge as e:
+            if length < 2 * MIN_PIECE_SECONDS:
+                raise RemoteTooLarge(f"{e}; pieces of {length:.0f} s are still too large: "
+                                     "set OPENAI_UPLOAD_LIMIT to the server's limit") from None
+            report_status(f"{where}too large for the server (413): sending it in two pieces")
+            (a, m), (_, b) = _halves(audio[start:end])
+            return [part for s, e in ((start + a, start + m), (start + m, start + b))
+                    for part in self._send(audio, s, e, encode_audio(audio[s:e], self.upload_format),
+                                           options, count + 1)]
+        report_status(f"{where}transcribed")
+        return [(offset, length, to_transcript(body, length, options.language))]
+
+    def _request(self, data: bytes, options: DecodeOptions) -> Any:
+        translate = options.task == "translate"
+        fields: dict[str, str | list[str]] = {"model": self.model_name, "response_format": "verbose_json",
+                                              "temperature": str(options.temperature)}
+        if not translate:  # translations have no language or word granularity
+            fields["timestamp_granularities[]"] = ["word", "segment"]
+            if options.language:
+                fields["language"] = options.language
+        if options.initial_prompt:
+            fields["prompt"] = options.initial_prompt
+        path = "/audio/translations" if translate else "/audio/transcriptions"
+        what = "translation" if translate else "transcription"
+        files = {"file": (f"audio.{self.upload_format}", data, UPLOAD_FORMATS[self.upload_format][1])}
+        # Retried like the SDK does: a transcription request creates no job that could run twice.
+        resp = self.client.request("POST", self.base_url + path, what, retry=True, data=fields, files=files)
+        return self.client.json(resp, what)
+
+
+def _halves(samples: np.ndarray) -> list[tuple[int, int]]:
+    """Two pieces of about half the length, cut in a pause."""
+    half = len(samples) / SAMPLE_RATE / 2
+    pieces = split_at_silences(samples, half * 1.3)
+    if len(pieces) == 2:
+        return pieces
+    middle = pieces[0][1]
+    return [(0, middle), (middle, len(samples))]
