@@ -117,6 +117,7 @@ class TiyaroBackend(Backend):
     supported_options = frozenset(DecodeOptions.names()) - {"vad"}
     supports_timeout = True
     parallel_files = True  # the work happens on the server; the client only waits
+    remote = True
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  compute_type: str = "auto", threads: int | None = None,
