@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from .config import backend_setting
 from .errors import (
     RemoteAuthError,
     RemoteError,
@@ -53,10 +54,32 @@ UPLOAD_FORMATS: dict[str, tuple[list[str], str]] = {
 DEFAULT_UPLOAD_FORMAT = "mp3"
 
 
-def check_upload_format(name: str, setting: str) -> str:
-    if name not in UPLOAD_FORMATS:
-        raise UnsupportedOption(f"{setting} must be one of {', '.join(UPLOAD_FORMATS)}, not {name!r}")
-    return name
+def setting_name(backend: str, key: str, env: str) -> str:
+    """How to name a setting in an error: both places it can come from."""
+    return f"{env} (or {key} in [backends.{backend}])"
+
+
+def text_setting(backend: str, key: str, env: str, default: str | None = None,
+                 choices: tuple[str, ...] | None = None) -> str | None:
+    """A remote backend's setting: environment first, then the config file, then `default`."""
+    value = backend_setting(backend, key, env, default)
+    if choices is not None and value not in choices:
+        raise UnsupportedOption(f"{setting_name(backend, key, env)} must be one of {', '.join(choices)}, "
+                                f"not {value!r}")
+    return value
+
+
+def number_setting(backend: str, key: str, env: str, default: float, kind: type = float) -> Any:
+    """A positive number setting (seconds, bytes, a count), checked."""
+    value = backend_setting(backend, key, env)
+    try:
+        number = kind(value) if value else default
+    except ValueError:
+        raise UnsupportedOption(f"{setting_name(backend, key, env)} must be a number, "
+                                f"not {value!r}") from None
+    if number <= 0:
+        raise UnsupportedOption(f"{setting_name(backend, key, env)} must be more than 0")
+    return number
 
 
 def encode_audio(samples: np.ndarray, fmt: str = DEFAULT_UPLOAD_FORMAT) -> bytes:

@@ -185,7 +185,7 @@ def test_upload_limit_too_small_for_any_piece(env, audio):
     with pytest.raises(RemoteTooLarge, match="raise it"):
         make().transcribe(np.tile(audio, 2), DecodeOptions())
     env.setenv("OPENAI_UPLOAD_LIMIT", "lots")
-    with pytest.raises(UnsupportedOption, match="OPENAI_UPLOAD_LIMIT must be a number"):
+    with pytest.raises(UnsupportedOption, match=r"OPENAI_UPLOAD_LIMIT \(or upload-limit in \[backends.openai\]\) must be a number"):
         make()
 
 
@@ -261,6 +261,28 @@ def test_slow_server_and_timeout(env, fake, audio):
     with pytest.raises(RemoteTimeout, match="--timeout") as e:
         b.transcribe(audio[:16000], DecodeOptions())
     assert time.monotonic() - started < 3 and e.value.exit_code == 25
+
+
+def test_settings_from_the_config_file(env, fake, audio, tmp_path):
+    """[backends.openai] in subtitler.toml: used when the environment has nothing, overridden when it has."""
+    from subtitler import config
+
+    env.delenv("OPENAI_BASE_URL")
+    env.delenv("OPENAI_API_KEY")
+    (tmp_path / "subtitler.toml").write_text(
+        f'[backends.openai]\nbase-url = "{fake.base_url}"\napi-key = "{KEY}"\nupload-format = "ogg"\n')
+    env.chdir(tmp_path)
+    config.reset()
+    try:
+        assert make().transcribe(audio[: 16000 * 2], DecodeOptions()).words
+        assert fake.uploads[0].content_type == "audio/ogg"
+        assert fake.requests("transcriptions")[0].headers["Authorization"] == f"Bearer {KEY}"
+        env.setenv("OPENAI_UPLOAD_FORMAT", "flac")  # the environment wins
+        make().transcribe(audio[: 16000 * 2], DecodeOptions())
+        assert fake.uploads[1].content_type == "audio/flac"
+    finally:
+        env.undo()
+        config.reset()
 
 
 def test_unreachable_host(env, audio):

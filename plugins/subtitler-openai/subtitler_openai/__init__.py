@@ -3,7 +3,8 @@
 OpenAI, Groq, speaches (faster-whisper-server), LocalAI... all take a
 multipart upload and answer `verbose_json` with segment and word times.
 
-Settings (environment): OPENAI_BASE_URL (with the version, as the OpenAI SDK
+Settings, each from the environment or else the config file's [backends.openai]
+table (`base-url = "http://localhost:8000/v1"`): OPENAI_BASE_URL (with the version, as the OpenAI SDK
 has it: default https://api.openai.com/v1; a self-hosted server is
 http://host:port/v1), OPENAI_API_KEY (optional: servers that need none get no
 Authorization header), OPENAI_UPLOAD_LIMIT (bytes per request, default
@@ -20,7 +21,6 @@ halves, down to 10 s pieces.
 from __future__ import annotations
 
 import contextvars
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from subtitler.backends import Backend, Progress, report_status
-from subtitler.errors import RemoteError, RemoteNoTimings, RemoteTooLarge, UnsupportedOption
+from subtitler.errors import RemoteError, RemoteNoTimings, RemoteTooLarge
 from subtitler.languages import language_code
 from subtitler.media import SAMPLE_RATE
 from subtitler.options import DecodeOptions
@@ -36,8 +36,10 @@ from subtitler.remote import (
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
     ServiceClient,
-    check_upload_format,
     encode_audio,
+    number_setting,
+    setting_name,
+    text_setting,
 )
 from subtitler.splitting import split_at_silences, stitch
 from subtitler.transcript import Segment, Transcript, Word
@@ -49,17 +51,6 @@ DEFAULT_UPLOAD_LIMIT = 25 * 1024 * 1024
 # Pieces are planned this far under the limit: the encoded size per second varies a little.
 HEADROOM = 0.9
 MIN_PIECE_SECONDS = 10.0
-
-
-def _number(name: str, default: float, kind: type = float) -> Any:
-    value = os.environ.get(name)
-    try:
-        number = kind(value) if value else default
-    except ValueError:
-        raise UnsupportedOption(f"{name} must be a number, not {value!r}") from None
-    if number <= 0:
-        raise UnsupportedOption(f"{name} must be more than 0")
-    return number
 
 
 def to_transcript(body: Any, duration: float, language: str | None) -> Transcript:
@@ -115,14 +106,17 @@ class OpenAIBackend(Backend):
                  compute_type: str = "auto", threads: int | None = None,
                  timeout: float | None = None) -> None:
         super().__init__(model, device, compute_type, threads, timeout)
-        self.base_url = os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
-        self.upload_limit = int(_number("OPENAI_UPLOAD_LIMIT", DEFAULT_UPLOAD_LIMIT, int))
-        self.upload_format = check_upload_format(
-            os.environ.get("OPENAI_UPLOAD_FORMAT") or DEFAULT_UPLOAD_FORMAT, "OPENAI_UPLOAD_FORMAT")
-        self.max_parallel = int(_number("OPENAI_MAX_PARALLEL", 4, int))
-        self.client = ServiceClient(self.base_url, os.environ.get("OPENAI_API_KEY"), service="OpenAI API",
-                                    key_setting="OPENAI_API_KEY", retries=3,
-                                    read_timeout=_number("OPENAI_TIMEOUT", 600.0))
+        self.base_url = text_setting("openai", "base-url", "OPENAI_BASE_URL", DEFAULT_BASE_URL)
+        self.upload_limit = number_setting("openai", "upload-limit", "OPENAI_UPLOAD_LIMIT",
+                                           DEFAULT_UPLOAD_LIMIT, int)
+        self.upload_format = text_setting("openai", "upload-format", "OPENAI_UPLOAD_FORMAT",
+                                          DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
+        self.max_parallel = number_setting("openai", "max-parallel", "OPENAI_MAX_PARALLEL", 4, int)
+        key = text_setting("openai", "api-key", "OPENAI_API_KEY")
+        read_timeout = number_setting("openai", "timeout", "OPENAI_TIMEOUT", 600.0)
+        self.client = ServiceClient(self.base_url, key, service="OpenAI API",
+                                    key_setting=setting_name("openai", "api-key", "OPENAI_API_KEY"),
+                                    retries=3, read_timeout=read_timeout)
 
     @classmethod
     def unavailable_reason(cls) -> str | None:

@@ -1,6 +1,7 @@
 """subtitler backend: Tiyaro's async Whisper API, against any server speaking its protocol.
 
-Environment: TIYARO_API_KEY (required), TIYARO_BASE_URL (default
+Settings, each from the environment or else the config file's [backends.tiyaro]
+table (`base-url = "https://..."`): TIYARO_API_KEY (required), TIYARO_BASE_URL (default
 https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
 cpuflex), TIYARO_POLL_INTERVAL (shortest wait between polls in seconds,
 default 0.5: at most 2 polls a second per job; the wait grows to 5% of the
@@ -29,15 +30,16 @@ import numpy as np
 import platformdirs
 
 from subtitler.backends import Backend, Progress, report_status
-from subtitler.errors import BackendUnavailable, UnsupportedOption
+from subtitler.errors import BackendUnavailable
 from subtitler.files import atomic_write
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.remote import (
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
-    check_upload_format,
     encode_audio,
-    wav_bytes,
+    number_setting,
+    setting_name,
+    text_setting,
 )
 from subtitler.transcript import Segment, Transcript, Word
 
@@ -52,7 +54,7 @@ from .client import (
 )
 
 __all__ = ["TiyaroBackend", "TiyaroError", "TiyaroAuthError", "TiyaroNotFound",
-           "TiyaroJobFailed", "TiyaroNoTimings", "TiyaroTimeout", "tiyaro_input", "wav_bytes",
+           "TiyaroJobFailed", "TiyaroNoTimings", "TiyaroTimeout", "tiyaro_input",
            "to_transcript"]
 
 DEFAULT_BASE_URL = "https://api.tiyaro.ai"
@@ -68,6 +70,10 @@ def tiyaro_input(options: DecodeOptions) -> dict[str, Any]:
     if data["language"] is None:
         del data["language"]  # omitted = detect the language
     return data
+
+
+def _api_key() -> str | None:
+    return text_setting("tiyaro", "api-key", "TIYARO_API_KEY")
 
 
 def state_dir() -> Path:
@@ -129,18 +135,13 @@ class TiyaroBackend(Backend):
         if self.model_name not in MODELS:
             raise BackendUnavailable(f"Tiyaro has no model {self.model_name!r} "
                                      f"(choose one of {', '.join(MODELS)})")
-        tier = os.environ.get("TIYARO_SERVICE_TIER", "cpuflex")
-        if tier not in SERVICE_TIERS:
-            raise UnsupportedOption(f"TIYARO_SERVICE_TIER must be one of {', '.join(SERVICE_TIERS)}")
-        try:
-            interval = float(os.environ.get("TIYARO_POLL_INTERVAL", "0.5"))
-        except ValueError:
-            raise UnsupportedOption("TIYARO_POLL_INTERVAL must be a number of seconds") from None
-        self.base_url = os.environ.get("TIYARO_BASE_URL") or DEFAULT_BASE_URL
-        self.upload_format = check_upload_format(
-            os.environ.get("TIYARO_UPLOAD_FORMAT") or DEFAULT_UPLOAD_FORMAT, "TIYARO_UPLOAD_FORMAT")
-        self.client = TiyaroClient(self.base_url, os.environ["TIYARO_API_KEY"],
-                                   service_tier=tier, poll_interval=interval)
+        tier = text_setting("tiyaro", "service-tier", "TIYARO_SERVICE_TIER", "cpuflex", SERVICE_TIERS)
+        interval = number_setting("tiyaro", "poll-interval", "TIYARO_POLL_INTERVAL", 0.5)
+        self.base_url = text_setting("tiyaro", "base-url", "TIYARO_BASE_URL", DEFAULT_BASE_URL)
+        self.upload_format = text_setting("tiyaro", "upload-format", "TIYARO_UPLOAD_FORMAT",
+                                          DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
+        self.client = TiyaroClient(self.base_url, _api_key(), service_tier=tier, poll_interval=interval,
+                                   key_setting=setting_name("tiyaro", "api-key", "TIYARO_API_KEY"))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -148,8 +149,8 @@ class TiyaroBackend(Backend):
             import httpx  # noqa: F401
         except ImportError as e:
             return f"httpx is not installed ({e})"
-        if not os.environ.get("TIYARO_API_KEY"):
-            return "TIYARO_API_KEY is not set"
+        if not _api_key():
+            return "TIYARO_API_KEY is not set (nor api-key in [backends.tiyaro])"
         return None
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,

@@ -49,7 +49,8 @@ class TiyaroClient(ServiceClient):
     def __init__(self, base_url: str, api_key: str, *, service_tier: str = "cpuflex",
                  poll_interval: float = 0.5, max_poll_interval: float = 15.0,
                  max_wait: float = 6 * 3600.0, **settings: Any) -> None:
-        super().__init__(base_url, api_key, service="Tiyaro", key_setting="TIYARO_API_KEY", **settings)
+        settings.setdefault("key_setting", "TIYARO_API_KEY")
+        super().__init__(base_url, api_key, service="Tiyaro", **settings)
         self.service_tier = service_tier
         self.poll_interval, self.max_poll_interval = poll_interval, max_poll_interval
         self.max_wait = max_wait
