@@ -45,6 +45,8 @@ class Job:
     polls: int = 0
     done: bool = False
     submitted: float = field(default_factory=time.monotonic)
+    first_poll: float | None = None
+    last_poll: float | None = None
 
 
 @dataclass
@@ -137,6 +139,8 @@ class FakeTiyaro(FakeService):
         if job is None:
             return self.error(404, "no such job")
         job.polls += 1
+        job.last_poll = time.monotonic()
+        job.first_poll = job.first_poll or job.last_poll
         if (self.never_finish or job.polls <= self.polls_before_success
                 or time.monotonic() - job.submitted < self.job_seconds):
             body: dict[str, Any] = {"id": job.id, "status": "pending" if job.polls == 1 else "processing"}
