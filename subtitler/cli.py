@@ -11,27 +11,30 @@ import functools
 import json
 import os
 import sys
-import threading
+import time
 import warnings
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
 from click_default_group import DefaultGroup
 
 from . import __version__, config
-from .backends import auto_backend_name, discover, status_reporter
+from .backends import auto_backend_name, discover
+from .batch import Batch, write_report
+from .cache import Cache
 from .check import check_file
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
 from .formats import FORMATS
+from .inputs import Input, find_inputs
 from .languages import language_code
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
 from .options import TASKS, DecodeOptions
 from .pipeline import Subtitler, VideoSettings
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from .progress import BatchDisplay, StageBar
 from .style import Style, parse_colour
 from .video import SubtitleTrack, burn, default_output, mux
 
@@ -216,8 +219,31 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 _DEFAULTS = DecodeOptions()
 
 
+def batch_options(f: Callable) -> Callable:
+    """Many inputs: which, what to skip, what to report."""
+    for option in reversed([
+        click.option("--include", multiple=True, metavar="GLOB",
+                     help="In folders, only files matching GLOB (relative path or name; repeatable)."),
+        click.option("--exclude", multiple=True, metavar="GLOB",
+                     help="In folders, skip files matching GLOB (repeatable)."),
+        click.option("--from-list", "lists", multiple=True, metavar="FILE",
+                     help="Read input paths from FILE, one per line (- for stdin; repeatable)."),
+        click.option("--force", is_flag=True,
+                     help="Transcribe again, even what is up to date or cached."),
+        click.option("--cache/--no-cache", default=True, show_default=True,
+                     help="Reuse transcripts of audio already transcribed with the same settings."),
+        click.option("--dry-run", is_flag=True, help="List what would be done, and do nothing."),
+        click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
+        click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write a JSON report: each input's status, outputs, language, timings, error."),
+    ]):
+        f = option(f)
+    return f
+
+
 @cli.command()
-@click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
+@batch_options
 @output_options
 @click.option("--mux", "video_mode", flag_value="mux",
               help="Also write clip.subtitled.mp4 (etc.) with the subtitles as a soft track, "
@@ -282,12 +308,21 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
         default_track: bool, add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str,
         backend: str, model: str | None, audio_stream: int, device: str,
         compute_type: str, threads: int | None, timeout: float | None, jobs: int,
-        progress: bool | None, **decoding: Any) -> None:
-    """Transcribe each INPUT (video, audio, or a saved transcript .json) and write subtitles.
+        progress: bool | None, include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...],
+        force: bool, cache: bool, dry_run: bool, fail_fast: bool, report: Path | None,
+        **decoding: Any) -> None:
+    """Transcribe each INPUT (video, audio, a saved transcript .json, or a folder of them) and write
+    subtitles.
 
     Outputs go beside each input (clip.mp4 -> clip.srt, clip.subtitled.mp4)
-    unless -o is given; existing files are kept unless --overwrite. The
-    decoding options have Tiyaro's Whisper API names and openai-whisper's
+    unless -o is given; folders are searched recursively and mirrored under
+    -o. Files this tool made are replaced when their settings change;
+    other existing files are kept unless --overwrite. What is up to date is
+    skipped, and transcripts are cached, so a run after a change of format or
+    layout only re-renders. Exit code: 0 all done, 1 some inputs failed (a
+    single input: its error's own code), 2 usage error.
+
+    The decoding options have Tiyaro's Whisper API names and openai-whisper's
     defaults. With --mux and --task translate, the video gets two tracks: the
     spoken language and English.
 
@@ -300,6 +335,8 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
       subtitler clip.mp4 --mux --default-track      # clip.subtitled.mp4, soft track
       subtitler talk.mkv --mux --model base --task translate   # original + English tracks
       subtitler clip.mp4 --burn --font-size 48 --box           # drawn into the picture
+      subtitler videos/ -o subs/ --exclude 'drafts/*' --report report.json
+      find . -name '*.mov' | subtitler --from-list - -f vtt --dry-run
     """
     video = None
     if video_mode:
@@ -318,122 +355,58 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
     except SubtitlerError as e:
         _fail(e)
     show = sys.stderr.isatty() if progress is None else progress
-    _subtitle_all(pipeline, inputs, show, jobs)
-
-
-def _subtitle_all(pipeline: Subtitler, inputs: tuple[Path, ...], show: bool, jobs: int = 1) -> None:
-    if jobs > 1:
-        codes = _subtitle_parallel(pipeline, inputs, jobs)
-    else:
-        codes = []
-        for path in inputs:
-            try:
-                with _Progress(path.name, show) as bar, status_reporter(bar.status):
-                    result = pipeline.subtitle(path, bar.update)
-            except SubtitlerError as e:
-                click.echo(f"subtitler: error: {e}", err=True)
-                codes.append(e.exit_code)
-                continue
-            except KeyboardInterrupt:
-                click.echo("subtitler: interrupted", err=True)
-                sys.exit(INTERRUPTED_EXIT_CODE)
-            _echo_outputs(result)
-    if codes:
-        # One input: its own error's code. Several: 1 means "some failed".
-        sys.exit(codes[0] if len(inputs) == 1 else 1)
-
-
-def _echo_outputs(result: Any) -> None:
-    for out in [*result.outputs, *([result.video] if result.video else [])]:
-        click.echo(str(out))
-
-
-def _subtitle_parallel(pipeline: Subtitler, inputs: tuple[Path, ...], jobs: int) -> list[int]:
-    """At most `jobs` files in flight (remote backends), one status line per file state."""
+    if not inputs and not lists:
+        raise click.UsageError("give an INPUT, a folder, or --from-list FILE")
     try:
-        engine = pipeline.engine  # load once, before the threads share it
+        items = find_inputs([str(p) for p in inputs], include, exclude, lists)
     except SubtitlerError as e:
-        _fail(e)
-    if not type(engine).parallel_files:
-        raise click.UsageError(f"--jobs needs a backend that works on several files at once; "
-                               f"{engine.name!r} runs here, one file at a time")
-    codes: list[int] = []
-    lock = threading.Lock()
+        _fail(e, code=2)
+    single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
+    _run_batch(Batch(pipeline, output_dir=output_dir, cache=Cache() if cache else None, force=force,
+                     fail_fast=fail_fast, jobs=jobs), items, show, dry_run, report, single)
 
-    def one(n: int, path: Path) -> None:
-        tag = f"[{n}/{len(inputs)}] {path}"
 
-        def status(message: str) -> None:
-            with lock:
-                click.echo(f"subtitler: {tag}: {message}", err=True)
-
-        status("started")
-        try:
-            with status_reporter(status):
-                result = pipeline.subtitle(path)
-        except SubtitlerError as e:
-            with lock:
-                click.echo(f"subtitler: error: {e}", err=True)
-                codes.append(e.exit_code)
-            return
-        with lock:
-            click.echo(f"subtitler: {tag}: done", err=True)
-            _echo_outputs(result)
-
-    pool = ThreadPoolExecutor(max_workers=jobs)
+def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = False,
+               report: Path | None = None, single: bool = False) -> None:
+    """Run a batch with a display, write its report, exit with its code."""
+    started = time.time()
+    display = BatchDisplay(len(items), show, {id(item): n for n, item in enumerate(items, 1)})
+    batch.on_event = display
+    interrupted = False
     try:
-        for future in [pool.submit(one, n, p) for n, p in enumerate(inputs, 1)]:
-            future.result()
+        outcomes = batch.run(items, dry_run=dry_run)
+    except SubtitlerError as e:  # before any input's work: the backend or its options
+        display.close()
+        _fail(e)
     except KeyboardInterrupt:
-        pool.shutdown(wait=False, cancel_futures=True)
-        click.echo("subtitler: interrupted (submitted jobs are re-attached by the next run)", err=True)
-        os._exit(INTERRUPTED_EXIT_CODE)  # don't wait for threads blocked in network calls
-    pool.shutdown()
-    return codes
+        display.close()
+        interrupted = True
+        outcomes = batch.finished
+        click.echo("subtitler: interrupted (finished files are kept; run again to do the rest)", err=True)
+    display.close()
+    if dry_run:
+        for o in outcomes:
+            detail = o.error if o.error else ", ".join(str(p) for p in o.outputs)
+            click.echo(f"{o.status}\t{o.input.path}\t{detail}")
+    if report is not None:
+        try:
+            write_report(report, outcomes, batch, started, interrupted)
+        except OSError as e:
+            click.echo(f"subtitler: error: {report}: cannot write the report ({e.strerror or e})", err=True)
+    if interrupted:
+        # Threads may be blocked in network calls or an engine: don't wait for them.
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(INTERRUPTED_EXIT_CODE)
+    failed = [o for o in outcomes if o.status == "failed"]
+    if failed:
+        # One input: its own error's code. Several: 1 means "some failed".
+        sys.exit(failed[0].exit_code or 1 if single else 1)
 
 
 def _fail(e: SubtitlerError, code: int | None = None) -> None:
     click.echo(f"subtitler: error: {e}", err=True)
     sys.exit(code if code is not None else e.exit_code)
-
-
-class _Progress:
-    """One tqdm bar per stage, in seconds of media; nothing when not shown."""
-
-    def __init__(self, label: str, show: bool) -> None:
-        self.label, self.show = label, show
-        self.bar: Any = None
-        self.stage = ""
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def status(self, message: str) -> None:
-        """A log line (a remote job's new state...), kept clear of the bar."""
-        line = f"subtitler: {self.label}: {message}"
-        if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-        else:
-            click.echo(line, err=True)
-
-    def update(self, stage: str, done: float, total: float) -> None:
-        if not self.show:
-            return
-        from tqdm import tqdm
-
-        if stage != self.stage:
-            if self.bar is not None:
-                self.bar.close()
-            self.stage = stage
-            self.bar = tqdm(total=round(total, 1) or None, unit="s", desc=f"{self.label} {stage}",
-                            file=sys.stderr, leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                            "{n:.1f}/{total:.1f} s [{elapsed}<{remaining}]")
-        self.bar.n = round(min(done, total) if total else done, 1)
-        self.bar.refresh()
 
 
 @cli.command()
@@ -456,7 +429,8 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
         raise click.BadParameter(f"not a transcript .json: {not_json[0]}", param_hint="TRANSCRIPTS")
     pipeline = Subtitler(backend="none", formats=formats, output_dir=output_dir, overwrite=overwrite,
                          profile=profile, style=style)
-    _subtitle_all(pipeline, transcripts, show=False)
+    items = [Input(p, PurePosixPath(p.name)) for p in transcripts]
+    _run_batch(Batch(pipeline, output_dir=output_dir), items, show=False, single=len(items) == 1)
 
 
 @cli.command()
@@ -565,7 +539,7 @@ def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style
 def _video_job(job: Callable[[Any], Path], output: Path, stage: str, progress: bool | None) -> None:
     show = sys.stderr.isatty() if progress is None else progress
     try:
-        with _Progress(output.name, show) as bar:
+        with StageBar(output.name, show) as bar:
             result = job(lambda done, total: bar.update(stage, done, total))
     except SubtitlerError as e:
         _fail(e)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import tempfile
+import threading
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .cues import build_cues
 from .errors import OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
-from .media import SAMPLE_RATE, decode_audio
+from .media import SAMPLE_RATE, Audio, decode_audio
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
@@ -91,6 +92,8 @@ class Subtitler:
     # Called with warnings meant for the user (no speech found, missing glyphs...).
     warn: Callable[[str], None] = field(default=lambda message: warnings.warn(message, stacklevel=3))
     _engine: Backend | None = field(default=None, init=False, repr=False)
+    # A batch's engine threads may all ask for the engine first thing: it must load once.
+    _engine_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     def __post_init__(self) -> None:
         for f in self.formats:
@@ -98,6 +101,10 @@ class Subtitler:
 
     @property
     def engine(self) -> Backend:
+        with self._engine_lock:
+            return self._load_engine()
+
+    def _load_engine(self) -> Backend:
         if self._engine is None:
             # timeout only when given: plugins written before it existed keep working.
             extra = {"timeout": self.timeout} if self.timeout is not None else {}
@@ -107,17 +114,43 @@ class Subtitler:
 
     def transcribe(self, path: str | Path, on_progress: OnProgress | None = None) -> Transcript:
         """Transcribe a media file; times are on the picture's clock."""
-        return self._transcribe(Path(path), [self.options], on_progress)[0]
+        path = Path(path)
+        self.check_options([self.options])
+        return self.transcribe_audio(path, self.decode(path, on_progress), [self.options], on_progress)[0]
 
-    def _transcribe(self, path: Path, tasks: list[DecodeOptions],
-                    on_progress: OnProgress | None) -> list[Transcript]:
-        """Decode the audio once, then run the engine once per set of options."""
-        # The core enforces it, before any work: no backend can silently drop an option.
+    def transcription_settings(self) -> dict[str, object]:
+        """What shapes the transcripts (a cache key): as configured, so nothing is loaded to know it."""
+        return {"backend": self.backend, "model": self.model, "compute_type": self.compute_type,
+                "audio_stream": self.audio_stream, "tasks": [t.to_dict() for t in self.tasks()]}
+
+    def render_settings(self) -> dict[str, object]:
+        """What shapes the files made from the transcripts."""
+        video = None
+        if self.video:
+            video = {**dataclasses.asdict(self.video),
+                     "extra_tracks": [[str(t.path), t.language] for t in self.video.extra_tracks]}
+        return {"formats": list(self.formats), "style": dataclasses.asdict(self.style), "video": video,
+                "profile": dataclasses.asdict(self.profile) if self.profile else None}
+
+    def tasks(self) -> list[DecodeOptions]:
+        """The engine runs per input: one, or two when a translation is muxed beside the original."""
+        if self.video and self.video.mode == "mux" and self.options.task == "translate":
+            return [dataclasses.replace(self.options, task="transcribe"), self.options]
+        return [self.options]
+
+    def check_options(self, tasks: list[DecodeOptions]) -> None:
+        """Refuse options the engine would ignore, before any work (no model is loaded for it)."""
         backend_class = type(self._engine) if self._engine else get_backend_class(self.backend)
         for options in tasks:
             backend_class.check_options(options)
+
+    def decode(self, path: Path, on_progress: OnProgress | None = None) -> Audio:
         decoding = (lambda done, total: on_progress("decode", done, total)) if on_progress else None
-        audio = decode_audio(path, self.audio_stream, decoding)
+        return decode_audio(path, self.audio_stream, decoding)
+
+    def transcribe_audio(self, path: Path, audio: Audio, tasks: list[DecodeOptions],
+                         on_progress: OnProgress | None = None) -> list[Transcript]:
+        """Run the engine once per set of options on decoded audio."""
         info = audio.info
         results = []
         for options in tasks:
@@ -140,11 +173,33 @@ class Subtitler:
             self.warn(f"{path}: no speech found; the subtitles are empty")
         return results
 
-    def video_output(self, path: Path) -> Path:
+    def video_output(self, path: Path, folder: Path | None = None) -> Path:
         """clip.mp4 -> clip.subtitled.mp4 (or .mkv...), in the output folder or beside the input."""
         assert self.video is not None
         target = default_output(path).with_suffix(self.video.container or path.suffix)
-        return (self.output_dir / target.name) if self.output_dir is not None else target
+        folder = folder if folder is not None else self.output_dir
+        return (folder / target.name) if folder is not None else target
+
+    def targets(self, path: Path, folder: Path | None = None) -> list[Path]:
+        """Every file subtitling `path` writes: the subtitle files, then the video if asked.
+
+        `folder` overrides the output folder (a batch mirrors the input tree in it).
+        """
+        outputs = output_paths(path, self.formats, folder if folder is not None else self.output_dir)
+        if self.video:
+            if is_transcript_file(path):
+                raise OutputError(f"{path}: --{self.video.mode} needs the video, not a transcript")
+            outputs.append(self.video_output(path, folder))
+        return outputs
+
+    def check_targets(self, path: Path, targets: list[Path], replaceable: Iterable[Path] = ()) -> None:
+        """Refuse to overwrite the input, or an existing file unless --overwrite or `replaceable`."""
+        mine = {p.resolve() for p in replaceable}
+        for target in targets:
+            if target.resolve() == path.resolve():
+                raise OutputError(f"{target}: output would overwrite the input")
+            if target.exists() and not self.overwrite and target.resolve() not in mine:
+                raise OutputExists(f"{target}: already exists (use --overwrite to replace it)")
 
     def subtitle(self, path: str | Path, on_progress: OnProgress | None = None) -> Result:
         """Write subtitle files (and the subtitled video, if asked) for one input.
@@ -152,30 +207,32 @@ class Subtitler:
         The input is media, or a saved transcript .json (then no engine runs).
         """
         path = Path(path)
-        targets = output_paths(path, self.formats, self.output_dir)
-        video_target = self.video_output(path) if self.video else None
-        if self.video and is_transcript_file(path):
-            raise OutputError(f"{path}: --{self.video.mode} needs the video, not a transcript")
-        for target in targets + ([video_target] if video_target else []):
-            if target.resolve() == path.resolve():
-                raise OutputError(f"{target}: output would overwrite the input")
-            if target.exists() and not self.overwrite:
-                raise OutputExists(f"{target}: already exists (use --overwrite to replace it)")
-        # A translation muxed as a track goes beside the original language's track.
-        tasks = [self.options]
-        if self.video and self.video.mode == "mux" and self.options.task == "translate":
-            tasks = [dataclasses.replace(self.options, task="transcribe"), self.options]
+        targets = self.targets(path)
+        self.check_targets(path, targets)
         if is_transcript_file(path) and path.is_file():
             transcripts = [Transcript.load(path)]
         else:
-            transcripts = self._transcribe(path, tasks, on_progress)
+            tasks = self.tasks()
+            self.check_options(tasks)
+            transcripts = self.transcribe_audio(path, self.decode(path, on_progress), tasks, on_progress)
+        return self.write(path, transcripts, targets, on_progress)
+
+    def write(self, path: Path, transcripts: list[Transcript], targets: list[Path],
+              on_progress: OnProgress | None = None, replace: bool = False) -> Result:
+        """Write the subtitle files (and the video) from finished transcripts.
+
+        `replace`: the targets were checked (check_targets) and may be replaced.
+        """
+        files = targets[: len(self.formats)]
         transcript = transcripts[-1]
-        write_outputs(transcript, zip(self.formats, targets, strict=True), self.profile, self.style)
-        video = self._write_video(path, transcripts, video_target, on_progress) if video_target else None
-        return Result(path, targets, transcript, video)
+        write_outputs(transcript, zip(self.formats, files, strict=True), self.profile, self.style)
+        video = None
+        if self.video:
+            video = self._write_video(path, transcripts, targets[-1], on_progress, replace or self.overwrite)
+        return Result(path, files, transcript, video)
 
     def _write_video(self, path: Path, transcripts: list[Transcript], target: Path,
-                     on_progress: OnProgress | None) -> Path:
+                     on_progress: OnProgress | None, overwrite: bool) -> Path:
         assert self.video is not None
         settings = self.video
         report = (lambda done, total: on_progress(settings.mode, done, total)) if on_progress else None
@@ -184,7 +241,7 @@ class Subtitler:
                 subs = Path(folder) / "subtitles.ass"
                 write_outputs(transcripts[-1], [("ass", subs)], self.profile, self.style)
                 return burn(path, subs, target, style=self.style, encoder=settings.encoder,
-                            crf=settings.crf, preset=settings.preset, overwrite=self.overwrite,
+                            crf=settings.crf, preset=settings.preset, overwrite=overwrite,
                             on_progress=report, warn=self.warn)
             fmt = mux_format(target, self.formats)
             tracks = []
@@ -193,7 +250,7 @@ class Subtitler:
                 subs = Path(folder) / f"track{n}.{fmt}"
                 write_outputs(t, [(fmt, subs)], self.profile, self.style)
                 tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
-            return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=self.overwrite,
+            return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=overwrite,
                        on_progress=report)
 
 

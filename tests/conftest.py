@@ -36,6 +36,14 @@ def _no_user_config(tmp_path_factory: pytest.TempPathFactory) -> None:
     os.environ.pop("SUBTITLER_CONFIG", None)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_transcript_cache(tmp_path_factory: pytest.TempPathFactory,
+                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts with an empty transcript cache (subprocesses inherit it): no test sees
+    another's transcripts. Tests of the cache reuse one within themselves."""
+    monkeypatch.setenv("SUBTITLER_TRANSCRIPTS_DIR", str(tmp_path_factory.mktemp("transcripts")))
+
+
 @pytest.fixture(scope="session")
 def sample() -> Path:
     return SAMPLE

@@ -200,5 +200,8 @@ def test_real_repetition_loop_is_collapsed(backends, no_speech, name) -> None:
     assert _loops(t), f"expected a loop from {name}, got {t.text[:200]!r}"
     cleaned = collapse_repetitions(t)
     assert _loops(cleaned) == 0
-    assert 0 < len(cleaned.words) < len(t.words)
+    # openai-whisper repeats a whole segment: the copy goes. faster-whisper squeezes each 198-word
+    # loop into 0.4 s: even its first occurrence is said at 200 characters a second, so the guard
+    # drops it whole (noise, after all, says nothing).
+    assert len(cleaned.words) <= len(t.words) / 2
     assert cleaned.meta["repetitions_removed"]

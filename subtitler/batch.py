@@ -1,0 +1,312 @@
+"""Many inputs, unattended: skip what is up to date, reuse cached transcripts, overlap the work.
+
+For each input the batch decides, cheapest first:
+
+1. up to date: every output exists and its manifest entry (manifest.py) says
+   it was made from this very file with these settings: nothing to do;
+2. render: a transcript of this audio with these transcription settings is
+   in the cache (cache.py): lay it out and write the files, no decoding;
+3. transcribe: decode, run the engine, cache the transcript, write.
+
+Work flows one way through a small bounded pipeline: audio for the next
+inputs is decoded in the background while the engine works on the current
+one, and at most `window` decoded inputs wait at any time, so memory stays
+bounded whatever the number of files. Local engines run one input at a time
+(the model is loaded once); backends that work on several files at once
+(remote services) get `jobs` inputs in flight.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from . import manifest
+from .backends import get_backend_class, status_reporter
+from .cache import Cache, audio_hash, digest
+from .errors import InputNotFound, SubtitlerError
+from .files import atomic_write
+from .inputs import Input
+from .media import Audio
+from .pipeline import OnProgress, Subtitler, is_transcript_file
+from .transcript import Transcript
+
+# What a batch decides for an input, and how it ends.
+UP_TO_DATE, RENDER, TRANSCRIBE = "up-to-date", "render", "transcribe"
+DONE, RENDERED, FAILED, SKIPPED = "done", "rendered", "failed", "skipped"
+
+
+@dataclass
+class Outcome:
+    input: Input
+    # up-to-date | render | transcribe (planned, or for --dry-run), then done | rendered | failed | skipped.
+    status: str
+    outputs: list[Path] = field(default_factory=list)
+    language: str | None = None
+    duration: float | None = None
+    # Seconds spent per stage: plan (hashing), decode, transcribe, write, total.
+    timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    exit_code: int | None = None
+
+    @property
+    def decoded(self) -> bool:
+        return "decode" in self.timings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": str(self.input.path), "status": self.status,
+                "outputs": [str(p) for p in self.outputs], "language": self.language,
+                "duration": self.duration, "decoded": self.decoded,
+                "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                "error": self.error, "exit_code": self.exit_code}
+
+
+@dataclass
+class Plan:
+    input: Input
+    targets: list[Path]
+    action: str
+    file_hash: str | None = None
+    settings: str = ""  # digest of all the settings, as recorded in the manifest
+    # The transcripts, when the cache (or a transcript .json input) already has them.
+    transcripts: list[Transcript] | None = None
+
+
+# Called as events happen, from any thread: ("start", outcome) before an input's work,
+# ("end", outcome) after; while it runs ("progress", outcome, stage, done, total) and
+# ("status", outcome, message) for a remote job's states.
+OnEvent = Callable[..., None]
+
+
+class Batch:
+    def __init__(self, pipeline: Subtitler, *, output_dir: Path | None = None, cache: Cache | None = None,
+                 force: bool = False, fail_fast: bool = False, jobs: int = 1,
+                 on_event: OnEvent | None = None) -> None:
+        self.pipeline = pipeline
+        self.output_dir = output_dir
+        self.cache = cache
+        self.force, self.fail_fast, self.jobs = force, fail_fast, jobs
+        self.on_event = on_event or (lambda *args: None)
+        self.stopped = threading.Event()  # --fail-fast tripped, or interrupted
+        self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
+        self._settings = digest([pipeline.transcription_settings(), pipeline.render_settings()])
+        self.summary = {"transcription": pipeline.transcription_settings(),
+                         "render": pipeline.render_settings()}
+
+    # -- planning -------------------------------------------------------------------
+
+    def folder_for(self, item: Input) -> Path | None:
+        """Outputs of `item` go here: its mirror under -o, or None (beside the input)."""
+        if self.output_dir is None:
+            return None
+        return self.output_dir / item.relative.parent
+
+    def plan(self, item: Input) -> Plan | Outcome:
+        """What `item` needs; an Outcome if it cannot be planned (a missing file...)."""
+        started = time.perf_counter()
+        try:
+            targets = self.pipeline.targets(item.path, self.folder_for(item))
+            if not item.path.is_file():
+                raise InputNotFound(f"{item.path}: no such file")
+            if is_transcript_file(item.path):
+                return Plan(item, targets, RENDER, transcripts=[Transcript.load(item.path)])
+            file_hash = self.cache.file_hash(item.path) if self.cache else None
+            plan = Plan(item, targets, TRANSCRIBE, file_hash, self._settings)
+            if file_hash and not self.force:
+                if self._up_to_date(plan):
+                    plan.action = UP_TO_DATE
+                elif self.cache:
+                    audio = self.cache.audio_hash_of(file_hash, self.pipeline.audio_stream)
+                    if audio:
+                        plan.transcripts = self.cache.transcripts(self._transcript_key(audio))
+                        if plan.transcripts is not None:
+                            plan.action = RENDER
+            return plan
+        except SubtitlerError as e:
+            return Outcome(item, FAILED, error=str(e), exit_code=e.exit_code,
+                           timings={"plan": time.perf_counter() - started})
+        except OSError as e:
+            return Outcome(item, FAILED, error=f"{item.path}: cannot read ({e.strerror or e})", exit_code=3)
+
+    def _up_to_date(self, plan: Plan) -> bool:
+        for target in plan.targets:
+            entry = manifest.entry_for(target)
+            if (entry is None or entry.pending or entry.settings != plan.settings
+                    or entry.source_sha256 != plan.file_hash or not target.is_file()):
+                return False
+        return True
+
+    def _transcript_key(self, audio: str) -> str:
+        return Cache.transcript_key(audio, self.pipeline.transcription_settings())
+
+    # -- running --------------------------------------------------------------------
+
+    def run(self, items: list[Input], dry_run: bool = False) -> list[Outcome]:
+        """Plan every input, then do the work; outcomes come back in input order."""
+        plans = [self.plan(item) for item in items]
+        if dry_run:
+            return [p if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets) for p in plans]
+        outcomes: list[Outcome | None] = [None] * len(plans)
+        needs_engine = [p for p in plans if isinstance(p, Plan) and p.action == TRANSCRIBE]
+        if needs_engine:
+            # Refuse options the engine would ignore before any work, once.
+            self.pipeline.check_options(self.pipeline.tasks())
+        parallel = bool(needs_engine) and get_backend_class(self.pipeline.backend).parallel_files
+        engine_workers = self.jobs if parallel else 1
+        # Decoding is ffmpeg's work: as many at once as --jobs asks, each a core's worth.
+        decoders = ThreadPoolExecutor(max(1, min(self.jobs, 4)), thread_name_prefix="decode")
+        engines = ThreadPoolExecutor(engine_workers, thread_name_prefix="engine")
+        # Inputs decoded or being decoded, not yet finished: bounds memory.
+        window = threading.BoundedSemaphore(engine_workers + max(1, min(self.jobs, 4)))
+        futures: list[tuple[int, Future[Outcome]]] = []
+        try:
+            for n, plan in enumerate(plans):
+                if self.stopped.is_set():
+                    break
+                if isinstance(plan, Outcome):
+                    self._finish(plan)
+                    outcomes[n] = plan
+                    continue
+                if plan.action != TRANSCRIBE:
+                    outcomes[n] = self._quick(plan)
+                    continue
+                while not window.acquire(timeout=0.1):  # stays responsive to Ctrl-C
+                    pass
+                if self.stopped.is_set():
+                    window.release()
+                    break
+                outcome = Outcome(plan.input, TRANSCRIBE)
+                audio = decoders.submit(self._decode, plan, outcome)
+                futures.append((n, engines.submit(self._transcribe, plan, outcome, audio, window)))
+            for n, future in futures:
+                outcomes[n] = future.result()
+        except BaseException:
+            self.stopped.set()
+            decoders.shutdown(wait=False, cancel_futures=True)
+            engines.shutdown(wait=False, cancel_futures=True)
+            raise
+        decoders.shutdown()
+        engines.shutdown()
+        return [o if o is not None else Outcome(p.input if isinstance(p, Plan) else p.input, SKIPPED)
+                for o, p in zip(outcomes, plans, strict=True)]
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        if outcome.status == FAILED and self.fail_fast:
+            self.stopped.set()
+        self.finished.append(outcome)
+        self.on_event("end", outcome)
+        return outcome
+
+    def _quick(self, plan: Plan) -> Outcome:
+        """Up to date, or only rendering: no decoding, no engine."""
+        outcome = Outcome(plan.input, plan.action)
+        if plan.action == UP_TO_DATE:
+            outcome.outputs = plan.targets
+            return self._finish(outcome)
+        self.on_event("start", outcome)
+        started = time.perf_counter()
+        try:
+            assert plan.transcripts is not None
+            self._write(plan, plan.transcripts, outcome, None)
+            outcome.status = RENDERED
+        except SubtitlerError as e:
+            outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
+        outcome.timings["total"] = time.perf_counter() - started
+        return self._finish(outcome)
+
+    def _progress(self, outcome: Outcome) -> OnProgress:
+        return lambda stage, done, total: self.on_event("progress", outcome, stage, done, total)
+
+    def _decode(self, plan: Plan, outcome: Outcome) -> tuple[Audio, float] | None:
+        if self.stopped.is_set():
+            return None
+        started = time.perf_counter()
+        return self.pipeline.decode(plan.input.path, self._progress(outcome)), time.perf_counter() - started
+
+    def _transcribe(self, plan: Plan, outcome: Outcome, decoding: Future[tuple[Audio, float] | None],
+                    window: threading.Semaphore) -> Outcome:
+        try:
+            if self.stopped.is_set():
+                outcome.status = SKIPPED
+                return outcome
+            self.on_event("start", outcome)
+            started = time.perf_counter()
+            progress = self._progress(outcome)
+            try:
+                decoded = decoding.result()
+                if decoded is None:
+                    outcome.status = SKIPPED
+                    return outcome
+                audio, outcome.timings["decode"] = decoded
+                del decoded
+                outcome.duration = audio.duration
+                t0 = time.perf_counter()
+                with status_reporter(lambda message: self.on_event("status", outcome, message)):
+                    transcripts = self.pipeline.transcribe_audio(plan.input.path, audio,
+                                                                 self.pipeline.tasks(), progress)
+                outcome.timings["transcribe"] = time.perf_counter() - t0
+                if self.cache and plan.file_hash:
+                    # Saved before the outputs: a run killed while writing only renders next time.
+                    heard = audio_hash(audio.samples)
+                    self.cache.store(self._transcript_key(heard), transcripts)
+                    self.cache.remember_audio_hash(plan.file_hash, self.pipeline.audio_stream, heard)
+                del audio  # the samples can go before writing (long inputs are big)
+                self._write(plan, transcripts, outcome, progress)
+                outcome.status = DONE
+            except SubtitlerError as e:
+                outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
+            outcome.timings["total"] = time.perf_counter() - started
+            return self._finish(outcome)
+        finally:
+            window.release()
+
+    def _write(self, plan: Plan, transcripts: list[Transcript], outcome: Outcome,
+               progress: OnProgress | None) -> None:
+        """Write the outputs, with their manifest entries pending first and complete after."""
+        t0 = time.perf_counter()
+        ours = [t for t in plan.targets if manifest.entry_for(t) is not None]
+        self.pipeline.check_targets(plan.input.path, plan.targets, replaceable=ours)
+        record = plan.file_hash is not None
+
+        def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
+            return {t: manifest.Entry(manifest.source_path(t, plan.input.path), plan.file_hash or "",
+                                      plan.settings, pending, None if pending else self.summary)
+                    for t in plan.targets}
+
+        if record:
+            manifest.update(entries(pending=True))
+        result = self.pipeline.write(plan.input.path, transcripts, plan.targets, progress, replace=True)
+        if record:
+            manifest.update(entries(pending=False))
+        outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
+        outcome.language = result.transcript.language
+        outcome.duration = outcome.duration or result.transcript.duration
+        outcome.timings["write"] = time.perf_counter() - t0
+
+
+def write_report(path: Path, outcomes: list[Outcome], batch: Batch, started: float,
+                 interrupted: bool = False) -> None:
+    """The run as JSON: settings, a summary, and every input's outcome (atomically written)."""
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.status] = counts.get(o.status, 0) + 1
+    data = {
+        "schema": "subtitler.report", "version": 1,
+        "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(time.time() - started, 3), "interrupted": interrupted,
+        "settings": batch.summary,
+        "summary": {"inputs": len(outcomes), **counts,
+                    "decoded": sum(o.decoded for o in outcomes),
+                    "media_seconds": round(sum(o.duration or 0.0 for o in outcomes if o.decoded), 3)},
+        "inputs": [o.to_dict() for o in outcomes],
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
+

@@ -1,0 +1,115 @@
+"""The transcript cache: a run never transcribes the same audio with the same settings twice.
+
+Transcripts are keyed by the decoded audio's SHA-256 plus everything that
+shapes the transcript (backend, model, decoding options, audio stream), so a
+re-run after a layout or format change only re-renders. To know a file's
+audio hash without decoding it again, the cache also remembers it per file
+content hash, and each file's content hash per (path, size, mtime): an
+unchanged file is neither decoded nor even read.
+
+Everything lives under `cache_dir()/transcripts` (SUBTITLER_TRANSCRIPTS_DIR
+overrides it) as small JSON files written atomically: a run killed
+at any point leaves whole entries or none, and an unreadable entry is a miss.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import BadTranscript
+from .files import atomic_write
+from .models import cache_dir
+from .transcript import Transcript
+
+CHUNK = 1 << 20
+
+
+def digest(data: Any) -> str:
+    """A stable SHA-256 of JSON-able settings."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def audio_hash(samples: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(samples, "<f4").tobytes()).hexdigest()
+
+
+class Cache:
+    def __init__(self, root: Path | None = None) -> None:
+        if root is None:
+            root = Path(os.environ.get("SUBTITLER_TRANSCRIPTS_DIR") or cache_dir() / "transcripts")
+        self.root = root
+
+    # -- small JSON entries -------------------------------------------------------
+
+    def _path(self, kind: str, key: str) -> Path:
+        return self.root / kind / key[:2] / f"{key}.json"
+
+    def _get(self, kind: str, key: str) -> Any:
+        try:
+            return json.loads(self._path(kind, key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None  # missing, or unreadable: a miss
+
+    def _put(self, kind: str, key: str, value: Any) -> None:
+        path = self._path(kind, key)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, json.dumps(value, ensure_ascii=False).encode("utf-8"))
+        except OSError:
+            pass  # a cache that cannot be written costs time, not correctness
+
+    # -- file content hashes ------------------------------------------------------
+
+    def file_hash(self, path: Path) -> str:
+        """SHA-256 of the file's bytes; read only when its size or mtime changed since last time."""
+        st = path.stat()
+        stat_key = digest([str(path.resolve()), st.st_size, st.st_mtime_ns, st.st_ino])
+        known = self._get("stat", stat_key)
+        if isinstance(known, str):
+            return known
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            while block := f.read(CHUNK):
+                h.update(block)
+        value = h.hexdigest()
+        self._put("stat", stat_key, value)
+        return value
+
+    # -- file -> audio ------------------------------------------------------------
+
+    def audio_hash_of(self, file_hash: str, stream: int) -> str | None:
+        value = self._get("audio", f"{file_hash}-{stream}")
+        return value if isinstance(value, str) else None
+
+    def remember_audio_hash(self, file_hash: str, stream: int, value: str) -> None:
+        self._put("audio", f"{file_hash}-{stream}", value)
+
+    # -- transcripts --------------------------------------------------------------
+
+    @staticmethod
+    def transcript_key(audio: str, settings: dict[str, Any]) -> str:
+        return digest([audio, settings])
+
+    def transcripts(self, key: str) -> list[Transcript] | None:
+        """The transcripts (one per task) stored under `key`, or None."""
+        data = self._get("transcripts", key)
+        if not isinstance(data, list):
+            return None
+        try:
+            return [Transcript.from_dict(t) for t in data]
+        except BadTranscript:
+            return None
+
+    def store(self, key: str, transcripts: list[Transcript]) -> None:
+        self._put("transcripts", key, [t.to_dict() for t in transcripts])
+
+    def clear(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.root, ignore_errors=True)

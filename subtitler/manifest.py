@@ -1,0 +1,94 @@
+"""What made each output: a `.subtitler.json` beside the subtitles, meant to be committed with them.
+
+For every output file it records the input (relative path and content hash)
+and the hash of the settings that made it. A re-run uses it to skip outputs
+that are up to date, and to know which existing files are its own to
+replace; `subtitler check --require-subs` uses it to find subtitles that are
+stale (the video changed) or were made with other settings.
+
+An entry is written as "pending" before its output and completed after, so
+a run killed in between leaves a file the next run knows it may replace.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import OutputError
+from .files import atomic_write
+
+NAME = ".subtitler.json"
+SCHEMA = "subtitler.manifest"
+VERSION = 1
+
+_lock = threading.Lock()  # --jobs threads update the same manifests
+
+
+@dataclass(frozen=True)
+class Entry:
+    source: str  # the input, relative to the manifest's folder (POSIX separators)
+    source_sha256: str
+    settings: str  # digest of the settings that made the output
+    pending: bool = False
+    # The settings themselves, for people reading the file (not compared).
+    summary: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"source": self.source, "source_sha256": self.source_sha256,
+                                "settings": self.settings}
+        if self.pending:
+            data["pending"] = True
+        if self.summary:
+            data["summary"] = self.summary
+        return data
+
+
+def _path(folder: Path) -> Path:
+    return folder / NAME
+
+
+def read(folder: Path) -> dict[str, Entry]:
+    """The entries of the manifest in `folder`, by output file name; {} if none or unreadable."""
+    try:
+        data = json.loads(_path(folder).read_text(encoding="utf-8"))
+        outputs = data["outputs"] if data.get("schema") == SCHEMA else {}
+        return {name: Entry(e["source"], e["source_sha256"], e["settings"], bool(e.get("pending")),
+                            e.get("summary")) for name, e in outputs.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return {}
+
+
+def entry_for(output: Path) -> Entry | None:
+    return read(output.parent).get(output.name)
+
+
+def update(outputs: dict[Path, Entry | None]) -> None:
+    """Set (or, for None, remove) the entries of these outputs, folder by folder, atomically."""
+    folders: dict[Path, dict[str, Entry | None]] = {}
+    for output, entry in outputs.items():
+        folders.setdefault(output.parent, {})[output.name] = entry
+    with _lock:
+        for folder, changes in folders.items():
+            entries = read(folder)
+            for name, entry in changes.items():
+                if entry is None:
+                    entries.pop(name, None)
+                else:
+                    entries[name] = entry
+            data = {"schema": SCHEMA, "version": VERSION,
+                    "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write(_path(folder), (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
+            except OSError as e:
+                raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
+
+
+def source_path(output: Path, input_path: Path) -> str:
+    """The input as the manifest records it: relative to the output's folder."""
+    return Path(os.path.relpath(input_path.resolve(), output.parent.resolve())).as_posix()
