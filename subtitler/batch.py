@@ -18,10 +18,12 @@ bounded whatever the number of files. Local engines run one input at a time
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -31,12 +33,15 @@ from typing import Any
 from . import manifest
 from .backends import get_backend_class, status_reporter
 from .cache import Cache, audio_hash, digest
-from .errors import InputNotFound, SubtitlerError
+from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, SubtitlerError
 from .files import atomic_write
 from .inputs import Input
 from .media import Audio
 from .pipeline import OnProgress, Subtitler, is_transcript_file
 from .transcript import Transcript
+
+# Failures that depend only on the file's bytes: remembered, so a re-run does not decode it again.
+UNDECODABLE = (NotMedia, NoAudioStream, EmptyAudio)
 
 # What a batch decides for an input, and how it ends.
 UP_TO_DATE, RENDER, TRANSCRIBE = "up-to-date", "render", "transcribe"
@@ -51,8 +56,10 @@ class Outcome:
     outputs: list[Path] = field(default_factory=list)
     language: str | None = None
     duration: float | None = None
-    # Seconds spent per stage: plan (hashing), decode, transcribe, write, total.
+    # Seconds spent per stage: decode, transcribe, write, total...
     timings: dict[str, float] = field(default_factory=dict)
+    # ...and when each ran: (start, end) in seconds from the start of the run.
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
     error: str | None = None
     exit_code: int | None = None
 
@@ -65,6 +72,7 @@ class Outcome:
                 "outputs": [str(p) for p in self.outputs], "language": self.language,
                 "duration": self.duration, "decoded": self.decoded,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                "spans": {k: list(v) for k, v in self.spans.items()},
                 "error": self.error, "exit_code": self.exit_code}
 
 
@@ -96,6 +104,7 @@ class Batch:
         self.on_event = on_event or (lambda *args: None)
         self.stopped = threading.Event()  # --fail-fast tripped, or interrupted
         self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
+        self._t0 = time.perf_counter()
         self._settings = digest([pipeline.transcription_settings(), pipeline.render_settings()])
         self.summary = {"transcription": pipeline.transcription_settings(),
                          "render": pipeline.render_settings()}
@@ -110,7 +119,6 @@ class Batch:
 
     def plan(self, item: Input) -> Plan | Outcome:
         """What `item` needs; an Outcome if it cannot be planned (a missing file...)."""
-        started = time.perf_counter()
         try:
             targets = self.pipeline.targets(item.path, self.folder_for(item))
             if not item.path.is_file():
@@ -119,7 +127,11 @@ class Batch:
                 return Plan(item, targets, RENDER, transcripts=[Transcript.load(item.path)])
             file_hash = self.cache.file_hash(item.path) if self.cache else None
             plan = Plan(item, targets, TRANSCRIBE, file_hash, self._settings)
-            if file_hash and not self.force:
+            if file_hash and self.cache and not self.force:
+                failed = self.cache.failure(file_hash, self.pipeline.audio_stream)
+                if failed:  # the same bytes cannot decode now either
+                    return Outcome(item, FAILED, error=f"{failed['error']} (as in an earlier run; "
+                                   "--force tries again)", exit_code=failed["exit_code"])
                 if self._up_to_date(plan):
                     plan.action = UP_TO_DATE
                 elif self.cache:
@@ -130,8 +142,7 @@ class Batch:
                             plan.action = RENDER
             return plan
         except SubtitlerError as e:
-            return Outcome(item, FAILED, error=str(e), exit_code=e.exit_code,
-                           timings={"plan": time.perf_counter() - started})
+            return Outcome(item, FAILED, error=str(e), exit_code=e.exit_code)
         except OSError as e:
             return Outcome(item, FAILED, error=f"{item.path}: cannot read ({e.strerror or e})", exit_code=3)
 
@@ -150,6 +161,7 @@ class Batch:
 
     def run(self, items: list[Input], dry_run: bool = False) -> list[Outcome]:
         """Plan every input, then do the work; outcomes come back in input order."""
+        self._t0 = time.perf_counter()
         plans = [self.plan(item) for item in items]
         if dry_run:
             return [p if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets) for p in plans]
@@ -204,6 +216,17 @@ class Batch:
         self.on_event("end", outcome)
         return outcome
 
+    @contextlib.contextmanager
+    def _timed(self, outcome: Outcome, stage: str) -> Iterator[None]:
+        """Time a stage: its seconds, and when it ran (from the start of the run), for the report."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            end = time.perf_counter()
+            outcome.timings[stage] = end - start
+            outcome.spans[stage] = (round(start - self._t0, 4), round(end - self._t0, 4))
+
     def _quick(self, plan: Plan) -> Outcome:
         """Up to date, or only rendering: no decoding, no engine."""
         outcome = Outcome(plan.input, plan.action)
@@ -211,58 +234,56 @@ class Batch:
             outcome.outputs = plan.targets
             return self._finish(outcome)
         self.on_event("start", outcome)
-        started = time.perf_counter()
-        try:
-            assert plan.transcripts is not None
-            self._write(plan, plan.transcripts, outcome, None)
-            outcome.status = RENDERED
-        except SubtitlerError as e:
-            outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
-        outcome.timings["total"] = time.perf_counter() - started
+        with self._timed(outcome, "total"):
+            try:
+                assert plan.transcripts is not None
+                self._write(plan, plan.transcripts, outcome, None)
+                outcome.status = RENDERED
+            except SubtitlerError as e:
+                outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
         return self._finish(outcome)
 
     def _progress(self, outcome: Outcome) -> OnProgress:
         return lambda stage, done, total: self.on_event("progress", outcome, stage, done, total)
 
-    def _decode(self, plan: Plan, outcome: Outcome) -> tuple[Audio, float] | None:
+    def _decode(self, plan: Plan, outcome: Outcome) -> Audio | None:
         if self.stopped.is_set():
             return None
-        started = time.perf_counter()
-        return self.pipeline.decode(plan.input.path, self._progress(outcome)), time.perf_counter() - started
+        with self._timed(outcome, "decode"):
+            return self.pipeline.decode(plan.input.path, self._progress(outcome))
 
-    def _transcribe(self, plan: Plan, outcome: Outcome, decoding: Future[tuple[Audio, float] | None],
+    def _transcribe(self, plan: Plan, outcome: Outcome, decoding: Future[Audio | None],
                     window: threading.Semaphore) -> Outcome:
         try:
             if self.stopped.is_set():
                 outcome.status = SKIPPED
                 return outcome
             self.on_event("start", outcome)
-            started = time.perf_counter()
             progress = self._progress(outcome)
-            try:
-                decoded = decoding.result()
-                if decoded is None:
-                    outcome.status = SKIPPED
-                    return outcome
-                audio, outcome.timings["decode"] = decoded
-                del decoded
-                outcome.duration = audio.duration
-                t0 = time.perf_counter()
-                with status_reporter(lambda message: self.on_event("status", outcome, message)):
-                    transcripts = self.pipeline.transcribe_audio(plan.input.path, audio,
-                                                                 self.pipeline.tasks(), progress)
-                outcome.timings["transcribe"] = time.perf_counter() - t0
-                if self.cache and plan.file_hash:
-                    # Saved before the outputs: a run killed while writing only renders next time.
-                    heard = audio_hash(audio.samples)
-                    self.cache.store(self._transcript_key(heard), transcripts)
-                    self.cache.remember_audio_hash(plan.file_hash, self.pipeline.audio_stream, heard)
-                del audio  # the samples can go before writing (long inputs are big)
-                self._write(plan, transcripts, outcome, progress)
-                outcome.status = DONE
-            except SubtitlerError as e:
-                outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
-            outcome.timings["total"] = time.perf_counter() - started
+            with self._timed(outcome, "total"):
+                try:
+                    audio = decoding.result()
+                    if audio is None:
+                        outcome.status = SKIPPED
+                        return outcome
+                    outcome.duration = audio.duration
+                    with self._timed(outcome, "transcribe"), \
+                            status_reporter(lambda message: self.on_event("status", outcome, message)):
+                        transcripts = self.pipeline.transcribe_audio(plan.input.path, audio,
+                                                                     self.pipeline.tasks(), progress)
+                    if self.cache and plan.file_hash:
+                        # Saved before the outputs: a run killed while writing only renders next time.
+                        heard = audio_hash(audio.samples)
+                        self.cache.store(self._transcript_key(heard), transcripts)
+                        self.cache.remember_audio_hash(plan.file_hash, self.pipeline.audio_stream, heard)
+                    del audio  # the samples can go before writing (long inputs are big)
+                    self._write(plan, transcripts, outcome, progress)
+                    outcome.status = DONE
+                except SubtitlerError as e:
+                    outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
+                    if isinstance(e, UNDECODABLE) and self.cache and plan.file_hash:
+                        self.cache.remember_failure(plan.file_hash, self.pipeline.audio_stream, str(e),
+                                                    e.exit_code)
             return self._finish(outcome)
         finally:
             window.release()
@@ -270,25 +291,33 @@ class Batch:
     def _write(self, plan: Plan, transcripts: list[Transcript], outcome: Outcome,
                progress: OnProgress | None) -> None:
         """Write the outputs, with their manifest entries pending first and complete after."""
-        t0 = time.perf_counter()
-        ours = [t for t in plan.targets if manifest.entry_for(t) is not None]
-        self.pipeline.check_targets(plan.input.path, plan.targets, replaceable=ours)
-        record = plan.file_hash is not None
+        with self._timed(outcome, "write"):
+            ours = [t for t in plan.targets if manifest.entry_for(t) is not None]
+            self.pipeline.check_targets(plan.input.path, plan.targets, replaceable=ours)
+            for target in ours:
+                remove_leftovers(target)
+            record = plan.file_hash is not None
 
-        def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
-            return {t: manifest.Entry(manifest.source_path(t, plan.input.path), plan.file_hash or "",
-                                      plan.settings, pending, None if pending else self.summary)
-                    for t in plan.targets}
+            def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
+                return {t: manifest.Entry(manifest.source_path(t, plan.input.path), plan.file_hash or "",
+                                          plan.settings, pending, None if pending else self.summary)
+                        for t in plan.targets}
 
-        if record:
-            manifest.update(entries(pending=True))
-        result = self.pipeline.write(plan.input.path, transcripts, plan.targets, progress, replace=True)
-        if record:
-            manifest.update(entries(pending=False))
-        outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
-        outcome.language = result.transcript.language
-        outcome.duration = outcome.duration or result.transcript.duration
-        outcome.timings["write"] = time.perf_counter() - t0
+            if record:
+                manifest.update(entries(pending=True))
+            result = self.pipeline.write(plan.input.path, transcripts, plan.targets, progress, replace=True)
+            if record:
+                manifest.update(entries(pending=False))
+            outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
+            outcome.language = result.transcript.language
+            outcome.duration = outcome.duration or result.transcript.duration
+
+
+def remove_leftovers(target: Path) -> None:
+    """Temporary files of `target` left by a run that was killed (files.atomic_path's names)."""
+    for leftover in target.parent.glob(f".{glob.escape(target.stem)}.*.part{glob.escape(target.suffix)}"):
+        with contextlib.suppress(OSError):
+            leftover.unlink()
 
 
 def write_report(path: Path, outcomes: list[Outcome], batch: Batch, started: float,

@@ -90,6 +90,16 @@ class Cache:
     def remember_audio_hash(self, file_hash: str, stream: int, value: str) -> None:
         self._put("audio", f"{file_hash}-{stream}", value)
 
+    # -- inputs that cannot be decoded --------------------------------------------
+
+    def failure(self, file_hash: str, stream: int) -> dict[str, Any] | None:
+        """How decoding these very bytes failed before (not media, no audio...), or None."""
+        value = self._get("failures", f"{file_hash}-{stream}")
+        return value if isinstance(value, dict) and "error" in value else None
+
+    def remember_failure(self, file_hash: str, stream: int, error: str, exit_code: int) -> None:
+        self._put("failures", f"{file_hash}-{stream}", {"error": error, "exit_code": exit_code})
+
     # -- transcripts --------------------------------------------------------------
 
     @staticmethod

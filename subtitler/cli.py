@@ -303,14 +303,10 @@ def batch_options(f: Callable) -> Callable:
               help="Comma-separated token ids never to emit; -1 = non-speech symbols.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
-def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, overwrite: bool,
-        profile: Profile | None, style: Style, video_mode: str | None, video_format: str | None,
-        default_track: bool, add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str,
-        backend: str, model: str | None, audio_stream: int, device: str,
-        compute_type: str, threads: int | None, timeout: float | None, jobs: int,
-        progress: bool | None, include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...],
+def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: bool | None,
+        include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...],
         force: bool, cache: bool, dry_run: bool, fail_fast: bool, report: Path | None,
-        **decoding: Any) -> None:
+        **settings: Any) -> None:
     """Transcribe each INPUT (video, audio, a saved transcript .json, or a folder of them) and write
     subtitles.
 
@@ -338,22 +334,7 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
       subtitler videos/ -o subs/ --exclude 'drafts/*' --report report.json
       find . -name '*.mov' | subtitler --from-list - -f vtt --dry-run
     """
-    video = None
-    if video_mode:
-        video = VideoSettings(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
-                              default_track, [_track(t) for t in add_tracks])
-    elif add_tracks or default_track or video_format:
-        raise click.UsageError("--add-track, --default-track and --video-format need --mux or --burn")
-    try:
-        pipeline = Subtitler(
-            backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
-            output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
-            device=device, compute_type=compute_type, threads=threads, timeout=timeout,
-            profile=profile, style=style,
-            video=video, warn=_warn,
-        )
-    except SubtitlerError as e:
-        _fail(e)
+    pipeline = _pipeline(output_dir=output_dir, **settings)
     show = sys.stderr.isatty() if progress is None else progress
     if not inputs and not lists:
         raise click.UsageError("give an INPUT, a folder, or --from-list FILE")
@@ -364,6 +345,33 @@ def run(inputs: tuple[Path, ...], formats: list[str], output_dir: Path | None, o
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
     _run_batch(Batch(pipeline, output_dir=output_dir, cache=Cache() if cache else None, force=force,
                      fail_fast=fail_fast, jobs=jobs), items, show, dry_run, report, single)
+
+
+def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
+              style: Style, video_mode: str | None, video_format: str | None, default_track: bool,
+              add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str, backend: str, model: str | None,
+              audio_stream: int, device: str, compute_type: str, threads: int | None, timeout: float | None,
+              **others: Any) -> Subtitler:
+    """The pipeline `run` makes of its parameters (given as `run` gets them; the batch's own, and
+    anything else that is not a decoding option, are ignored). No model is loaded."""
+    video = None
+    if video_mode:
+        video = VideoSettings(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
+                              default_track, [_track(t) for t in add_tracks])
+    elif add_tracks or default_track or video_format:
+        raise click.UsageError("--add-track, --default-track and --video-format need --mux or --burn")
+    decoding = {name: others[name] for name in DecodeOptions.names()}
+    try:
+        return Subtitler(
+            backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
+            output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
+            device=device, compute_type=compute_type, threads=threads, timeout=timeout,
+            profile=profile, style=style,
+            video=video, warn=_warn,
+        )
+    except SubtitlerError as e:
+        _fail(e)
+        raise  # not reached: _fail exits
 
 
 def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = False,
