@@ -349,20 +349,20 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
 
 def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
               style: Style, video_mode: str | None, video_format: str | None, default_track: bool,
-              add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str, backend: str, model: str | None,
-              audio_stream: int, device: str, compute_type: str, threads: int | None, timeout: float | None,
-              **others: Any) -> Subtitler:
-    """The pipeline `run` makes of its parameters (given as `run` gets them; the batch's own, and
-    anything else that is not a decoding option, are ignored). No model is loaded."""
+              add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str, backend: str,
+              model: str | None, audio_stream: int, device: str, compute_type: str, threads: int | None,
+              timeout: float | None, **rest: Any) -> Subtitler:
+    """The pipeline `run` makes of its parameters, as `run` gets them: `rest` holds the decoding
+    options, and may hold the batch's own parameters (ignored). Loads no model."""
     video = None
     if video_mode:
         video = VideoSettings(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
                               default_track, [_track(t) for t in add_tracks])
     elif add_tracks or default_track or video_format:
         raise click.UsageError("--add-track, --default-track and --video-format need --mux or --burn")
-    decoding = {name: others[name] for name in DecodeOptions.names()}
+    decoding = {name: rest[name] for name in DecodeOptions.names()}
     try:
-        return Subtitler(
+        pipeline = Subtitler(
             backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
             output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
             device=device, compute_type=compute_type, threads=threads, timeout=timeout,
@@ -371,7 +371,7 @@ def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, p
         )
     except SubtitlerError as e:
         _fail(e)
-        raise  # not reached: _fail exits
+    return pipeline
 
 
 def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = False,
