@@ -29,10 +29,13 @@ class Violation:
 @dataclass
 class FileReport:
     path: str
-    cues: int = 0
+    # None when not read as subtitles (check --require-subs: missing, or txt, tsv, json).
+    cues: int | None = 0
     violations: list[Violation] = field(default_factory=list)
     # Why the file could not be checked at all; None when it could.
     error: str | None = None
+    # The video the subtitles belong to, when known (--video, --require-subs).
+    video: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

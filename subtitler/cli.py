@@ -24,7 +24,7 @@ from . import __version__, config
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
-from .check import check_file
+from .check import FileReport, check_file
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
 from .formats import FORMATS
 from .inputs import Input, find_inputs
@@ -35,6 +35,7 @@ from .options import TASKS, DecodeOptions
 from .pipeline import Subtitler, VideoSettings
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 from .progress import BatchDisplay, StageBar
+from .require import RequiredSubtitles
 from .style import Style, parse_colour
 from .video import SubtitleTrack, burn, default_output, mux
 
@@ -111,14 +112,19 @@ def profile_options(f: Callable) -> Callable:
                           "cjk for Chinese, Japanese, Korean].")(f)
 
     @functools.wraps(f)
-    def wrapper(*args: Any, profile_name: str | None, **kwargs: Any) -> Any:
-        overrides = {k: kwargs.pop(k) for k in _PROFILE_OPTIONS}
-        profile = None
-        if profile_name or any(v is not None for v in overrides.values()):
-            profile = get_profile(profile_name or DEFAULT_PROFILE).replace(**overrides)
-        return f(*args, profile=profile, **kwargs)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(*args, profile=_pop_profile(kwargs), **kwargs)
 
     return wrapper
+
+
+def _pop_profile(params: dict[str, Any]) -> Profile | None:
+    """The profile that --profile and its overrides (taken out of `params`) ask for; None if none do."""
+    name = params.pop("profile_name")
+    overrides = {k: params.pop(k) for k in _PROFILE_OPTIONS}
+    if name or any(v is not None for v in overrides.values()):
+        return get_profile(name or DEFAULT_PROFILE).replace(**overrides)
+    return None
 
 
 def output_options(f: Callable) -> Callable:
@@ -177,12 +183,17 @@ def style_options(f: Callable) -> Callable:
 
     @functools.wraps(f)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        names = ("font", "font_size", "colour", "outline_colour", "outline", "box", "margin_v", "position")
-        values = {k: kwargs.pop(k) for k in names}
-        values["size"] = values.pop("font_size")
-        return f(*args, style=Style().replace(**values), **kwargs)
+        return f(*args, style=_pop_style(kwargs), **kwargs)
 
     return wrapper
+
+
+def _pop_style(params: dict[str, Any]) -> Style:
+    """The style that the style options (taken out of `params`) ask for."""
+    names = ("font", "font_size", "colour", "outline_colour", "outline", "box", "margin_v", "position")
+    values = {k: params.pop(k) for k in names}
+    values["size"] = values.pop("font_size")
+    return Style().replace(**values)
 
 
 class _Group(DefaultGroup):
@@ -442,24 +453,42 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
 
 
 @cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument("files", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--require-subs", "folders", multiple=True, metavar="DIR",
+              type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Every media file in DIR (found as `subtitler DIR` finds them) must have the subtitles "
+                   "`subtitler DIR` writes, up to date, made with the settings of the config file "
+                   "(repeatable).")
 @profile_options
 @click.option("--video", type=click.Path(path_type=Path),
               help="The video the subtitles belong to: cues past its end are violations.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
-def check(files: tuple[Path, ...], profile: Profile | None, video: Path | None, as_json: bool) -> None:
+@click.pass_context
+def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...], profile: Profile | None,
+          video: Path | None, as_json: bool) -> None:
     """Check subtitle files (SRT, WebVTT, ASS) against a profile's rules.
 
     Reports overlaps, long or too many lines, too short or long cues, reading
     speed, gaps, empty cues, bad encoding and, with --video, cues after its
     end. Exit code: 0 clean, 1 violations, 2 a file could not be checked.
 
+    With --require-subs DIR, for each video `subtitler DIR` would subtitle
+    (with run's settings from subtitler.toml or pyproject.toml: formats,
+    output folder, --include/--exclude, model, profile...), each subtitle
+    file must exist [missing], be made from the video as it is now
+    [stale: its .subtitler.json entry has another hash; without an entry,
+    older than the video], with the current settings [settings], and pass the
+    rules above, cues past the video's end included. Nothing is transcribed.
+
     \b
     Examples:
       subtitler check clip.srt
       subtitler check subs/*.vtt --profile bbc --json
       subtitler check clip.srt --video clip.mp4
+      subtitler check --require-subs videos/     # CI or pre-commit in a media repository
     """
+    if not files and not folders:
+        raise click.UsageError("give subtitle FILES, or --require-subs DIR")
     rules = profile or get_profile(DEFAULT_PROFILE)
     duration = None
     if video is not None:
@@ -468,6 +497,10 @@ def check(files: tuple[Path, ...], profile: Profile | None, video: Path | None, 
         except SubtitlerError as e:
             _fail(e, code=2)
     reports = [check_file(f, rules, duration) for f in files]
+    for report in reports:
+        report.video = str(video) if video is not None else None
+    if folders:
+        reports += _required_subtitles(ctx, folders, rules)
     if as_json:
         click.echo(json.dumps({"profile": rules.name, "files": [r.to_dict() for r in reports]}, indent=1))
     else:
@@ -477,11 +510,32 @@ def check(files: tuple[Path, ...], profile: Profile | None, video: Path | None, 
             for v in r.violations:
                 click.echo(f"{r.path}: {v.message} [{v.rule}]")
             if not r.error and not r.violations:
-                click.echo(f"{r.path}: ok ({r.cues} cues)")
+                click.echo(f"{r.path}: ok" + (f" ({r.cues} cues)" if r.cues is not None else ""))
     if any(r.error for r in reports):
         sys.exit(2)
     if any(r.violations for r in reports):
         sys.exit(1)
+
+
+def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Profile) -> list[FileReport]:
+    """check --require-subs: what `subtitler FOLDER...` would write, checked (see require.py)."""
+    params = _run_params(ctx)
+    pipeline = _pipeline(**params)
+    try:
+        items = find_inputs([str(f) for f in folders], params["include"], params["exclude"])
+    except SubtitlerError as e:
+        _fail(e, code=2)
+    return RequiredSubtitles(Batch(pipeline, output_dir=pipeline.output_dir), rules).check(items)
+
+
+def _run_params(ctx: click.Context) -> dict[str, Any]:
+    """`run`'s parameters as its function gets them, from the config files alone (nothing typed)."""
+    command = cli.commands["run"]
+    with command.make_context("run", [], parent=ctx.find_root()) as sub:  # the root holds the config
+        params = dict(sub.params)
+    params["profile"] = _pop_profile(params)
+    params["style"] = _pop_style(params)
+    return params
 
 
 @cli.command("mux")
