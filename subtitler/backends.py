@@ -14,6 +14,7 @@ import is reported (with the reason) and skipped; the others keep working.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import warnings
 from abc import ABC, abstractmethod
@@ -128,6 +129,21 @@ class Backend(ABC):
             raise UnsupportedOption(
                 f"backend {cls.name!r} does not support option(s): {', '.join(ignored)}"
             )
+
+
+def missing(*modules: str) -> str | None:
+    """The first of `modules` that is not installed, else None, without importing any.
+
+    For `unavailable_reason`: every command lists the backends, and importing
+    torch just to learn it is there costs a second.
+    """
+    for name in modules:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):
+            return name
+    return None
 
 
 @dataclass

@@ -300,7 +300,7 @@ class Batch:
 
             def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
                 return {t: manifest.Entry(manifest.source_path(t, plan.input.path), plan.file_hash or "",
-                                          plan.settings, pending, None if pending else self.summary)
+                                          plan.settings, pending, self.summary)
                         for t in plan.targets}
 
             if record:

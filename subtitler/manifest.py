@@ -35,7 +35,8 @@ class Entry:
     source_sha256: str
     settings: str  # digest of the settings that made the output
     pending: bool = False
-    # The settings themselves, for people reading the file (not compared).
+    # The settings themselves, for people reading the file (not compared); stored once per
+    # manifest under "settings", however many outputs share them.
     summary: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -43,8 +44,6 @@ class Entry:
                                 "settings": self.settings}
         if self.pending:
             data["pending"] = True
-        if self.summary:
-            data["summary"] = self.summary
         return data
 
 
@@ -56,9 +55,11 @@ def read(folder: Path) -> dict[str, Entry]:
     """The entries of the manifest in `folder`, by output file name; {} if none or unreadable."""
     try:
         data = json.loads(_path(folder).read_text(encoding="utf-8"))
-        outputs = data["outputs"] if data.get("schema") == SCHEMA else {}
+        if data.get("schema") != SCHEMA:
+            return {}
+        summaries = data.get("settings") or {}
         return {name: Entry(e["source"], e["source_sha256"], e["settings"], bool(e.get("pending")),
-                            e.get("summary")) for name, e in outputs.items()}
+                            summaries.get(e["settings"])) for name, e in data["outputs"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -80,7 +81,8 @@ def update(outputs: dict[Path, Entry | None]) -> None:
                     entries.pop(name, None)
                 else:
                     entries[name] = entry
-            data = {"schema": SCHEMA, "version": VERSION,
+            summaries = {e.settings: e.summary for e in entries.values() if e.summary}
+            data = {"schema": SCHEMA, "version": VERSION, "settings": summaries,
                     "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
             try:
                 folder.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,7 @@ class Job:
     polls: int = 0
     done: bool = False
     submitted: float = field(default_factory=time.monotonic)
+    finished: float | None = None  # when the success answer went out
     first_poll: float | None = None
     last_poll: float | None = None
 
@@ -153,5 +154,5 @@ class FakeTiyaro(FakeService):
             if self.text_only:
                 result = {"text": result["text"]}
             body = {"id": job.id, "status": "success", "result": result}
-            job.done = True
+            job.done, job.finished = True, time.monotonic()
         return 200, ({"response": body} if self.wrapped else body), {}

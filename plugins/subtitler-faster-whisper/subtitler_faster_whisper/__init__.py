@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from subtitler.backends import Backend, Progress
+from subtitler.backends import Backend, Progress, missing
 from subtitler.errors import UnsupportedOption
 from subtitler.models import load_failure, model_source
 from subtitler.options import DecodeOptions, check_english_only
@@ -78,11 +78,8 @@ class FasterWhisperBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import faster_whisper  # noqa: F401
-        except ImportError as e:
-            return f"faster-whisper is not installed ({e})"
-        return None
+        absent = missing("faster_whisper")
+        return "faster-whisper is not installed (pip install faster-whisper)" if absent else None
 
     @classmethod
     def cuda_available(cls) -> bool:

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from subtitler.backends import Backend, Progress, report_status
+from subtitler.backends import Backend, Progress, missing, report_status
 from subtitler.errors import RemoteError, RemoteNoTimings, RemoteTooLarge
 from subtitler.languages import language_code
 from subtitler.media import SAMPLE_RATE
@@ -120,10 +120,8 @@ class OpenAIBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import httpx  # noqa: F401
-        except ImportError as e:
-            return f"httpx is not installed ({e})"
+        if missing("httpx"):
+            return "httpx is not installed (pip install httpx)"
         return None
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,

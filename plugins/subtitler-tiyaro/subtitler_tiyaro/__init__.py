@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 import platformdirs
 
-from subtitler.backends import Backend, Progress, report_status
+from subtitler.backends import Backend, Progress, missing, report_status
 from subtitler.errors import BackendUnavailable
 from subtitler.files import atomic_write
 from subtitler.options import DecodeOptions, check_english_only
@@ -145,10 +145,8 @@ class TiyaroBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import httpx  # noqa: F401
-        except ImportError as e:
-            return f"httpx is not installed ({e})"
+        if missing("httpx"):
+            return "httpx is not installed (pip install httpx)"
         if not _api_key():
             return "TIYARO_API_KEY is not set (nor api-key in [backends.tiyaro])"
         return None

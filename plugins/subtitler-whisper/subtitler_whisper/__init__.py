@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from subtitler.backends import Backend, Progress
+from subtitler.backends import Backend, Progress, missing
 from subtitler.errors import BackendUnavailable, UnsupportedOption
 from subtitler.models import bundled_ct2_dir, cache_dir, load_failure, model_source
 from subtitler.options import DecodeOptions, check_english_only
@@ -85,12 +85,8 @@ class WhisperBackend(Backend):
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
-        try:
-            import torch  # noqa: F401
-            import whisper  # noqa: F401
-        except ImportError as e:
-            return f"openai-whisper or torch is not installed ({e})"
-        return None
+        absent = missing("torch", "whisper")
+        return f"{absent} is not installed (pip install openai-whisper torch)" if absent else None
 
     @classmethod
     def cuda_available(cls) -> bool:
