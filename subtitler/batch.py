@@ -105,7 +105,8 @@ class Batch:
         self.stopped = threading.Event()  # --fail-fast tripped, or interrupted
         self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
         self._t0 = time.perf_counter()
-        self._settings = digest([pipeline.transcription_settings(), pipeline.render_settings()])
+        # Recorded in the manifest for each output; check --require-subs compares with it.
+        self.settings_digest = digest([pipeline.transcription_settings(), pipeline.render_settings()])
         self.summary = {"transcription": pipeline.transcription_settings(),
                          "render": pipeline.render_settings()}
 
@@ -126,7 +127,7 @@ class Batch:
             if is_transcript_file(item.path):
                 return Plan(item, targets, RENDER, transcripts=[Transcript.load(item.path)])
             file_hash = self.cache.file_hash(item.path) if self.cache else None
-            plan = Plan(item, targets, TRANSCRIBE, file_hash, self._settings)
+            plan = Plan(item, targets, TRANSCRIBE, file_hash, self.settings_digest)
             if file_hash and self.cache and not self.force:
                 failed = self.cache.failure(file_hash, self.pipeline.audio_stream)
                 if failed:  # the same bytes cannot decode now either

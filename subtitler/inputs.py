@@ -8,7 +8,8 @@ outputs can mirror the input tree under `-o DIR`:
 In folders, a file counts as media when its extension says so or, for any
 other extension, when ffprobe finds an audio or video stream in it; subtitle
 and transcript files, hidden files and folders (a run's own temporary files
-among them) are never inputs.
+among them) and the files a run made (its manifest lists them: subtitled
+videos) are never inputs.
 """
 
 from __future__ import annotations
@@ -72,10 +73,14 @@ def looks_like_media(path: Path) -> bool:
 
 
 def _walk(folder: Path) -> Iterable[Path]:
+    """Files under `folder`, hidden ones and the tool's own outputs (--mux videos...) left out."""
+    from . import manifest
+
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        made_here = manifest.read(Path(root)) if manifest.NAME in files else {}
         for name in sorted(files):
-            if not name.startswith("."):
+            if not name.startswith(".") and name not in made_here:
                 yield Path(root) / name
 
 

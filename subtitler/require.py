@@ -28,7 +28,7 @@ from typing import Any
 
 from . import manifest
 from .batch import Batch
-from .cache import Cache, digest
+from .cache import Cache
 from .check import FileReport, Violation, check_file
 from .errors import SubtitlerError
 from .inputs import Input
@@ -60,9 +60,8 @@ class RequiredSubtitles:
     def __init__(self, batch: Batch, profile: Profile, cache: Cache | None = None) -> None:
         self.batch, self.profile = batch, profile
         self.cache = cache or Cache()
-        pipeline = batch.pipeline
-        # What a run records in the manifest entries (as Batch does), to compare them with.
-        self.settings = digest([pipeline.transcription_settings(), pipeline.render_settings()])
+        # What a run records in the manifest entries, to compare them with.
+        self.settings = batch.settings_digest
         self.summary = json.loads(json.dumps(batch.summary, default=str))
         self._manifests: dict[Path, dict[str, manifest.Entry]] = {}  # read once per folder
 

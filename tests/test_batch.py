@@ -205,3 +205,11 @@ def test_overall_progress_on_a_terminal(tree, tmp_path):
     proc = run(tree / "lectures", "-o", tmp_path / "subs", "--progress")
     assert proc.returncode == 0
     assert "6/6 files" in proc.stderr and "s of media" in proc.stderr
+
+
+def test_videos_a_run_made_are_not_inputs_next_time(tree):
+    folder = tree / "a/b/c"
+    assert run(folder, "--mux").returncode == 0  # clip05.subtitled.mov, clip06.subtitled.mp4 beside them
+    assert (folder / "clip06.subtitled.mp4").exists()
+    proc = run(folder, "--mux", "--dry-run")
+    assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["up-to-date"] * 2
