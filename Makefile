@@ -43,6 +43,8 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench.py
 	$(BIN)/python tests/benchmarks/bench_layout.py
 	$(BIN)/python tests/benchmarks/bench_video.py
+	$(BIN)/python tests/benchmarks/bench_batch.py
+	$(BIN)/python tests/benchmarks/bench_remote.py
 
 lint: install
 	$(BIN)/ruff check .

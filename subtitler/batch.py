@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import json
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -173,8 +174,10 @@ class Batch:
             self.pipeline.check_options(self.pipeline.tasks())
         parallel = bool(needs_engine) and get_backend_class(self.pipeline.backend).parallel_files
         engine_workers = self.jobs if parallel else 1
-        # Decoding is ffmpeg's work: as many at once as --jobs asks, each a core's worth.
-        decoders = ThreadPoolExecutor(max(1, min(self.jobs, 4)), thread_name_prefix="decode")
+        # Decoding is ffmpeg's work: as many at once as --jobs asks, each a core's worth. Next to
+        # a local engine it runs at a lower priority: the engine is the critical path.
+        decoders = ThreadPoolExecutor(max(1, min(self.jobs, 4)), thread_name_prefix="decode",
+                                      initializer=None if parallel else _lower_priority)
         engines = ThreadPoolExecutor(engine_workers, thread_name_prefix="engine")
         # Inputs decoded or being decoded, not yet finished: bounds memory.
         window = threading.BoundedSemaphore(engine_workers + max(1, min(self.jobs, 4)))
@@ -312,6 +315,12 @@ class Batch:
             outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
             outcome.language = result.transcript.language
             outcome.duration = outcome.duration or result.transcript.duration
+
+
+def _lower_priority() -> None:
+    """Nice this thread (on Linux a thread's own attribute), and so the ffmpeg it starts."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 
 
 def remove_leftovers(target: Path) -> None:
