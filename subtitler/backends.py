@@ -111,6 +111,15 @@ class Backend(ABC):
         """True when this engine can run on an NVIDIA GPU here."""
         return False
 
+    def prepare(self, audio: np.ndarray) -> None:
+        """Optional work on a file's audio ahead of `transcribe`, in a batch's decode stage.
+
+        Called from another thread while the engine may be busy with the previous
+        file. Remote backends encode their upload here, so a free job slot goes
+        straight to uploading; `transcribe` must still work when prepare was not called.
+        """
+        return None  # nothing to do ahead for most engines
+
     @abstractmethod
     def transcribe(
         self, audio: np.ndarray, options: DecodeOptions, progress: Progress | None = None

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest
-from .backends import get_backend_class, status_reporter
+from .backends import Backend, get_backend_class, status_reporter
 from .cache import Cache, audio_hash, digest
 from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, SubtitlerError
 from .files import atomic_write
@@ -106,6 +106,7 @@ class Batch:
         self.stopped = threading.Event()  # --fail-fast tripped, or interrupted
         self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
         self._t0 = time.perf_counter()
+        self._prepares = False
         # Recorded in the manifest for each output; check --require-subs compares with it.
         self.settings_digest = digest([pipeline.transcription_settings(), pipeline.render_settings()])
         self.summary = {"transcription": pipeline.transcription_settings(),
@@ -172,15 +173,21 @@ class Batch:
         if needs_engine:
             # Refuse options the engine would ignore before any work, once.
             self.pipeline.check_options(self.pipeline.tasks())
-        parallel = bool(needs_engine) and get_backend_class(self.pipeline.backend).parallel_files
+        engine_class = get_backend_class(self.pipeline.backend) if needs_engine else None
+        parallel = bool(engine_class and engine_class.parallel_files)
+        # Only backends with their own prepare: the others' model must not load in a decode thread.
+        self._prepares = bool(engine_class and engine_class.prepare is not Backend.prepare)
         engine_workers = self.jobs if parallel else 1
+        # Decoded ahead: for local engines the next file or two; for remote ones a whole round
+        # of --jobs files, so the slots freed together start uploading at once.
+        ahead = engine_workers if parallel else max(1, min(self.jobs, 4))
         # Decoding is ffmpeg's work: as many at once as --jobs asks, each a core's worth. Next to
         # a local engine it runs at a lower priority: the engine is the critical path.
         decoders = ThreadPoolExecutor(max(1, min(self.jobs, 4)), thread_name_prefix="decode",
                                       initializer=None if parallel else _lower_priority)
         engines = ThreadPoolExecutor(engine_workers, thread_name_prefix="engine")
         # Inputs decoded or being decoded, not yet finished: bounds memory.
-        window = threading.BoundedSemaphore(engine_workers + max(1, min(self.jobs, 4)))
+        window = threading.BoundedSemaphore(engine_workers + ahead)
         futures: list[tuple[int, Future[Outcome]]] = []
         try:
             for n, plan in enumerate(plans):
@@ -254,7 +261,11 @@ class Batch:
         if self.stopped.is_set():
             return None
         with self._timed(outcome, "decode"):
-            return self.pipeline.decode(plan.input.path, self._progress(outcome))
+            audio = self.pipeline.decode(plan.input.path, self._progress(outcome))
+        if self._prepares:
+            with self._timed(outcome, "prepare"):
+                self.pipeline.engine.prepare(audio.samples)
+        return audio
 
     def _transcribe(self, plan: Plan, outcome: Outcome, decoding: Future[Audio | None],
                     window: threading.Semaphore) -> Outcome:

@@ -19,6 +19,7 @@ import tempfile
 import threading
 import time
 import wave
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,6 +112,30 @@ def wav_bytes(samples: np.ndarray) -> bytes:
         w.setframerate(SAMPLE_RATE)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
+
+
+class Prepared:
+    """Work a backend did in `prepare` for an audio array, kept until `transcribe` takes it.
+
+    Keyed by the array's identity (arrays cannot be dict keys); a weak reference
+    makes sure a recycled id never hands over another array's work.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, audio: np.ndarray, value: Any) -> None:
+        with self._lock:
+            self._items[id(audio)] = (weakref.ref(audio), value)
+
+    def take(self, audio: np.ndarray) -> Any:
+        with self._lock:
+            ref, value = self._items.pop(id(audio), (None, None))
+            # Drop entries whose array is gone (prepared but never transcribed: a failed run).
+            for key in [k for k, (r, _) in self._items.items() if r() is None]:
+                del self._items[key]
+        return value if ref is not None and ref() is audio else None
 
 
 def retry_after(headers: Any) -> float | None:

@@ -315,8 +315,13 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
     env = {**os.environ, "TIYARO_API_KEY": KEY, "TIYARO_BASE_URL": fake.base_url,
            "TIYARO_POLL_INTERVAL": "0.05", "SUBTITLER_STATE_DIR": str(tmp_path / "state")}
     proc = subprocess.run([sys.executable, "-m", "subtitler", *clips, "-b", "tiyaro", "--jobs", "3",
-                           "-o", str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+                           "-o", str(tmp_path / "out"), "--report", str(tmp_path / "r.json")],
+                          env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+    # Each upload was encoded ahead, in the decode stage (Backend.prepare), not in a job slot.
+    import json
+
+    assert all("prepare" in i["timings"] for i in json.loads((tmp_path / "r.json").read_text())["inputs"])
     assert len(fake.requests("submit")) == 6
     assert 2 <= fake.max_in_flight <= 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".subtitler.json",
@@ -326,6 +331,15 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
     local_run = subprocess.run([sys.executable, "-m", "subtitler", clips[0], "--jobs", "2", "-o",
                                 str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert local_run.returncode == 0 and (tmp_path / "x" / "clip0.srt").exists()
+
+
+def test_prepared_work_goes_only_to_its_own_array():
+    from subtitler.remote import Prepared
+
+    prepared, a, b = Prepared(), np.zeros(10, np.float32), np.zeros(10, np.float32)
+    prepared.put(a, b"encoded a")
+    assert prepared.take(b) is None  # equal content, another array
+    assert prepared.take(a) == b"encoded a" and prepared.take(a) is None  # taken once
 
 
 def test_polling_is_prompt_but_frugal(backend, fake, local, audio):

@@ -35,6 +35,7 @@ from subtitler.options import DecodeOptions
 from subtitler.remote import (
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
+    Prepared,
     ServiceClient,
     encode_audio,
     number_setting,
@@ -113,10 +114,14 @@ class OpenAIBackend(Backend):
                                           DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
         self.max_parallel = number_setting("openai", "max-parallel", "OPENAI_MAX_PARALLEL", 4, int)
         key = text_setting("openai", "api-key", "OPENAI_API_KEY")
+        self._prepared = Prepared()  # pieces encoded ahead, in a batch's decode stage
         read_timeout = number_setting("openai", "timeout", "OPENAI_TIMEOUT", 600.0)
         self.client = ServiceClient(self.base_url, key, service="OpenAI API",
                                     key_setting=setting_name("openai", "api-key", "OPENAI_API_KEY"),
                                     retries=3, read_timeout=read_timeout)
+
+    def prepare(self, audio: np.ndarray) -> None:
+        self._prepared.put(audio, self._plan(audio))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -129,7 +134,7 @@ class OpenAIBackend(Backend):
         self.client.start_deadline(self.timeout)
         deadline = self.client.deadline
         duration = len(audio) / SAMPLE_RATE
-        pieces = self._plan(audio)
+        pieces = self._prepared.take(audio) or self._plan(audio)
         if len(pieces) > 1:
             report_status(f"{len(pieces)} pieces cut at silences "
                           f"(over {self.upload_limit / 2**20:.1f} MiB as one upload)")

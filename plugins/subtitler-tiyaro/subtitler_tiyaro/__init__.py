@@ -36,6 +36,7 @@ from subtitler.options import DecodeOptions, check_english_only
 from subtitler.remote import (
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
+    Prepared,
     encode_audio,
     number_setting,
     setting_name,
@@ -140,8 +141,12 @@ class TiyaroBackend(Backend):
         self.base_url = text_setting("tiyaro", "base-url", "TIYARO_BASE_URL", DEFAULT_BASE_URL)
         self.upload_format = text_setting("tiyaro", "upload-format", "TIYARO_UPLOAD_FORMAT",
                                           DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
+        self._prepared = Prepared()  # uploads encoded ahead, in a batch's decode stage
         self.client = TiyaroClient(self.base_url, _api_key(), service_tier=tier, poll_interval=interval,
                                    key_setting=setting_name("tiyaro", "api-key", "TIYARO_API_KEY"))
+
+    def prepare(self, audio: np.ndarray) -> None:
+        self._prepared.put(audio, encode_audio(audio, self.upload_format))
 
     @classmethod
     def unavailable_reason(cls) -> str | None:
@@ -181,7 +186,7 @@ class TiyaroBackend(Backend):
                 return self._finish(state_path, state)
             except TiyaroNotFound:  # the service forgot the job: start again
                 state_path.unlink(missing_ok=True)
-        data = encode_audio(audio, self.upload_format)
+        data = self._prepared.take(audio) or encode_audio(audio, self.upload_format)
         url = self.client.upload_url(self.upload_format)
         report_status(f"uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
         self.client.upload(url, data, UPLOAD_FORMATS[self.upload_format][1])
