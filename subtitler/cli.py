@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import os
 import sys
 import time
@@ -209,8 +210,10 @@ CONFIGURABLE = ("run", "render", "check", "mux", "burn")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file to use instead of ./subtitler.toml or pyproject.toml's "
                    "[tool.subtitler] [env: SUBTITLER_CONFIG].")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log what happens underneath (requests to remote services...) on stderr.")
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None) -> None:
+def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
     """Subtitle videos with Whisper.
 
     \b
@@ -224,6 +227,10 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
       subtitler config                      # settings from subtitler.toml, and their sources
     """
     warnings.showwarning = _warn
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, format="subtitler: %(name)s: %(message)s", stream=sys.stderr)
+        for noisy in ("httpx", "httpcore", "numba", "faster_whisper"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)  # their own debug output names URLs
     config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import email.utils
 import io
+import logging
 import random
 import subprocess
 import tempfile
@@ -37,6 +38,8 @@ from .errors import (
     UnsupportedOption,
 )
 from .media import SAMPLE_RATE, find_tools
+
+log = logging.getLogger("subtitler.remote")  # `subtitler --verbose` shows it
 
 RETRY_STATUSES = frozenset({408, 429})
 MAX_RETRY_AFTER = 120.0
@@ -255,12 +258,17 @@ class ServiceClient:
         if self._key and self.is_api(url):
             headers["Authorization"] = f"Bearer {self._key}"
         attempt = 0
+        # Logged without the query: a presigned URL's signature is a secret too.
+        parts = urlsplit(url)
+        shown = f"{method} {parts.scheme}://{parts.netloc}{parts.path}"
         while True:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 raise self.error(RemoteTimeout, f"{self.service} {what}: {self.timeout_hint()}")
+            started = time.monotonic()
             try:
                 resp = self.http.request(method, url, headers=headers, timeout=self._timeout(), **kwargs)
             except httpx.TransportError as e:
+                log.debug("%s: %s (%s)", shown, type(e).__name__, "retrying" if retry else "not retried")
                 if self.deadline is not None and time.monotonic() >= self.deadline:
                     raise self.error(RemoteTimeout, f"{self.service} {what}: {self.timeout_hint()}") from None
                 if retry and attempt < self.retries:
@@ -270,6 +278,7 @@ class ServiceClient:
                 hint = "" if retry else " (not retried: the job may or may not have been created)"
                 raise self.error(RemoteError, f"{self.service} {what}: cannot reach {urlsplit(url).netloc}: "
                                               f"{type(e).__name__}: {e}{hint}") from None
+            log.debug("%s -> %d in %.2f s", shown, resp.status_code, time.monotonic() - started)
             transient = resp.status_code in RETRY_STATUSES or resp.status_code >= 500
             if transient and retry and attempt < self.retries:
                 wait = retry_after(resp.headers)

@@ -269,6 +269,42 @@ def test_killed_client_reattaches_without_a_second_submit(fake, local, audio, tm
     assert third.returncode == 0 and len(fake.requests("poll")) == polls  # the result is not fetched twice
 
 
+def test_ctrl_c_while_polling_then_rerun_reattaches(fake, local, audio, tmp_path):
+    """Ctrl-C: exit 130, no output; --verbose logs each request and a line per job state, never the key."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(audio))
+    env = {**os.environ, "TIYARO_API_KEY": KEY, "TIYARO_BASE_URL": fake.base_url,
+           "TIYARO_POLL_INTERVAL": "0.05", "SUBTITLER_STATE_DIR": str(tmp_path / "state")}
+    out = tmp_path / "out"
+    fake.never_finish = True
+    proc = subprocess.Popen([sys.executable, "-m", "subtitler", "--verbose", str(clip), "-b", "tiyaro",
+                             "-o", str(out)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while len(fake.requests("poll")) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in stderr
+    assert not out.exists() or not list(out.glob("*.srt"))
+    (job,) = fake.jobs.values()
+    assert f"job {job.id}: submitted" in stderr and f"job {job.id}: processing" in stderr
+    assert "POST http://127.0.0.1" in stderr and "/v1/input/upload-url -> 201" in stderr
+    assert "X-Amz-Signature" not in stderr  # presigned URLs are logged without their query
+    assert KEY not in stderr + stdout
+    fake.never_finish = False
+    again = subprocess.run([sys.executable, "-m", "subtitler", str(clip), "-b", "tiyaro", "-o", str(out)],
+                           env=env, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0 and (out / "clip.srt").exists()
+    assert len(fake.requests("submit")) == 1 and "re-attaching" in again.stderr
+
+
 def test_failed_job_is_not_reattached(backend, fake, audio):
     fake.final_status = "failed"
     with pytest.raises(tiyaro.TiyaroJobFailed):
