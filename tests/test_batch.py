@@ -213,3 +213,25 @@ def test_videos_a_run_made_are_not_inputs_next_time(tree):
     assert (folder / "clip06.subtitled.mp4").exists()
     proc = run(folder, "--mux", "--dry-run")
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["up-to-date"] * 2
+
+
+def test_ctrl_c_mid_run_stops_cleanly_and_reports(tree, tmp_path):
+    out = tmp_path / "subs"
+    proc = subprocess.Popen([sys.executable, "-m", "subtitler", str(tree / "raw"), str(tree / "a"),
+                             "-o", str(out), "--report", str(tmp_path / "r.json")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(out.rglob("*.srt"))) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    report = load(tmp_path / "r.json")
+    assert report["interrupted"] and 3 <= report["summary"].get("done", 0) < 13
+    made = sorted(out.rglob("*.srt"))
+    assert {Path(p) for p in stdout.split()} <= set(made)  # what it announced is there
+    for subs in made:  # whatever was written is whole
+        assert srt_cues(subs)
+    assert not [p for p in out.rglob("*") if ".part" in p.name]
+    again = run(tree / "raw", tree / "a", "-o", out, "--report", tmp_path / "r2.json")
+    assert again.returncode == 0 and load(tmp_path / "r2.json")["summary"]["up-to-date"] >= len(made)
