@@ -3,11 +3,25 @@
 `subtitler VIDEO...` runs the default `run` command; `subtitler backends` and
 `subtitler models` list what is installed. Errors are one line on stderr with
 a distinct exit code (see errors.py), never a traceback.
+
+Where things are, in this file's order:
+  _warn, _fail          one-line warnings and errors on stderr
+  cli                   the group: --config, --verbose; loads config files (config.py)
+  run                   the default command; _pipeline turns its parameters into a
+                        Subtitler, _run_batch runs the inputs and sets the exit code
+  render                re-lays out saved transcripts (.json)
+  check                 checks subtitle files; --require-subs reads run's settings
+                        (_required_subtitles, _run_params)
+  mux, burn             add subtitles to a video (_video_job: progress bar, errors)
+  config                the settings a command would get, and their sources
+  backends, models      what is installed
+  main                  the `subtitler` entry point
+Option groups shared by commands (output_options, profile_options, style_options,
+encoder_options, batch_options) and the option types live in cli_options.py.
 """
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import os
@@ -26,175 +40,40 @@ from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
 from .check import FileReport, check_file
+from .cli_options import (
+    OptionalFloat,
+    OptionalInt,
+    _pop_profile,
+    _pop_style,
+    _track,
+    batch_options,
+    encoder_options,
+    output_options,
+    profile_options,
+    style_options,
+)
 from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
-from .formats import FORMATS
 from .inputs import Input, find_inputs
-from .languages import language_code
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
 from .options import TASKS, DecodeOptions
 from .pipeline import Subtitler, VideoSettings
-from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .progress import BatchDisplay, StageBar
 from .require import RequiredSubtitles
-from .style import Style, parse_colour
+from .style import Style
 from .video import SubtitleTrack, burn, default_output, mux
 
 
 def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
+    """A warning on stderr (also what Python's warnings show as)."""
     click.echo(f"subtitler: warning: {message}", err=True)
 
 
-class OptionalFloat(click.ParamType):
-    """A float, or "none" for options whose None means something (disables it)."""
-
-    name = "FLOAT|none"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> float | None:
-        if value is None or isinstance(value, float):
-            return value
-        if str(value).lower() == "none":
-            return None
-        try:
-            return float(value)
-        except ValueError:
-            self.fail(f"{value!r} is not a number or 'none'", param, ctx)
-
-
-class OptionalInt(OptionalFloat):
-    name = "INT|none"
-
-    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:  # type: ignore[override]
-        number = super().convert(value, param, ctx)
-        if number is None:
-            return None
-        if number != int(number):
-            self.fail(f"{value!r} is not a whole number or 'none'", param, ctx)
-        return int(number)
-
-
-def _formats(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
-    names = [v.strip().lower() for v in value.split(",") if v.strip()]
-    if names == ["all"]:
-        return list(FORMATS)
-    unknown = [n for n in names if n not in FORMATS]
-    if unknown or not names:
-        raise click.BadParameter(f"choose from {', '.join(FORMATS)} or all (comma-separated)")
-    return list(dict.fromkeys(names))
-
-
-def _colour(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None:
-        try:
-            parse_colour(value)
-        except ValueError as e:
-            raise click.BadParameter(str(e)) from None
-    return value
-
-
-# Profile values overridable on the command line: option name -> Profile field.
-_PROFILE_OPTIONS = {
-    "max_line_chars": ("--max-line-chars", click.IntRange(min=1), "Characters per line."),
-    "max_lines": ("--max-lines", click.IntRange(min=1), "Lines per cue."),
-    "min_duration": ("--min-duration", click.FloatRange(min=0), "Shortest cue, seconds."),
-    "max_duration": ("--max-duration", click.FloatRange(min=0, min_open=True), "Longest cue, seconds."),
-    "max_cps": ("--max-cps", click.FloatRange(min=0, min_open=True),
-                "Reading speed limit, characters per second."),
-    "min_gap": ("--min-gap", click.FloatRange(min=0), "Gap between cues, seconds."),
-}
-
-
-def profile_options(f: Callable) -> Callable:
-    """--profile and its per-value overrides, folded into one `profile` argument."""
-    for field_name, (flag, kind, help_text) in reversed(_PROFILE_OPTIONS.items()):
-        f = click.option(flag, field_name, type=kind, help=help_text)(f)
-    f = click.option("-p", "--profile", "profile_name", type=click.Choice(list(PROFILES)), default=None,
-                     help=f"Cue layout rules [default: {DEFAULT_PROFILE}; "
-                          "cjk for Chinese, Japanese, Korean].")(f)
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return f(*args, profile=_pop_profile(kwargs), **kwargs)
-
-    return wrapper
-
-
-def _pop_profile(params: dict[str, Any]) -> Profile | None:
-    """The profile that --profile and its overrides (taken out of `params`) ask for; None if none do."""
-    name = params.pop("profile_name")
-    overrides = {k: params.pop(k) for k in _PROFILE_OPTIONS}
-    if name or any(v is not None for v in overrides.values()):
-        return get_profile(name or DEFAULT_PROFILE).replace(**overrides)
-    return None
-
-
-def output_options(f: Callable) -> Callable:
-    """What to write and where, and how cues look: shared by `run` and `render`."""
-    for option in reversed([
-        click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
-                     help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all."),
-        click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-                     help="Write outputs here instead of beside each input."),
-        click.option("--overwrite", is_flag=True, help="Replace outputs that already exist."),
-        profile_options,
-        style_options,
-    ]):
-        f = option(f)
-    return f
-
-
-def encoder_options(f: Callable) -> Callable:
-    """Video encoding settings for burn-in."""
-    for option in reversed([
-        click.option("--encoder", default="libx264", show_default=True,
-                     help="Video encoder for --burn (any ffmpeg encoder, e.g. libx265, libvpx-vp9)."),
-        click.option("--crf", type=click.IntRange(min=0, max=63), default=23, show_default=True,
-                     help="Quality for --burn (lower is better and bigger)."),
-        click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset."),
-    ]):
-        f = option(f)
-    return f
-
-
-def _track(value: str) -> SubtitleTrack:
-    """A subtitle file to add; its language from a name like clip.fr.srt."""
-    path = Path(value)
-    lang = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else None
-    return SubtitleTrack(path, lang if lang and language_code(lang) else None)
-
-
-def style_options(f: Callable) -> Callable:
-    """How ASS (and burned-in) subtitles look, folded into one `style` argument."""
-    options = [
-        click.option("--font", help="Font family [default: DejaVu Sans]."),
-        click.option("--font-size", type=click.IntRange(min=4),
-                     help="Font size in pixels of the video [default: 5.5% of its height]."),
-        click.option("--colour", "--color", "colour", callback=_colour,
-                     help="Text colour, #RRGGBB or #RRGGBBAA (AA: 00 opaque, FF transparent)."),
-        click.option("--outline-colour", "--outline-color", "outline_colour", callback=_colour),
-        click.option("--outline", type=click.FloatRange(min=0), help="Outline width in pixels."),
-        click.option("--box/--no-box", default=None,
-                     help="An opaque box behind the text instead of an outline."),
-        click.option("--margin", "margin_v", type=click.IntRange(min=0),
-                     help="Distance from the edge in pixels [default: 5% of the height]."),
-        click.option("--position", type=click.Choice(["bottom", "top"]), default=None),
-    ]
-    for option in reversed(options):
-        f = option(f)
-
-    @functools.wraps(f)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return f(*args, style=_pop_style(kwargs), **kwargs)
-
-    return wrapper
-
-
-def _pop_style(params: dict[str, Any]) -> Style:
-    """The style that the style options (taken out of `params`) ask for."""
-    names = ("font", "font_size", "colour", "outline_colour", "outline", "box", "margin_v", "position")
-    values = {k: params.pop(k) for k in names}
-    values["size"] = values.pop("font_size")
-    return Style().replace(**values)
+def _fail(e: SubtitlerError, code: int | None = None) -> None:
+    """The error on stderr, then exit with `code` or the error's own."""
+    click.echo(f"subtitler: error: {e}", err=True)
+    sys.exit(code if code is not None else e.exit_code)
 
 
 class _Group(DefaultGroup):
@@ -234,29 +113,7 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
     config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 
-_DEFAULTS = DecodeOptions()
-
-
-def batch_options(f: Callable) -> Callable:
-    """Many inputs: which, what to skip, what to report."""
-    for option in reversed([
-        click.option("--include", multiple=True, metavar="GLOB",
-                     help="In folders, only files matching GLOB (relative path or name; repeatable)."),
-        click.option("--exclude", multiple=True, metavar="GLOB",
-                     help="In folders, skip files matching GLOB (repeatable)."),
-        click.option("--from-list", "lists", multiple=True, metavar="FILE",
-                     help="Read input paths from FILE, one per line (- for stdin; repeatable)."),
-        click.option("--force", is_flag=True,
-                     help="Transcribe again, even what is up to date or cached."),
-        click.option("--cache/--no-cache", default=True, show_default=True,
-                     help="Reuse transcripts of audio already transcribed with the same settings."),
-        click.option("--dry-run", is_flag=True, help="List what would be done, and do nothing."),
-        click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
-        click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
-                     help="Write a JSON report: each input's status, outputs, language, timings, error."),
-    ]):
-        f = option(f)
-    return f
+_DEFAULTS = DecodeOptions()  # run's decoding defaults, as its options show them
 
 
 @cli.command()
@@ -430,11 +287,6 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         sys.exit(failed[0].exit_code or 1 if single else 1)
 
 
-def _fail(e: SubtitlerError, code: int | None = None) -> None:
-    click.echo(f"subtitler: error: {e}", err=True)
-    sys.exit(code if code is not None else e.exit_code)
-
-
 @cli.command()
 @click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_options
@@ -606,6 +458,7 @@ def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style
 
 
 def _video_job(job: Callable[[Any], Path], output: Path, stage: str, progress: bool | None) -> None:
+    """Run mux's or burn's `job` under a progress bar; print the new video's path, or fail."""
     show = sys.stderr.isatty() if progress is None else progress
     try:
         with StageBar(output.name, show) as bar:
@@ -692,4 +545,5 @@ def models() -> None:
 
 
 def main() -> None:
+    """The `subtitler` entry point (pyproject.toml)."""
     cli(prog_name="subtitler")

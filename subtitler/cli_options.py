@@ -1,0 +1,206 @@
+"""Option machinery shared by the commands in cli.py.
+
+Parameter types and callbacks that check values as click reads them, and
+decorators that each add a group of options to a command. Two of them fold
+their options into one argument: `profile_options` gives the command a
+`profile` (a Profile or None), `style_options` a `style` (a Style).
+`_pop_profile` and `_pop_style` do the same folding for parameters that did
+not come through the decorators' wrappers (see cli._run_params).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .formats import FORMATS
+from .languages import language_code
+from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
+from .style import Style, parse_colour
+from .video import SubtitleTrack
+
+# --- parameter types and callbacks ------------------------------------------
+
+
+class OptionalFloat(click.ParamType):
+    """A float, or "none" for options whose None means something (disables it)."""
+
+    name = "FLOAT|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> float | None:
+        if value is None or isinstance(value, float):
+            return value
+        if str(value).lower() == "none":
+            return None
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is not a number or 'none'", param, ctx)
+
+
+class OptionalInt(OptionalFloat):
+    """A whole number, or "none" (as OptionalFloat)."""
+
+    name = "INT|none"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:  # type: ignore[override]
+        number = super().convert(value, param, ctx)
+        if number is None:
+            return None
+        if number != int(number):
+            self.fail(f"{value!r} is not a whole number or 'none'", param, ctx)
+        return int(number)
+
+
+def _formats(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
+    """--format's comma-separated names (or all) as a list of known formats, without repeats."""
+    names = [v.strip().lower() for v in value.split(",") if v.strip()]
+    if names == ["all"]:
+        return list(FORMATS)
+    unknown = [n for n in names if n not in FORMATS]
+    if unknown or not names:
+        raise click.BadParameter(f"choose from {', '.join(FORMATS)} or all (comma-separated)")
+    return list(dict.fromkeys(names))
+
+
+def _colour(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A colour option's value, unchanged once parse_colour accepts it."""
+    if value is not None:
+        try:
+            parse_colour(value)
+        except ValueError as e:
+            raise click.BadParameter(str(e)) from None
+    return value
+
+
+def _track(value: str) -> SubtitleTrack:
+    """A subtitle file to add; its language from a name like clip.fr.srt."""
+    path = Path(value)
+    lang = path.suffixes[-2].lstrip(".") if len(path.suffixes) >= 2 else None
+    return SubtitleTrack(path, lang if lang and language_code(lang) else None)
+
+
+# --- option groups ----------------------------------------------------------
+
+# Profile values overridable on the command line: option name -> Profile field.
+_PROFILE_OPTIONS = {
+    "max_line_chars": ("--max-line-chars", click.IntRange(min=1), "Characters per line."),
+    "max_lines": ("--max-lines", click.IntRange(min=1), "Lines per cue."),
+    "min_duration": ("--min-duration", click.FloatRange(min=0), "Shortest cue, seconds."),
+    "max_duration": ("--max-duration", click.FloatRange(min=0, min_open=True), "Longest cue, seconds."),
+    "max_cps": ("--max-cps", click.FloatRange(min=0, min_open=True),
+                "Reading speed limit, characters per second."),
+    "min_gap": ("--min-gap", click.FloatRange(min=0), "Gap between cues, seconds."),
+}
+
+
+def profile_options(f: Callable) -> Callable:
+    """--profile and its per-value overrides, folded into one `profile` argument."""
+    for field_name, (flag, kind, help_text) in reversed(_PROFILE_OPTIONS.items()):
+        f = click.option(flag, field_name, type=kind, help=help_text)(f)
+    f = click.option("-p", "--profile", "profile_name", type=click.Choice(list(PROFILES)), default=None,
+                     help=f"Cue layout rules [default: {DEFAULT_PROFILE}; "
+                          "cjk for Chinese, Japanese, Korean].")(f)
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(*args, profile=_pop_profile(kwargs), **kwargs)
+
+    return wrapper
+
+
+def _pop_profile(params: dict[str, Any]) -> Profile | None:
+    """The profile that --profile and its overrides (taken out of `params`) ask for; None if none do."""
+    name = params.pop("profile_name")
+    overrides = {k: params.pop(k) for k in _PROFILE_OPTIONS}
+    if name or any(v is not None for v in overrides.values()):
+        return get_profile(name or DEFAULT_PROFILE).replace(**overrides)
+    return None
+
+
+def style_options(f: Callable) -> Callable:
+    """How ASS and burned-in subtitles look (--font, --colour, --box...), folded into one `style` argument."""
+    options = [
+        click.option("--font", help="Font family [default: DejaVu Sans]."),
+        click.option("--font-size", type=click.IntRange(min=4),
+                     help="Font size in pixels of the video [default: 5.5% of its height]."),
+        click.option("--colour", "--color", "colour", callback=_colour,
+                     help="Text colour, #RRGGBB or #RRGGBBAA (AA: 00 opaque, FF transparent)."),
+        click.option("--outline-colour", "--outline-color", "outline_colour", callback=_colour),
+        click.option("--outline", type=click.FloatRange(min=0), help="Outline width in pixels."),
+        click.option("--box/--no-box", default=None,
+                     help="An opaque box behind the text instead of an outline."),
+        click.option("--margin", "margin_v", type=click.IntRange(min=0),
+                     help="Distance from the edge in pixels [default: 5% of the height]."),
+        click.option("--position", type=click.Choice(["bottom", "top"]), default=None),
+    ]
+    for option in reversed(options):
+        f = option(f)
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return f(*args, style=_pop_style(kwargs), **kwargs)
+
+    return wrapper
+
+
+def _pop_style(params: dict[str, Any]) -> Style:
+    """The style that the style options (taken out of `params`) ask for."""
+    names = ("font", "font_size", "colour", "outline_colour", "outline", "box", "margin_v", "position")
+    values = {k: params.pop(k) for k in names}
+    values["size"] = values.pop("font_size")
+    return Style().replace(**values)
+
+
+def output_options(f: Callable) -> Callable:
+    """What to write and where (--format, --output-dir, --overwrite) plus the profile and style options."""
+    for option in reversed([
+        click.option("-f", "--format", "formats", default="srt", show_default=True, callback=_formats,
+                     help=f"Comma-separated output formats: {', '.join(FORMATS)}, or all."),
+        click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+                     help="Write outputs here instead of beside each input."),
+        click.option("--overwrite", is_flag=True, help="Replace outputs that already exist."),
+        profile_options,
+        style_options,
+    ]):
+        f = option(f)
+    return f
+
+
+def encoder_options(f: Callable) -> Callable:
+    """Video encoding settings for burn-in: --encoder, --crf, --preset."""
+    for option in reversed([
+        click.option("--encoder", default="libx264", show_default=True,
+                     help="Video encoder for --burn (any ffmpeg encoder, e.g. libx265, libvpx-vp9)."),
+        click.option("--crf", type=click.IntRange(min=0, max=63), default=23, show_default=True,
+                     help="Quality for --burn (lower is better and bigger)."),
+        click.option("--preset", default="medium", show_default=True, help="x264/x265 speed preset."),
+    ]):
+        f = option(f)
+    return f
+
+
+def batch_options(f: Callable) -> Callable:
+    """Many inputs: which (--include, --exclude, --from-list), what to skip (--force...), what to report."""
+    for option in reversed([
+        click.option("--include", multiple=True, metavar="GLOB",
+                     help="In folders, only files matching GLOB (relative path or name; repeatable)."),
+        click.option("--exclude", multiple=True, metavar="GLOB",
+                     help="In folders, skip files matching GLOB (repeatable)."),
+        click.option("--from-list", "lists", multiple=True, metavar="FILE",
+                     help="Read input paths from FILE, one per line (- for stdin; repeatable)."),
+        click.option("--force", is_flag=True,
+                     help="Transcribe again, even what is up to date or cached."),
+        click.option("--cache/--no-cache", default=True, show_default=True,
+                     help="Reuse transcripts of audio already transcribed with the same settings."),
+        click.option("--dry-run", is_flag=True, help="List what would be done, and do nothing."),
+        click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
+        click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
+                     help="Write a JSON report: each input's status, outputs, language, timings, error."),
+    ]):
+        f = option(f)
+    return f
