@@ -221,17 +221,19 @@ def test_ctrl_c_mid_run_stops_cleanly_and_reports(tree, tmp_path):
                              "-o", str(out), "--report", str(tmp_path / "r.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.rglob("*.srt"))) < 3:
+    while time.time() < deadline and len(list(out.rglob("*.srt"))) < 3 and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
-    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     report = load(tmp_path / "r.json")
-    assert report["interrupted"] and 3 <= report["summary"].get("done", 0) < 13
     made = sorted(out.rglob("*.srt"))
+    # One file at a time: at most the one being finished is written but not yet reported done.
+    assert report["interrupted"] and len(made) - 1 <= report["summary"].get("done", 0) < 13
     assert {Path(p) for p in stdout.split()} <= set(made)  # what it announced is there
     for subs in made:  # whatever was written is whole
         assert srt_cues(subs)
     assert not [p for p in out.rglob("*") if ".part" in p.name]
     again = run(tree / "raw", tree / "a", "-o", out, "--report", tmp_path / "r2.json")
-    assert again.returncode == 0 and load(tmp_path / "r2.json")["summary"]["up-to-date"] >= len(made)
+    summary = load(tmp_path / "r2.json")["summary"]
+    assert again.returncode == 0 and summary["up-to-date"] + summary.get("rendered", 0) >= len(made)
