@@ -35,7 +35,7 @@ from typing import Any
 import click
 from click_default_group import DefaultGroup
 
-from . import __version__, config
+from . import __version__, config, files
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
@@ -277,7 +277,9 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         except OSError as e:
             click.echo(f"subtitler: error: {report}: cannot write the report ({e.strerror or e})", err=True)
     if interrupted:
-        # Threads may be blocked in network calls or an engine: don't wait for them.
+        # Threads may be blocked in network calls or an engine: don't wait for them, but take
+        # away the temporary files they are writing.
+        files.abandon()
         sys.stderr.flush()
         sys.stdout.flush()
         os._exit(INTERRUPTED_EXIT_CODE)

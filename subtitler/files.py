@@ -5,8 +5,17 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+
+from .errors import OutputError
+
+# Temporary files being written now, from any thread: on Ctrl-C the CLI exits without waiting
+# for busy threads, and removes these first (`abandon`).
+_in_progress: set[str] = set()
+_lock = threading.Lock()
+_abandoned = False
 
 
 @contextlib.contextmanager
@@ -18,17 +27,37 @@ def atomic_path(path: Path) -> Iterator[Path]:
     exception (KeyboardInterrupt included) it is removed.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+    with _lock:
+        if _abandoned:
+            raise OutputError(f"{path}: not written: the run is stopping")
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+        _in_progress.add(tmp)
     os.close(fd)
     # mkstemp makes the file private (0600); give it the usual permissions.
     os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
+        if _abandoned:  # removed by abandon() while being written
+            raise OutputError(f"{path}: not written: the run is stopping")
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    finally:
+        with _lock:
+            _in_progress.discard(tmp)
+
+
+def abandon() -> None:
+    """Remove every temporary file still being written, and refuse new ones: the process is exiting."""
+    global _abandoned
+    with _lock:
+        _abandoned = True
+        for tmp in _in_progress:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        _in_progress.clear()
 
 
 def _umask() -> int:

@@ -237,3 +237,18 @@ def test_ctrl_c_mid_run_stops_cleanly_and_reports(tree, tmp_path):
     again = run(tree / "raw", tree / "a", "-o", out, "--report", tmp_path / "r2.json")
     summary = load(tmp_path / "r2.json")["summary"]
     assert again.returncode == 0 and summary["up-to-date"] + summary.get("rendered", 0) >= len(made)
+
+
+def test_abandon_removes_temporary_files_being_written(tmp_path, monkeypatch):
+    """What the CLI does on Ctrl-C before exiting without waiting for busy threads."""
+    from subtitler import files
+    from subtitler.errors import OutputError
+
+    monkeypatch.setattr(files, "_abandoned", False)
+    with pytest.raises(OutputError, match="stopping"), files.atomic_path(tmp_path / "clip.srt") as tmp:
+        tmp.write_text("half a file")
+        files.abandon()
+        assert not tmp.exists()
+    with pytest.raises(OutputError, match="stopping"), files.atomic_path(tmp_path / "clip.vtt"):
+        pass
+    assert list(tmp_path.iterdir()) == []
