@@ -34,7 +34,7 @@ from typing import Any
 from . import manifest
 from .backends import Backend, get_backend_class, status_reporter
 from .cache import Cache, audio_hash, digest
-from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, SubtitlerError
+from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, OutputError, SubtitlerError
 from .files import atomic_write
 from .inputs import Input
 from .media import Audio
@@ -165,7 +165,7 @@ class Batch:
     def run(self, items: list[Input], dry_run: bool = False) -> list[Outcome]:
         """Plan every input, then do the work; outcomes come back in input order."""
         self._t0 = time.perf_counter()
-        plans = [self.plan(item) for item in items]
+        plans = _without_collisions([self.plan(item) for item in items])
         if dry_run:
             return [p if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets) for p in plans]
         outcomes: list[Outcome | None] = [None] * len(plans)
@@ -326,6 +326,25 @@ class Batch:
             outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
             outcome.language = result.transcript.language
             outcome.duration = outcome.duration or result.transcript.duration
+
+
+def _without_collisions(plans: list[Plan | Outcome]) -> list[Plan | Outcome]:
+    """An input whose outputs an earlier input already writes (clip.mp4 and clip.mkv side by
+    side both make clip.srt) fails instead of overwriting them."""
+    writers: dict[Path, Input] = {}
+    checked: list[Plan | Outcome] = []
+    for plan in plans:
+        if isinstance(plan, Plan):
+            taken = [(t, writers[t.resolve()]) for t in plan.targets if t.resolve() in writers]
+            if taken:
+                target, other = taken[0]
+                plan = Outcome(plan.input, FAILED, exit_code=OutputError.exit_code,
+                               error=f"{plan.input.path}: {target} is already the output of {other.path} "
+                                     "(rename one, or use -o)")
+            else:
+                writers.update((t.resolve(), plan.input) for t in plan.targets)
+        checked.append(plan)
+    return checked
 
 
 def _lower_priority() -> None:

@@ -252,3 +252,11 @@ def test_abandon_removes_temporary_files_being_written(tmp_path, monkeypatch):
     with pytest.raises(OutputError, match="stopping"), files.atomic_path(tmp_path / "clip.vtt"):
         pass
     assert list(tmp_path.iterdir()) == []
+
+
+def test_two_inputs_with_the_same_output_do_not_overwrite_each_other(tree, tmp_path):
+    shutil.copy(tree / "raw/take1.mkv", tree / "raw/take2.mkv")  # take2.mp4 is there already
+    proc = run(tree / "raw", "-o", tmp_path / "subs", "--dry-run")
+    assert proc.returncode == 1
+    (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("failed")]
+    assert "take2.srt is already the output of" in line and "take2.mp4" in line and "take2.mkv" in line
