@@ -5,7 +5,10 @@
     print(result.outputs, result.transcript.text)
 """
 
+from .batch import Batch, Outcome
+from .cache import Cache
 from .errors import SubtitlerError
+from .inputs import Input, find_inputs
 from .options import DecodeOptions
 from .pipeline import Result, Subtitler, subtitle, transcribe
 from .transcript import Segment, Transcript, Word
@@ -13,6 +16,6 @@ from .transcript import Segment, Transcript, Word
 __version__ = "0.1.0"
 
 __all__ = [
-    "DecodeOptions", "Result", "Segment", "Subtitler", "SubtitlerError", "Transcript", "Word",
-    "subtitle", "transcribe", "__version__",
+    "Batch", "Cache", "DecodeOptions", "Input", "Outcome", "Result", "Segment", "Subtitler",
+    "SubtitlerError", "Transcript", "Word", "find_inputs", "subtitle", "transcribe", "__version__",
 ]

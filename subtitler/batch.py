@@ -95,11 +95,11 @@ OnEvent = Callable[..., None]
 
 
 class Batch:
-    def __init__(self, pipeline: Subtitler, *, output_dir: Path | None = None, cache: Cache | None = None,
-                 force: bool = False, fail_fast: bool = False, jobs: int = 1,
+    def __init__(self, pipeline: Subtitler, *, output_dir: str | Path | None = None,
+                 cache: Cache | None = None, force: bool = False, fail_fast: bool = False, jobs: int = 1,
                  on_event: OnEvent | None = None) -> None:
         self.pipeline = pipeline
-        self.output_dir = output_dir
+        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.cache = cache
         self.force, self.fail_fast, self.jobs = force, fail_fast, jobs
         self.on_event = on_event or (lambda *args: None)

@@ -260,3 +260,17 @@ def test_two_inputs_with_the_same_output_do_not_overwrite_each_other(tree, tmp_p
     assert proc.returncode == 1
     (line,) = [ln for ln in proc.stdout.splitlines() if ln.startswith("failed")]
     assert "take2.srt is already the output of" in line and "take2.mp4" in line and "take2.mkv" in line
+
+
+def test_python_api_runs_a_folder_like_the_command(tree, tmp_path):
+    import subtitler
+
+    batch = subtitler.Batch(subtitler.Subtitler(formats=["vtt"]), output_dir=str(tmp_path / "subs"),
+                            cache=subtitler.Cache(tmp_path / "cache"))
+    outcomes = batch.run(subtitler.find_inputs([str(tree / "lectures")]))
+    assert [o.status for o in outcomes] == ["done"] * 6
+    assert all(o.outputs[0].read_text().startswith("WEBVTT") for o in outcomes)
+    again = subtitler.Batch(subtitler.Subtitler(formats=["vtt"]), output_dir=tmp_path / "subs",
+                            cache=subtitler.Cache(tmp_path / "cache")).run(
+                                subtitler.find_inputs([str(tree / "lectures")]))
+    assert [o.status for o in again] == ["up-to-date"] * 6
