@@ -148,7 +148,8 @@ _DEFAULTS = DecodeOptions()  # run's decoding defaults, as its options show them
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True),
               help="Remote backends: give up on a file after this many seconds.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Remote backends: files in flight at once.")
+              help="Remote backends: files in flight at once. Local engines: files decoded at once, "
+                   "ahead of the engine.")
 @click.option("--language", help="Spoken language, code or name (en, French...). Omit to detect.")
 @click.option("--task", type=click.Choice(TASKS), default=_DEFAULTS.task, show_default=True,
               help="translate: English subtitles from any language.")
