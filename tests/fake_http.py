@@ -8,7 +8,8 @@ served in order, before the service's own answer:
     fake.malformed_next(1, "poll")                    # 200 with a truncated JSON body
     fake.reset_next(1, "put")                         # TCP reset half-way through the upload
 
-and `max_upload` answers 413 to bodies larger than that many bytes.
+and `max_upload` answers 413 to bodies larger than that many bytes; `slow_seconds`
+delays every answer.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import socket
 import struct
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -50,6 +52,7 @@ class FakeService:
     key: str = "test-key"
     # Bodies larger than this get 413 on the endpoints in UPLOADS; None: no limit.
     max_upload: int | None = None
+    slow_seconds: float = 0.0  # the time every answer takes
     seen: list[Seen] = field(default_factory=list)
     _faults: list[Fault] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -149,6 +152,7 @@ class FakeService:
                 elif fake.max_upload is not None and endpoint in fake.UPLOADS and length > fake.max_upload:
                     answer = fake.error(413, f"Maximum content size limit ({fake.max_upload}) exceeded")
                 else:
+                    time.sleep(fake.slow_seconds)
                     answer = fake.route(host, endpoint, self.command, parts.path, parse_qs(parts.query),
                                         headers, body)
                 self._send(*answer)

@@ -7,7 +7,7 @@ answers `verbose_json` in OpenAI's shape: `language` as a full name
 from `transcribe` (the uploaded bytes and the form in, a Transcript out).
 
 Faults: those of fake_http.FakeService (5xx/429 bursts, malformed JSON,
-connection resets, 413 past `max_upload`), plus `slow_seconds`, `language_as_code` (as
+connection resets, 413 past `max_upload`, slow answers), plus `language_as_code` (as
 self-hosted servers answer), `text_only` and `no_words`.
 """
 
@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import email.parser
 import email.policy
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -46,7 +45,6 @@ class FakeOpenAI(FakeService):
     language_as_code: bool = False
     text_only: bool = False  # answer {"text": ...} whatever was asked
     no_words: bool = False  # segments only
-    slow_seconds: float = 0.0  # the time an answer takes
     uploads: list[Upload] = field(default_factory=list)
     in_flight: int = 0
     max_in_flight: int = 0
@@ -86,7 +84,6 @@ class FakeOpenAI(FakeService):
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
-            time.sleep(self.slow_seconds)
             assert self.transcribe is not None
             t = self.transcribe(upload.data, upload.fields)
         finally:

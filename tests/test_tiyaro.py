@@ -81,6 +81,27 @@ def test_same_subtitles_as_local_engine(backend, fake, local, audio):
     assert fake.requests("upload-url")[0].path == "/v1/input/upload-url?extension=mp3"
 
 
+def test_read_timeout(fake, audio, monkeypatch, tmp_path):
+    """TIYARO_TIMEOUT bounds each answer: a server taking 2 s per answer fails fast and clearly."""
+    import time
+
+    monkeypatch.setenv("TIYARO_API_KEY", KEY)
+    monkeypatch.setenv("TIYARO_BASE_URL", fake.base_url)
+    monkeypatch.setenv("SUBTITLER_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("TIYARO_TIMEOUT", "0.3")
+    b = tiyaro.TiyaroBackend("tiny.en")
+    b.client.retries, b.client.retry_backoff = 1, 0.01
+    fake.slow_seconds = 2.0
+    started = time.monotonic()
+    with pytest.raises(tiyaro.TiyaroError, match="cannot reach.*ReadTimeout") as e:
+        b.transcribe(audio[:16000], DecodeOptions())
+    assert time.monotonic() - started < 1.5 and KEY not in error_text(e.value)
+    assert len(fake.requests("upload-url")) == 2  # tried, then retried once
+    monkeypatch.setenv("TIYARO_TIMEOUT", "soon")
+    with pytest.raises(UnsupportedOption, match="TIYARO_TIMEOUT"):
+        tiyaro.TiyaroBackend("tiny.en")
+
+
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
 def test_other_upload_formats(backend, fake, audio, monkeypatch, fmt):
     monkeypatch.setenv("TIYARO_UPLOAD_FORMAT", fmt)

@@ -6,7 +6,8 @@ https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
 cpuflex), TIYARO_POLL_INTERVAL (shortest wait between polls in seconds,
 default 0.5: at most 2 polls a second per job; the wait grows to 5% of the
 time already waited, up to 15 s), TIYARO_UPLOAD_FORMAT (mp3, ogg, flac or
-wav, default mp3: 48 kbit/s mono, a fifth of WAV).
+wav, default mp3: 48 kbit/s mono, a fifth of WAV), TIYARO_TIMEOUT (seconds to
+wait for one answer, default 60; the upload included).
 
 Resume: as soon as a job is submitted, its id and poll URL are saved in the
 user's state directory (SUBTITLER_STATE_DIR overrides it), keyed by the audio
@@ -143,7 +144,8 @@ class TiyaroBackend(Backend):
                                           DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
         self._prepared = Prepared()  # uploads encoded ahead, in a batch's decode stage
         self.client = TiyaroClient(self.base_url, _api_key(), service_tier=tier, poll_interval=interval,
-                                   key_setting=setting_name("tiyaro", "api-key", "TIYARO_API_KEY"))
+                                   key_setting=setting_name("tiyaro", "api-key", "TIYARO_API_KEY"),
+                                   read_timeout=number_setting("tiyaro", "timeout", "TIYARO_TIMEOUT", 60.0))
 
     def prepare(self, audio: np.ndarray) -> None:
         self._prepared.put(audio, encode_audio(audio, self.upload_format))
