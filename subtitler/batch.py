@@ -207,6 +207,10 @@ class Batch:
                     break
                 outcome = Outcome(plan.input, TRANSCRIBE)
                 audio = decoders.submit(self._decode, plan, outcome)
+                if not futures:
+                    # The model loads here, once, while the first file decodes; a model that
+                    # cannot load stops the run with its own error, not once per input.
+                    self.pipeline.engine  # noqa: B018
                 futures.append((n, engines.submit(self._transcribe, plan, outcome, audio, window)))
             for n, future in futures:
                 outcomes[n] = future.result()
@@ -217,7 +221,7 @@ class Batch:
             raise
         decoders.shutdown()
         engines.shutdown()
-        return [o if o is not None else Outcome(p.input if isinstance(p, Plan) else p.input, SKIPPED)
+        return [o if o is not None else Outcome(p.input, SKIPPED)
                 for o, p in zip(outcomes, plans, strict=True)]
 
     def _finish(self, outcome: Outcome) -> Outcome:

@@ -274,3 +274,9 @@ def test_python_api_runs_a_folder_like_the_command(tree, tmp_path):
                             cache=subtitler.Cache(tmp_path / "cache")).run(
                                 subtitler.find_inputs([str(tree / "lectures")]))
     assert [o.status for o in again] == ["up-to-date"] * 6
+
+
+def test_a_model_that_cannot_load_stops_the_run_once(tree, tmp_path):
+    proc = run(tree / "lectures", "-m", "gigantic", "-o", tmp_path / "subs")
+    assert proc.returncode == 8 and proc.stderr.count("unknown model 'gigantic'") == 1
+    assert not (tmp_path / "subs").exists()
