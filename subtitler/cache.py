@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,19 @@ class Cache:
     def store(self, key: str, transcripts: list[Transcript]) -> None:
         self._put("transcripts", key, [t.to_dict() for t in transcripts])
 
-    def clear(self) -> None:
-        import shutil
+    def usage(self) -> dict[str, tuple[int, int]]:
+        """Entries and bytes per kind (transcripts, audio, stat, failures)."""
+        kinds: dict[str, tuple[int, int]] = {}
+        for kind in ("transcripts", "audio", "stat", "failures"):
+            files = list((self.root / kind).rglob("*.json"))
+            kinds[kind] = (len(files), sum(f.stat().st_size for f in files))
+        return kinds
 
-        shutil.rmtree(self.root, ignore_errors=True)
+    def prune(self, older_than: float | None = None) -> int:
+        """Remove entries not written for `older_than` seconds (None: all); returns how many went."""
+        now, removed = time.time(), 0
+        for entry in self.root.rglob("*.json"):
+            if older_than is None or now - entry.stat().st_mtime > older_than:
+                entry.unlink(missing_ok=True)
+                removed += 1
+        return removed

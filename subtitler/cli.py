@@ -547,6 +547,33 @@ def models() -> None:
         click.echo(f"{m.name}\t{'offline' if m.offline else 'download'}\t{m.source}")
 
 
+@cli.command("cache")
+@click.option("--clear", is_flag=True, help="Remove every cached transcript and file hash.")
+@click.option("--older-than", type=click.FloatRange(min=0), metavar="DAYS",
+              help="Remove only entries not written for DAYS days.")
+def cache_command(clear: bool, older_than: float | None) -> None:
+    """Show where transcripts are cached and how much room they take, or clear them.
+
+    A run reuses a transcript when the same audio was transcribed with the
+    same backend, model and decoding options; removing entries only costs
+    time on the next run.
+
+    \b
+    Examples:
+      subtitler cache
+      subtitler cache --older-than 30
+      subtitler cache --clear
+    """
+    store = Cache()
+    if clear or older_than is not None:
+        removed = store.prune(None if clear else older_than * 86400)
+        click.echo(f"removed {removed} entries from {store.root}")
+        return
+    click.echo(f"{store.root}")
+    for kind, (count, size) in store.usage().items():
+        click.echo(f"{kind}\t{count} entries\t{size / 1e6:.1f} MB")
+
+
 def main() -> None:
     """The `subtitler` entry point (pyproject.toml)."""
     cli(prog_name="subtitler")

@@ -280,3 +280,15 @@ def test_a_model_that_cannot_load_stops_the_run_once(tree, tmp_path):
     proc = run(tree / "lectures", "-m", "gigantic", "-o", tmp_path / "subs")
     assert proc.returncode == 8 and proc.stderr.count("unknown model 'gigantic'") == 1
     assert not (tmp_path / "subs").exists()
+
+
+def test_cache_command_shows_and_clears(tree, tmp_path):
+    out = tmp_path / "subs"
+    assert run(tree / "lectures", "-o", out).returncode == 0
+    shown = run("cache").stdout
+    assert os.environ["SUBTITLER_TRANSCRIPTS_DIR"] in shown and "transcripts\t6 entries" in shown
+    assert run("cache", "--older-than", "1").stdout.startswith("removed 0 entries")
+    assert not run("cache", "--clear").stdout.startswith("removed 0 ")
+    # Without cached transcripts a layout change must decode again.
+    again = run(tree / "lectures", "-o", out, "--max-line-chars", "20", "--report", tmp_path / "r.json")
+    assert again.returncode == 0 and load(tmp_path / "r.json")["summary"]["decoded"] == 6
