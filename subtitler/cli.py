@@ -41,12 +41,11 @@ from .batch import Batch, write_report
 from .cache import Cache
 from .check import FileReport, check_file
 from .cli_options import (
-    OptionalFloat,
-    OptionalInt,
     _pop_profile,
     _pop_style,
     _track,
     batch_options,
+    decode_options,
     encoder_options,
     output_options,
     profile_options,
@@ -56,7 +55,7 @@ from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
 from .inputs import Input, find_inputs
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
-from .options import TASKS, DecodeOptions
+from .options import DecodeOptions
 from .pipeline import Subtitler, VideoSettings
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .progress import BatchDisplay, StageBar
@@ -113,7 +112,6 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
     config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 
-_DEFAULTS = DecodeOptions()  # run's decoding defaults, as its options show them
 
 
 @cli.command()
@@ -150,33 +148,7 @@ _DEFAULTS = DecodeOptions()  # run's decoding defaults, as its options show them
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Remote backends: files in flight at once. Local engines: files decoded at once, "
                    "ahead of the engine.")
-@click.option("--language", help="Spoken language, code or name (en, French...). Omit to detect.")
-@click.option("--task", type=click.Choice(TASKS), default=_DEFAULTS.task, show_default=True,
-              help="translate: English subtitles from any language.")
-@click.option("--temperature", type=float, default=_DEFAULTS.temperature, show_default=True)
-@click.option("--temperature-increment-on-fallback", type=OptionalFloat(),
-              default=_DEFAULTS.temperature_increment_on_fallback, show_default=True,
-              help="Raise the temperature by this on a failed decode; none disables fallback.")
-@click.option("--beam-size", type=OptionalInt(), default=_DEFAULTS.beam_size, show_default=True,
-              help="Beams in beam search; 1 or none for greedy.")
-@click.option("--best-of", type=OptionalInt(), default=_DEFAULTS.best_of, show_default=True,
-              help="Candidates when sampling at non-zero temperature.")
-@click.option("--patience", type=OptionalFloat(), default=_DEFAULTS.patience, show_default=True)
-@click.option("--length-penalty", type=OptionalFloat(), default=_DEFAULTS.length_penalty, show_default=True)
-@click.option("--compression-ratio-threshold", type=OptionalFloat(),
-              default=_DEFAULTS.compression_ratio_threshold, show_default=True)
-@click.option("--logprob-threshold", type=OptionalFloat(), default=_DEFAULTS.logprob_threshold,
-              show_default=True)
-@click.option("--no-speech-threshold", type=OptionalFloat(), default=_DEFAULTS.no_speech_threshold,
-              show_default=True)
-@click.option("--condition-on-previous-text/--no-condition-on-previous-text",
-              default=_DEFAULTS.condition_on_previous_text, show_default=True)
-@click.option("--initial-prompt", help="Text to prime the decoder (names, spelling, style).")
-@click.option("--vad/--no-vad", default=_DEFAULTS.vad, show_default=True,
-              help="Decode only where voice activity detection finds speech: no invented text on "
-                   "silence or music.")
-@click.option("--suppress-tokens", default=_DEFAULTS.suppress_tokens, show_default=True,
-              help="Comma-separated token ids never to emit; -1 = non-speech symbols.")
+@decode_options
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
 def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: bool | None,

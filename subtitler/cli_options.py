@@ -19,6 +19,7 @@ import click
 
 from .formats import FORMATS
 from .languages import language_code
+from .options import TASKS, DecodeOptions
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 from .style import Style, parse_colour
 from .video import SubtitleTrack
@@ -201,6 +202,46 @@ def batch_options(f: Callable) -> Callable:
         click.option("--fail-fast", is_flag=True, help="Stop at the first input that fails."),
         click.option("--report", type=click.Path(dir_okay=False, path_type=Path),
                      help="Write a JSON report: each input's status, outputs, language, timings, error."),
+    ]):
+        f = option(f)
+    return f
+
+
+# Defaults shown in --help come from the dataclass itself, so they cannot drift apart.
+_DEFAULTS = DecodeOptions()
+
+
+def decode_options(f: Callable) -> Callable:
+    """The decoding options: DecodeOptions' fields, with Tiyaro's names and openai-whisper's defaults."""
+    for option in reversed([
+        click.option("--language", help="Spoken language, code or name (en, French...). Omit to detect."),
+        click.option("--task", type=click.Choice(TASKS), default=_DEFAULTS.task, show_default=True,
+                     help="translate: English subtitles from any language."),
+        click.option("--temperature", type=float, default=_DEFAULTS.temperature, show_default=True),
+        click.option("--temperature-increment-on-fallback", type=OptionalFloat(),
+                     default=_DEFAULTS.temperature_increment_on_fallback, show_default=True,
+                     help="Raise the temperature by this on a failed decode; none disables fallback."),
+        click.option("--beam-size", type=OptionalInt(), default=_DEFAULTS.beam_size, show_default=True,
+                     help="Beams in beam search; 1 or none for greedy."),
+        click.option("--best-of", type=OptionalInt(), default=_DEFAULTS.best_of, show_default=True,
+                     help="Candidates when sampling at non-zero temperature."),
+        click.option("--patience", type=OptionalFloat(), default=_DEFAULTS.patience, show_default=True),
+        click.option("--length-penalty", type=OptionalFloat(), default=_DEFAULTS.length_penalty,
+                     show_default=True),
+        click.option("--compression-ratio-threshold", type=OptionalFloat(),
+                     default=_DEFAULTS.compression_ratio_threshold, show_default=True),
+        click.option("--logprob-threshold", type=OptionalFloat(), default=_DEFAULTS.logprob_threshold,
+                     show_default=True),
+        click.option("--no-speech-threshold", type=OptionalFloat(), default=_DEFAULTS.no_speech_threshold,
+                     show_default=True),
+        click.option("--condition-on-previous-text/--no-condition-on-previous-text",
+                     default=_DEFAULTS.condition_on_previous_text, show_default=True),
+        click.option("--initial-prompt", help="Text to prime the decoder (names, spelling, style)."),
+        click.option("--vad/--no-vad", default=_DEFAULTS.vad, show_default=True,
+                     help="Decode only where voice activity detection finds speech: no invented text on "
+                          "silence or music."),
+        click.option("--suppress-tokens", default=_DEFAULTS.suppress_tokens, show_default=True,
+                     help="Comma-separated token ids never to emit; -1 = non-speech symbols."),
     ]):
         f = option(f)
     return f
