@@ -103,6 +103,7 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
       subtitler backends                    # engines and their availability
       subtitler models                      # models usable offline
       subtitler config                      # settings from subtitler.toml, and their sources
+      subtitler cache                       # where transcripts are cached, and how much
     """
     warnings.showwarning = _warn
     if verbose:
