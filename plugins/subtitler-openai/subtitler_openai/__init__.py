@@ -171,25 +171,21 @@ class OpenAIBackend(Backend):
         if max_seconds < MIN_PIECE_SECONDS:
             raise RemoteTooLarge(f"OPENAI_UPLOAD_LIMIT ({self.upload_limit} bytes) holds under "
                                  f"{MIN_PIECE_SECONDS:.0f} s of {self.upload_format}: raise it")
-        pieces = []
-        for start, end in split_at_silences(audio, max_seconds):
-            data = encode_audio(audio[start:end], self.upload_format)
-            pieces.extend(self._fit(audio, start, end, data, max_seconds))
-        return pieces
+        return self._fit(audio, 0, len(audio), whole, max_seconds)
 
     def _fit(self, audio: np.ndarray, start: int, end: int, data: bytes,
              max_seconds: float) -> list[tuple[int, int, bytes]]:
-        """A piece that came out over the limit is cut again, shorter."""
+        """audio[start:end] (encoded: `data`) as it is if it fits, else cut at silences into pieces
+        of at most `max_seconds`, each cut again, shorter, if it still comes out over the limit."""
         if len(data) <= self.upload_limit:
             return [(start, end, data)]
-        shorter = 0.8 * max_seconds
-        if shorter < MIN_PIECE_SECONDS:
+        if max_seconds < MIN_PIECE_SECONDS:
             raise RemoteTooLarge(f"cannot cut the audio into pieces under OPENAI_UPLOAD_LIMIT "
                                  f"({self.upload_limit} bytes)")
         out = []
-        for a, b in split_at_silences(audio[start:end], shorter):
-            out.extend(self._fit(audio, start + a, start + b,
-                                 encode_audio(audio[start + a:start + b], self.upload_format), shorter))
+        for a, b in split_at_silences(audio[start:end], max_seconds):
+            piece = encode_audio(audio[start + a:start + b], self.upload_format)
+            out.extend(self._fit(audio, start + a, start + b, piece, 0.8 * max_seconds))
         return out
 
     def _send(self, audio: np.ndarray, start: int, end: int, data: bytes, options: DecodeOptions,
