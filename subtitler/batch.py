@@ -95,11 +95,10 @@ OnEvent = Callable[..., None]
 
 
 class Batch:
-    def __init__(self, pipeline: Subtitler, *, output_dir: str | Path | None = None,
-                 cache: Cache | None = None, force: bool = False, fail_fast: bool = False, jobs: int = 1,
+    def __init__(self, pipeline: Subtitler, *, cache: Cache | None = None, force: bool = False,
+                 fail_fast: bool = False, jobs: int = 1,
                  on_event: OnEvent | None = None) -> None:
         self.pipeline = pipeline
-        self.output_dir = Path(output_dir) if output_dir is not None else None
         self.cache = cache
         self.force, self.fail_fast, self.jobs = force, fail_fast, jobs
         self.on_event = on_event or (lambda *args: None)
@@ -107,18 +106,20 @@ class Batch:
         self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
         self._t0 = time.perf_counter()
         self._prepares = False
-        # Recorded in the manifest for each output; check --require-subs compares with it.
-        self.settings_digest = digest([pipeline.transcription_settings(), pipeline.render_settings()])
+        self._manifests = manifest.Reader()  # for planning: nothing is written yet
         self.summary = {"transcription": pipeline.transcription_settings(),
-                         "render": pipeline.render_settings()}
+                        "render": pipeline.render_settings()}
+        # Recorded in the manifest for each output; check --require-subs compares with it.
+        self.settings_digest = digest([self.summary["transcription"], self.summary["render"]])
 
     # -- planning -------------------------------------------------------------------
 
     def folder_for(self, item: Input) -> Path | None:
-        """Outputs of `item` go here: its mirror under -o, or None (beside the input)."""
-        if self.output_dir is None:
+        """Outputs of `item` go here: its mirror under the pipeline's output_dir (-o), or None
+        (beside the input)."""
+        if self.pipeline.output_dir is None:
             return None
-        return self.output_dir / item.relative.parent
+        return self.pipeline.output_dir / item.relative.parent
 
     def plan(self, item: Input) -> Plan | Outcome:
         """What `item` needs; an Outcome if it cannot be planned (a missing file...)."""
@@ -151,20 +152,21 @@ class Batch:
 
     def _up_to_date(self, plan: Plan) -> bool:
         for target in plan.targets:
-            entry = manifest.entry_for(target)
+            entry = self._manifests.entry(target)
             if (entry is None or entry.pending or entry.settings != plan.settings
                     or entry.source_sha256 != plan.file_hash or not target.is_file()):
                 return False
         return True
 
     def _transcript_key(self, audio: str) -> str:
-        return Cache.transcript_key(audio, self.pipeline.transcription_settings())
+        return Cache.transcript_key(audio, self.summary["transcription"])
 
     # -- running --------------------------------------------------------------------
 
     def run(self, items: list[Input], dry_run: bool = False) -> list[Outcome]:
         """Plan every input, then do the work; outcomes come back in input order."""
         self._t0 = time.perf_counter()
+        self._manifests = manifest.Reader()  # as they are now, before this run writes any
         plans = _without_collisions([self.plan(item) for item in items])
         if dry_run:
             return [p if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets) for p in plans]

@@ -192,8 +192,8 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
     except SubtitlerError as e:
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
-    _run_batch(Batch(pipeline, output_dir=output_dir, cache=Cache() if cache else None, force=force,
-                     fail_fast=fail_fast, jobs=jobs), items, show, dry_run, report, single)
+    _run_batch(Batch(pipeline, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs),
+               items, show, dry_run, report, single)
 
 
 def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
@@ -260,7 +260,7 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         # One input: its own error's code. Several: 1 means "some failed".
-        sys.exit(failed[0].exit_code or 1 if single else 1)
+        sys.exit((failed[0].exit_code or 1) if single else 1)
 
 
 @cli.command()
@@ -284,7 +284,7 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
     pipeline = Subtitler(backend="none", formats=formats, output_dir=output_dir, overwrite=overwrite,
                          profile=profile, style=style)
     items = [Input(p, PurePosixPath(p.name)) for p in transcripts]
-    _run_batch(Batch(pipeline, output_dir=output_dir), items, show=False, single=len(items) == 1)
+    _run_batch(Batch(pipeline), items, show=False, single=len(items) == 1)
 
 
 @cli.command()
@@ -360,7 +360,7 @@ def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Pr
         items = find_inputs([str(f) for f in folders], params["include"], params["exclude"])
     except SubtitlerError as e:
         _fail(e, code=2)
-    return RequiredSubtitles(Batch(pipeline, output_dir=pipeline.output_dir), rules).check(items)
+    return RequiredSubtitles(Batch(pipeline), rules).check(items)
 
 
 def _run_params(ctx: click.Context) -> dict[str, Any]:

@@ -140,7 +140,6 @@ def _option(command: click.Command, key: str) -> tuple[click.Option, str] | None
                 if flag == f"--{_key(key)}":
                     return param, flag
     return None
-    return None
 
 
 def _put(settings: dict[str, Setting], option: tuple[click.Option, str], where: str, layer: Layer,

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from . import manifest
 from .errors import SubtitlerError
 
 MEDIA_EXTENSIONS = frozenset(
@@ -74,8 +75,6 @@ def looks_like_media(path: Path) -> bool:
 
 def _walk(folder: Path) -> Iterable[Path]:
     """Files under `folder`, hidden ones and the tool's own outputs (--mux videos...) left out."""
-    from . import manifest
-
     for root, dirs, files in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         made_here = manifest.read(Path(root)) if manifest.NAME in files else {}

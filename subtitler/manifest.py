@@ -68,6 +68,19 @@ def entry_for(output: Path) -> Entry | None:
     return read(output.parent).get(output.name)
 
 
+class Reader:
+    """Entries with each folder's manifest read once: for planning a run, or checking one,
+    while the manifests do not change (entry_for reads the file again every time)."""
+
+    def __init__(self) -> None:
+        self._folders: dict[Path, dict[str, Entry]] = {}
+
+    def entry(self, output: Path) -> Entry | None:
+        if output.parent not in self._folders:
+            self._folders[output.parent] = read(output.parent)
+        return self._folders[output.parent].get(output.name)
+
+
 def update(outputs: dict[Path, Entry | None]) -> None:
     """Set (or, for None, remove) the entries of these outputs, folder by folder, atomically."""
     folders: dict[Path, dict[str, Entry | None]] = {}

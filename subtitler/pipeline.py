@@ -77,6 +77,7 @@ class Subtitler:
     model: str | None = None
     options: DecodeOptions = field(default_factory=DecodeOptions)
     formats: Sequence[str] = ("srt",)
+    # Outputs go here instead of beside each input (a str is taken too).
     output_dir: Path | None = None
     overwrite: bool = False
     audio_stream: int = 0
@@ -98,6 +99,8 @@ class Subtitler:
     def __post_init__(self) -> None:
         for f in self.formats:
             get_format(f)  # fail on a bad format before any work
+        if self.output_dir is not None:
+            self.output_dir = Path(self.output_dir)
 
     @property
     def engine(self) -> Backend:

@@ -53,7 +53,7 @@ UPLOAD_FORMATS: dict[str, tuple[list[str], str]] = {
     "mp3": (["-c:a", "libmp3lame", "-b:a", "48k", "-f", "mp3"], "audio/mpeg"),
     "ogg": (["-c:a", "libopus", "-b:a", "32k", "-f", "ogg"], "audio/ogg"),
     "flac": (["-c:a", "flac", "-f", "flac"], "audio/flac"),
-    "wav": ([], "audio/wav"),  # written here: ffmpeg cannot fill in a WAV header's sizes on a pipe
+    "wav": ([], "audio/wav"),  # written in-process (wav_bytes): no ffmpeg needed
 }
 DEFAULT_UPLOAD_FORMAT = "mp3"
 
@@ -87,7 +87,7 @@ def number_setting(backend: str, key: str, env: str, default: float, kind: type 
 
 
 def encode_audio(samples: np.ndarray, fmt: str = DEFAULT_UPLOAD_FORMAT) -> bytes:
-    """16 kHz mono float32 samples as a compact audio file (ffmpeg, through pipes)."""
+    """16 kHz mono float32 samples as a compact audio file (ffmpeg: samples piped in, a file out)."""
     if fmt == "wav":
         return wav_bytes(samples)
     args, _ = UPLOAD_FORMATS[fmt]

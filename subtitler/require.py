@@ -63,13 +63,13 @@ class RequiredSubtitles:
         # What a run records in the manifest entries, to compare them with.
         self.settings = batch.settings_digest
         self.summary = json.loads(json.dumps(batch.summary, default=str))
-        self._manifests: dict[Path, dict[str, manifest.Entry]] = {}  # read once per folder
+        self._manifests = manifest.Reader()
 
     def check(self, items: Iterable[Input]) -> list[FileReport]:
         """A report per expected subtitle file of each input, in order."""
         reports = []
         for item in items:
-            if self._entry(item.path) is not None:
+            if self._manifests.entry(item.path) is not None:
                 continue  # a video a run made (--mux, --burn), not one to subtitle
             video = _Video(item.path, self.cache)
             for fmt, path in self.subtitles(item):
@@ -83,11 +83,6 @@ class RequiredSubtitles:
         pipeline = self.batch.pipeline
         targets = pipeline.targets(item.path, self.batch.folder_for(item))
         return list(zip(pipeline.formats, targets, strict=False))  # the video, if any, is last: left out
-
-    def _entry(self, path: Path) -> manifest.Entry | None:
-        if path.parent not in self._manifests:
-            self._manifests[path.parent] = manifest.read(path.parent)
-        return self._manifests[path.parent].get(path.name)
 
     def _check(self, path: Path, fmt: str, video: _Video) -> FileReport:
         if not path.is_file():
@@ -109,7 +104,7 @@ class RequiredSubtitles:
 
     def _freshness(self, path: Path, video: _Video) -> list[Violation]:
         """The stale and settings problems of an existing subtitle file."""
-        entry = self._entry(path)
+        entry = self._manifests.entry(path)
         if entry is None:  # not recorded by a run (made by hand, or by another tool): only its age tells
             if path.stat().st_mtime_ns < video.path.stat().st_mtime_ns:
                 return [_problem("stale", f"older than {video.path}")]

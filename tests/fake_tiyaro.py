@@ -43,7 +43,6 @@ class Job:
     inputs: dict[str, Any]
     url: str
     polls: int = 0
-    done: bool = False
     submitted: float = field(default_factory=time.monotonic)
     finished: float | None = None  # when the success answer went out
     first_poll: float | None = None
@@ -129,7 +128,7 @@ class FakeTiyaro(FakeService):
         job = Job(uuid.uuid4().hex, m.group(1) + (m.group(2) or ""), tier, inputs, url)
         with self._lock:
             self.jobs[job.id] = job
-            in_flight = sum(not j.done for j in self.jobs.values())
+            in_flight = sum(j.finished is None for j in self.jobs.values())
             self.max_in_flight = max(self.max_in_flight, in_flight)
         accepted = datetime.datetime.now(datetime.timezone.utc).isoformat()
         return 202, {"response": {"id": job.id, "urls": {"GET": f"{self.base_url}/v1/async/results/{job.id}"},
@@ -154,5 +153,5 @@ class FakeTiyaro(FakeService):
             if self.text_only:
                 result = {"text": result["text"]}
             body = {"id": job.id, "status": "success", "result": result}
-            job.done, job.finished = True, time.monotonic()
+            job.finished = time.monotonic()
         return 200, ({"response": body} if self.wrapped else body), {}

@@ -265,12 +265,12 @@ def test_two_inputs_with_the_same_output_do_not_overwrite_each_other(tree, tmp_p
 def test_python_api_runs_a_folder_like_the_command(tree, tmp_path):
     import subtitler
 
-    batch = subtitler.Batch(subtitler.Subtitler(formats=["vtt"]), output_dir=str(tmp_path / "subs"),
+    batch = subtitler.Batch(subtitler.Subtitler(formats=["vtt"], output_dir=str(tmp_path / "subs")),
                             cache=subtitler.Cache(tmp_path / "cache"))
     outcomes = batch.run(subtitler.find_inputs([str(tree / "lectures")]))
     assert [o.status for o in outcomes] == ["done"] * 6
     assert all(o.outputs[0].read_text().startswith("WEBVTT") for o in outcomes)
-    again = subtitler.Batch(subtitler.Subtitler(formats=["vtt"]), output_dir=tmp_path / "subs",
+    again = subtitler.Batch(subtitler.Subtitler(formats=["vtt"], output_dir=tmp_path / "subs"),
                             cache=subtitler.Cache(tmp_path / "cache")).run(
                                 subtitler.find_inputs([str(tree / "lectures")]))
     assert [o.status for o in again] == ["up-to-date"] * 6
