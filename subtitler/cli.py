@@ -51,7 +51,7 @@ from .cli_options import (
     profile_options,
     style_options,
 )
-from .errors import INTERRUPTED_EXIT_CODE, SubtitlerError
+from .errors import INTERRUPTED_EXIT_CODE, OutputError, SubtitlerError
 from .inputs import Input, find_inputs
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
@@ -245,11 +245,13 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         for o in outcomes:
             detail = o.error if o.error else ", ".join(str(p) for p in o.outputs)
             click.echo(f"{o.status}\t{o.input.path}\t{detail}")
+    report_error = None
     if report is not None:
         try:
             write_report(report, outcomes, batch, started, interrupted)
         except OSError as e:
-            click.echo(f"subtitler: error: {report}: cannot write the report ({e.strerror or e})", err=True)
+            report_error = OutputError(f"{report}: cannot write the report ({e.strerror or e})")
+            click.echo(f"subtitler: error: {report_error}", err=True)
     if interrupted:
         # Threads may be blocked in network calls or an engine: don't wait for them, but take
         # away the temporary files they are writing.
@@ -261,6 +263,8 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
     if failed:
         # One input: its own error's code. Several: 1 means "some failed".
         sys.exit((failed[0].exit_code or 1) if single else 1)
+    if report_error:  # a script relying on the report must not take the run for a success
+        sys.exit(report_error.exit_code)
 
 
 @cli.command()

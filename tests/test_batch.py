@@ -292,3 +292,10 @@ def test_cache_command_shows_and_clears(tree, tmp_path):
     # Without cached transcripts a layout change must decode again.
     again = run(tree / "lectures", "-o", out, "--max-line-chars", "20", "--report", tmp_path / "r.json")
     assert again.returncode == 0 and load(tmp_path / "r.json")["summary"]["decoded"] == 6
+
+
+def test_a_report_that_cannot_be_written_fails_the_run(tree, tmp_path):
+    proc = run(tree / "lectures/day1.m4a", "-o", tmp_path / "subs", "--report", "/proc/no/report.json")
+    assert proc.returncode == 12 and (tmp_path / "subs/day1.srt").exists()
+    assert proc.stderr.strip().splitlines() == [
+        "subtitler: error: /proc/no/report.json: cannot write the report (No such file or directory)"]
