@@ -13,7 +13,7 @@ from .options import DecodeOptions
 from .pipeline import Result, Subtitler, subtitle, transcribe
 from .transcript import Segment, Transcript, Word
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Batch", "Cache", "DecodeOptions", "Input", "Outcome", "Result", "Segment", "Subtitler",
