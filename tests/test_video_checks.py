@@ -195,3 +195,13 @@ def test_truncated_file_warns_how_much_was_read(tmp_path, container):
     assert warnings[0].startswith(f"subtitler: warning: {cut}: only ")
     cues = list(srt.parse((out / "cut.srt").read_text()))
     assert cues and cues[-1].end.total_seconds() <= read + 0.5  # what was read is subtitled
+
+
+def test_burn_typed_overrides_mux_from_the_config_file(inputs, tmp_path):
+    (tmp_path / "subtitler.toml").write_text("[run]\nmux = true\n")
+    # The audio input is refused either way; the message says which mode won.
+    proc = run(str(inputs["m4a"]), "--burn", "--dry-run", cwd=tmp_path)
+    assert "no video stream to burn subtitles into" in proc.stdout, proc.stdout + proc.stderr
+    (tmp_path / "subtitler.toml").write_text("[run]\nmux = true\nburn = true\n")
+    proc = run(str(inputs["m4a"]), "--dry-run", cwd=tmp_path)
+    assert proc.returncode == 2 and "--mux and --burn cannot be used together" in proc.stderr
