@@ -227,8 +227,7 @@ class Subtitler:
         path = Path(path)
         targets = self.targets(path)
         self.check_targets(path, targets)
-        if self.video:
-            self.check_video(path, targets[-1])
+        self.check_video(path, targets[-1])
         if is_transcript_file(path) and path.is_file():
             transcripts = [Transcript.load(path)]
         else:

@@ -125,9 +125,7 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
         args += ["-map", f"{n + 1}:0"]
     args += ["-c", "copy"]
     for k, old in enumerate(existing):  # keep old tracks; convert text ones the container can't hold
-        if ext != ".mkv" and old != codec:
-            if old not in _TEXT_CODECS:
-                raise VideoError(f"{output}: existing subtitle track {k} ({old}) cannot go into {ext}")
+        if ext != ".mkv" and old != codec:  # check_can_write refused those it cannot convert
             args += [f"-c:s:{k}", codec]
         elif ext == ".mkv" and old == "mov_text":
             args += [f"-c:s:{k}", "srt"]
