@@ -144,6 +144,8 @@ class Batch:
                         plan.transcripts = self.cache.transcripts(self._transcript_key(audio))
                         if plan.transcripts is not None:
                             plan.action = RENDER
+            if plan.action != UP_TO_DATE and self.pipeline.video:
+                self.pipeline.check_video(item.path, targets[-1])  # before any work on it
             return plan
         except SubtitlerError as e:
             return Outcome(item, FAILED, error=str(e), exit_code=e.exit_code)

@@ -33,6 +33,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import click
+from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
 from . import __version__, config, files
@@ -119,11 +120,12 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @batch_options
 @output_options
-@click.option("--mux", "video_mode", flag_value="mux",
+@click.option("--mux", is_flag=True,
               help="Also write clip.subtitled.mp4 (etc.) with the subtitles as a soft track, "
                    "re-encoding nothing.")
-@click.option("--burn", "video_mode", flag_value="burn",
-              help="Also write clip.subtitled.mp4 with the subtitles drawn into the picture.")
+@click.option("--burn", is_flag=True,
+              help="Also write clip.subtitled.mp4 with the subtitles drawn into the picture "
+                   "(not with --mux: both would write the same file).")
 @click.option("--video-format", type=click.Choice(["mp4", "mkv", "mov", "webm"]),
               help="Container of the subtitled video [default: the input's].")
 @click.option("--default-track", is_flag=True, help="Mark the new subtitle track as the default (--mux).")
@@ -197,13 +199,14 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
 
 
 def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
-              style: Style, video_mode: str | None, video_format: str | None, default_track: bool,
+              style: Style, mux: bool, burn: bool, video_format: str | None, default_track: bool,
               add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str, backend: str,
               model: str | None, audio_stream: int, device: str, compute_type: str, threads: int | None,
               timeout: float | None, **rest: Any) -> Subtitler:
     """The pipeline `run` makes of its parameters, as `run` gets them: `rest` holds the decoding
     options, and may hold the batch's own parameters (ignored). Loads no model."""
     video = None
+    video_mode = _video_mode(mux, burn)
     if video_mode:
         video = VideoSettings(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
                               default_track, [_track(t) for t in add_tracks])
@@ -221,6 +224,20 @@ def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, p
     except SubtitlerError as e:
         _fail(e)
     return pipeline
+
+
+def _video_mode(mux: bool, burn: bool) -> str | None:
+    """mux, burn or None. Both would write the same clip.subtitled.mp4: a usage error, unless only one
+    of them was typed (the command line overrides a config file's)."""
+    if not (mux and burn):
+        return "mux" if mux else "burn" if burn else None
+    ctx = click.get_current_context(silent=True)
+    typed = {name for name in ("mux", "burn")
+             if ctx and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+    if len(typed) == 1:
+        return typed.pop()
+    raise click.UsageError("--mux and --burn cannot be used together (both write clip.subtitled.*): "
+                           "pick one")
 
 
 def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = False,

@@ -132,9 +132,12 @@ def style_options(f: Callable) -> Callable:
         click.option("--colour", "--color", "colour", callback=_colour,
                      help="Text colour, #RRGGBB or #RRGGBBAA (AA: 00 opaque, FF transparent)."),
         click.option("--outline-colour", "--outline-color", "outline_colour", callback=_colour),
+        click.option("--back-colour", "--back-color", "back_colour", callback=_colour,
+                     help="Colour of the --box (else of the shadow), #RRGGBB or #RRGGBBAA "
+                          "[default: #000000, opaque]."),
         click.option("--outline", type=click.FloatRange(min=0), help="Outline width in pixels."),
         click.option("--box/--no-box", default=None,
-                     help="An opaque box behind the text instead of an outline."),
+                     help="An opaque box (--back-colour) behind the text instead of an outline."),
         click.option("--margin", "margin_v", type=click.IntRange(min=0),
                      help="Distance from the edge in pixels [default: 5% of the height]."),
         click.option("--position", type=click.Choice(["bottom", "top"]), default=None),
@@ -151,7 +154,8 @@ def style_options(f: Callable) -> Callable:
 
 def _pop_style(params: dict[str, Any]) -> Style:
     """The style that the style options (taken out of `params`) ask for."""
-    names = ("font", "font_size", "colour", "outline_colour", "outline", "box", "margin_v", "position")
+    names = ("font", "font_size", "colour", "outline_colour", "back_colour", "outline", "box", "margin_v",
+             "position")
     values = {k: params.pop(k) for k in names}
     values["size"] = values.pop("font_size")
     return Style().replace(**values)

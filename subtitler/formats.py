@@ -90,7 +90,10 @@ class ASS(Format):
         st = (style or Style()).resolved(width, height)
         subs = pysubs2.SSAFile()
         subs.info.update({"PlayResX": str(width), "PlayResY": str(height),
-                          "ScaledBorderAndShadow": "yes", "WrapStyle": "2"})
+                          "ScaledBorderAndShadow": "yes",
+                          # Smart wrapping: libass breaks a line wider than the picture (between
+                          # the margins) into balanced lines instead of letting it run off the edges.
+                          "WrapStyle": "0"})
         subs.styles["Default"] = pysubs2.SSAStyle(
             fontname=st.font, fontsize=st.size, bold=st.bold,
             primarycolor=_ass_colour(st.colour), secondarycolor=_ass_colour(st.colour),

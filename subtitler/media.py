@@ -67,6 +67,8 @@ class AudioStream:
     channels: int | None
     start_time: float
     language: str | None = None
+    # Seconds, when the container says (MP4 per stream, MKV in a DURATION tag).
+    duration: float | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def probe(path: str | Path) -> MediaInfo:
             channels=s.get("channels"),
             start_time=_float(s.get("start_time"), _float(fmt.get("start_time"))),
             language=s.get("tags", {}).get("language"),
+            duration=_stream_duration(s),
         )
         for s in streams
         if s.get("codec_type") == "audio"
@@ -159,6 +162,20 @@ def probe(path: str | Path) -> MediaInfo:
         path, fmt.get("format_name", "?"), duration if duration >= 0 else None,
         _float(fmt.get("start_time")), audio, video, subtitles,
     )
+
+
+def _stream_duration(stream: dict) -> float | None:
+    """A stream's duration from ffprobe: its own field, else MKV's DURATION tag (HH:MM:SS.fff...)."""
+    seconds = _float(stream.get("duration"), -1.0)
+    if seconds >= 0:
+        return seconds
+    tag = next((v for k, v in stream.get("tags", {}).items() if k.upper() == "DURATION"), "")
+    h, _, rest = str(tag).partition(":")
+    m, _, sec = rest.partition(":")
+    try:
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+    except ValueError:
+        return None
 
 
 _DURATION_RE = re.compile(r"Duration: (N/A|(\d+):(\d+):([\d.]+)), start: (-?[\d.]+)")
@@ -221,6 +238,16 @@ class Audio:
     @property
     def duration(self) -> float:
         return len(self.samples) / SAMPLE_RATE
+
+    @property
+    def expected_duration(self) -> float | None:
+        """Seconds of audio the container announces (the stream's, else the file's from the stream's
+        start); more than `duration` when the file is cut short."""
+        if self.stream.duration is not None:
+            return self.stream.duration
+        if self.info.duration is None:
+            return None
+        return self.info.duration - max(0.0, self.stream.start_time - self.info.start_time)
 
 
 def decode_audio(

@@ -23,12 +23,12 @@ from .cues import build_cues
 from .errors import OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
-from .media import SAMPLE_RATE, Audio, decode_audio
+from .media import SAMPLE_RATE, Audio, decode_audio, probe
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
 from .transcript import Transcript
-from .video import SubtitleTrack, burn, default_output, mux, mux_format
+from .video import SubtitleTrack, burn, check_can_write, default_output, mux, mux_format
 
 # Called with (stage, seconds done, seconds in all); stage is decode, transcribe, translate, mux or burn.
 OnProgress = Callable[[str, float, float], None]
@@ -149,7 +149,13 @@ class Subtitler:
 
     def decode(self, path: Path, on_progress: OnProgress | None = None) -> Audio:
         decoding = (lambda done, total: on_progress("decode", done, total)) if on_progress else None
-        return decode_audio(path, self.audio_stream, decoding)
+        audio = decode_audio(path, self.audio_stream, decoding)
+        expected = audio.expected_duration
+        # A truncated or damaged file decodes without an error up to where it breaks: say so.
+        if expected and audio.duration < expected - 1.0:
+            self.warn(f"{path}: only {audio.duration:.1f} s of its {expected:.1f} s of audio could be "
+                      "decoded (truncated or damaged?); subtitling what was read")
+        return audio
 
     def transcribe_audio(self, path: Path, audio: Audio, tasks: list[DecodeOptions],
                          on_progress: OnProgress | None = None) -> list[Transcript]:
@@ -195,6 +201,15 @@ class Subtitler:
             outputs.append(self.video_output(path, folder))
         return outputs
 
+    def check_video(self, path: Path, target: Path) -> None:
+        """Refuse a video --mux/--burn cannot make of `path` (see video.check_can_write): from its
+        probe, before any decoding or transcribing."""
+        if self.video is None or is_transcript_file(path):
+            return
+        v = self.video
+        check_can_write(probe(path), target, v.mode, encoder=v.encoder, crf=v.crf, preset=v.preset,
+                        font=self.style.font)
+
     def check_targets(self, path: Path, targets: list[Path], replaceable: Iterable[Path] = ()) -> None:
         """Refuse to overwrite the input, or an existing file unless --overwrite or `replaceable`."""
         mine = {p.resolve() for p in replaceable}
@@ -212,6 +227,7 @@ class Subtitler:
         path = Path(path)
         targets = self.targets(path)
         self.check_targets(path, targets)
+        self.check_video(path, targets[-1])
         if is_transcript_file(path) and path.is_file():
             transcripts = [Transcript.load(path)]
         else:

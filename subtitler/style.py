@@ -23,7 +23,8 @@ class Style:
     # Colours as #RRGGBB, with an optional alpha byte #RRGGBBAA (00 opaque).
     colour: str = "#FFFFFF"
     outline_colour: str = "#000000"
-    back_colour: str = "#00000080"
+    # The box's colour (with `box`), else the shadow's; opaque unless given an alpha.
+    back_colour: str = "#000000"
     # Outline thickness in pixels; None: 7% of the font size.
     outline: float | None = None
     shadow: float = 0.0

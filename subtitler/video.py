@@ -10,11 +10,13 @@ file with a plain name in a private temporary folder.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import pysubs2
@@ -24,7 +26,7 @@ from .errors import OutputError, OutputExists, VideoError
 from .files import atomic_path
 from .formats import ASS
 from .languages import LANGUAGES, iso639_2, language_code
-from .media import VideoStream, find_tools, probe
+from .media import MediaInfo, VideoStream, find_tools, probe
 from .style import Style
 from .transcript import Transcript
 
@@ -109,17 +111,9 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
     info = probe(video)
     output = Path(output) if output else default_output(video)
     _check_output(video, output, overwrite)
+    check_can_write(info, output, "mux")
     ext = output.suffix.lower()
-    codec = _CONTAINER_CODEC.get(ext)
-    if codec is None:
-        raise VideoError(f"{output}: cannot carry soft subtitles in {ext or 'this'} files; "
-                         "use .mkv, .mp4, .mov or .webm")
-    if ext == ".webm":
-        audio_codecs = {a.codec for a in info.audio}
-        if (info.video and info.video.codec not in _WEBM_VIDEO) or audio_codecs - _WEBM_AUDIO:
-            raise VideoError(f"{output}: WebM takes only VP8/VP9/AV1 video and Opus/Vorbis audio; "
-                             f"this video has {info.video.codec if info.video else 'no video'} and "
-                             f"{', '.join(sorted(audio_codecs)) or 'no audio'}: write .mkv instead")
+    codec = _CONTAINER_CODEC[ext]
     existing = info.subtitles
     args: list[str] = ["-i", str(video)]
     for t in tracks:
@@ -131,9 +125,7 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
         args += ["-map", f"{n + 1}:0"]
     args += ["-c", "copy"]
     for k, old in enumerate(existing):  # keep old tracks; convert text ones the container can't hold
-        if ext != ".mkv" and old != codec:
-            if old not in _TEXT_CODECS:
-                raise VideoError(f"{output}: existing subtitle track {k} ({old}) cannot go into {ext}")
+        if ext != ".mkv" and old != codec:  # check_can_write refused those it cannot convert
             args += [f"-c:s:{k}", codec]
         elif ext == ".mkv" and old == "mov_text":
             args += [f"-c:s:{k}", "srt"]
@@ -152,6 +144,91 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
         args += ["-movflags", "+faststart"]
     run_ffmpeg(args, output, info.duration, on_progress)
     return output
+
+
+def check_can_write(info: MediaInfo, output: Path, mode: str, *, encoder: str = "libx264",
+                    crf: int | None = 23, preset: str | None = "medium", font: str | None = None) -> None:
+    """Refuse, from the probe alone, a video `mode` ("mux" or "burn") cannot make: the input has no
+    picture, the container cannot take its streams, or (burn) the encoder, its preset or `font` is
+    not there. Quick (ffmpeg encodes one tiny frame, once per setting), so it runs before any
+    transcribing, and a refused input leaves nothing behind."""
+    ext = output.suffix.lower()
+    if info.video is None:
+        into = "burn subtitles into" if mode == "burn" else "add subtitle tracks to"
+        raise VideoError(f"{info.path}: no video stream to {into} (write subtitle files only)")
+    audio_codecs = {a.codec for a in info.audio}
+    if mode == "mux":
+        if ext not in _CONTAINER_CODEC:
+            raise VideoError(f"{output}: cannot carry soft subtitles in {ext or 'this'} files; "
+                             "use .mkv, .mp4, .mov or .webm")
+        if ext == ".webm" and (info.video.codec not in _WEBM_VIDEO or audio_codecs - _WEBM_AUDIO):
+            raise VideoError(f"{output}: WebM takes only VP8/VP9/AV1 video and Opus/Vorbis audio; "
+                             f"{info.path} has {info.video.codec} and "
+                             f"{', '.join(sorted(audio_codecs)) or 'no audio'}: write .mkv instead")
+        for k, old in enumerate(info.subtitles):  # kept tracks are converted to the container's codec
+            if ext != ".mkv" and old != _CONTAINER_CODEC[ext] and old not in _TEXT_CODECS:
+                raise VideoError(f"{output}: existing subtitle track {k} ({old}) of {info.path} cannot "
+                                 f"go into {ext}: write .mkv instead")
+        return
+    if ext == ".webm" and audio_codecs - _WEBM_AUDIO:  # burn copies the audio as it is
+        raise VideoError(f"{output}: WebM takes only Opus/Vorbis audio; {info.path} has "
+                         f"{', '.join(sorted(audio_codecs))}, which burning copies: write .mkv or .mp4")
+    problem = _encoder_problem(encoder, crf, preset, ext)
+    if problem:
+        raise VideoError(f"{info.path}: cannot burn into {ext or 'this'} files with --encoder {encoder}"
+                         f"{f' --preset {preset}' if _takes_preset(encoder) and preset else ''} ({problem})")
+    if font and not font_installed(font):
+        raise VideoError(f"{info.path}: font {font!r} is not installed (libass would silently draw "
+                         "another one): install it, or pick one of `fc-list : family`")
+
+
+def _takes_preset(encoder: str) -> bool:
+    return encoder.startswith("libx26")  # x264/x265 speed presets
+
+
+def _encoder_args(encoder: str, crf: int | None, preset: str | None) -> list[str]:
+    args = ["-c:v", encoder]
+    if crf is not None:
+        args += ["-crf", str(crf)]
+    if preset and _takes_preset(encoder):
+        args += ["-preset", preset]
+    return args
+
+
+@lru_cache(maxsize=32)
+def _encoder_problem(encoder: str, crf: int | None, preset: str | None, ext: str) -> str | None:
+    """None if ffmpeg encodes a frame with these settings into a file of type `ext`, else why not.
+
+    A real trial, so every encoder, option and container ffmpeg knows is judged as it will be."""
+    with tempfile.TemporaryDirectory(prefix="subtitler-") as folder:
+        cmd = [find_tools().ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-f", "lavfi",
+               "-i", "color=size=64x64:rate=25:duration=0.04", "-frames:v", "1",
+               *_encoder_args(encoder, crf, preset), str(Path(folder) / f"trial{ext}")]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=60)
+        except subprocess.TimeoutExpired:
+            return None  # a slow encoder, not a refusal: the real run will tell
+    if proc.returncode == 0:
+        return None
+    lines = [line.strip() for line in proc.stderr.splitlines() if line.strip()]
+    # The first line is the cause ("Unknown encoder", "invalid preset"); later ones are consequences.
+    first = lines[0] if lines else f"exit status {proc.returncode}"
+    return re.sub(r"^\[[\w-]+ @ 0x[0-9a-f]+\] ", "", first)
+
+
+@lru_cache(maxsize=32)
+def font_installed(font: str) -> bool:
+    """Whether fontconfig (which libass uses) has `font` as a family, full or PostScript name;
+    True when it cannot tell (no fc-list)."""
+    fc_list = shutil.which("fc-list")
+    if not fc_list:
+        return True
+    name = re.sub(r"([\\:,=-])", r"\\\1", font)  # fontconfig pattern syntax
+    for key in ("family", "fullname", "postscriptname"):
+        out = subprocess.run([fc_list, f":{key}={name}", "family"], capture_output=True, text=True)
+        if out.stdout.strip():
+            return True
+    return False
 
 
 def mux_format(output: Path, formats: Sequence[str] = ()) -> str:
@@ -201,10 +278,11 @@ def burn(video: Path, subtitles: Path, output: Path | None = None, *, style: Sty
     """Draw `subtitles` into the picture with libass; the video is re-encoded, audio copied."""
     video = Path(video)
     info = probe(video)
-    if info.video is None:
-        raise VideoError(f"{video}: no video stream to burn subtitles into")
     output = Path(output) if output else default_output(video)
     _check_output(video, output, overwrite)
+    own_styles = Path(subtitles).suffix.lower() in (".ass", ".ssa")  # its fonts are its own business
+    check_can_write(info, output, "burn", encoder=encoder, crf=crf, preset=preset,
+                    font=None if own_styles else (style or Style()).font)
     subs = pysubs2.load(str(subtitles), encoding="utf-8")
     ass_text = _styled_ass(subs, Path(subtitles).suffix, info.video, style or Style())
     if warn:
@@ -218,12 +296,8 @@ def burn(video: Path, subtitles: Path, output: Path | None = None, *, style: Sty
         ass_path = Path(folder) / "subtitles.ass"
         ass_path.write_text(ass_text, encoding="utf-8")
         args = ["-i", str(video), "-map", "0:v:0", "-map", "0:a?",
-                "-vf", f"ass={escape_filter_path(ass_path)}", "-c:v", encoder]
-        if crf is not None:
-            args += ["-crf", str(crf)]
-        if preset and encoder.startswith("libx26"):
-            args += ["-preset", preset]
-        args += ["-c:a", "copy"]
+                "-vf", f"ass={escape_filter_path(ass_path)}", *_encoder_args(encoder, crf, preset),
+                "-c:a", "copy"]
         if output.suffix.lower() in (".mp4", ".m4v", ".mov"):
             args += ["-movflags", "+faststart"]
         run_ffmpeg(args, output, info.duration, on_progress)
