@@ -78,6 +78,27 @@ def _fail(e: SubtitlerError, code: int | None = None) -> None:
 class _Group(DefaultGroup):
     command_class = config.ConfiguredCommand  # a bad config value names its file and key
 
+    # The group's parser takes a "--" for its own, so the command never saw it and read the
+    # file in `subtitler -- -x.mp4` as an option: what follows "--" is kept for the command.
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            return super().parse_args(ctx, args)
+        at = args.index("--")
+        ctx.meta[_AFTER_DASHES] = args[at + 1:]
+        rest = super().parse_args(ctx, args[:at] or [self.default_cmd_name])
+        if not ctx._protected_args:  # only the group's own options came before "--"
+            ctx._protected_args = [self.default_cmd_name]
+        return rest
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if _AFTER_DASHES in ctx.meta:
+            rest = [*rest, "--", *ctx.meta.pop(_AFTER_DASHES)]
+        return name, command, rest
+
+
+_AFTER_DASHES = "subtitler.after_dashes"
+
 
 # Commands whose options a config file can set (see config.py).
 CONFIGURABLE = ("run", "render", "check", "mux", "burn")

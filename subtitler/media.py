@@ -100,6 +100,12 @@ class MediaInfo:
         return self.audio[n]
 
 
+def ffmpeg_path(path: str | Path) -> str:
+    """A path as ffmpeg and ffprobe must be given it: `file:` and absolute, so that no file name
+    (`-i`, `concat:a|b`, `pipe:1`, `http://...`) is read as an option or a protocol."""
+    return "file:" + os.path.abspath(path)
+
+
 def _check_input(path: Path) -> None:
     if not path.exists():
         raise InputNotFound(f"{path}: no such file")
@@ -122,7 +128,7 @@ def probe(path: str | Path) -> MediaInfo:
     if tools.ffprobe is None:
         return _probe_with_ffmpeg(path, tools.ffmpeg)
     try:
-        data = ffmpeg.probe(str(path), cmd=tools.ffprobe)
+        data = ffmpeg.probe(ffmpeg_path(path), cmd=tools.ffprobe)
     except ffmpeg.Error as e:
         raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(e.stderr)})") from None
     streams = data.get("streams", [])
@@ -174,7 +180,7 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     start with the file; timing offsets between streams are not corrected.
     """
     proc = subprocess.run(
-        [ffmpeg_bin, "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_bin, "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)],
         capture_output=True, text=True, errors="replace",
     )
     report = proc.stderr
@@ -239,7 +245,7 @@ def decode_audio(
     path = Path(path)
     _check_input(path)
     cmd = (
-        ffmpeg.input(str(path))
+        ffmpeg.input(ffmpeg_path(path))
         .output(
             "pipe:", map=f"0:a:{stream}", format="s16le", acodec="pcm_s16le",
             ac=1, ar=SAMPLE_RATE,

@@ -1,0 +1,65 @@
+"""Inputs that are odd but real: no traceback, ever, and every error names the file the user gave.
+
+Names that look like options or ffmpeg protocols, stdin, NUL-separated lists,
+symlink loops, names that are not UTF-8 or close to the 255-byte limit, broken
+transcripts, an unwritable cache, and failures that must (or must not) be
+remembered. Each test runs the real command in a subprocess on media made with
+ffmpeg.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import SAMPLE, ffmpeg
+
+
+def run(*args: str | bytes | Path, cwd: Path | None = None, stdin: bytes | None = None,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """The real command in a subprocess (no terminal); output kept as text, odd bytes escaped."""
+    proc = subprocess.run([sys.executable, "-m", "subtitler", *args], capture_output=True, timeout=300,
+                          cwd=cwd, input=stdin if stdin is not None else b"",
+                          env={**os.environ, **(env or {})})
+    proc.stdout = proc.stdout.decode("utf-8", "surrogateescape")
+    proc.stderr = proc.stderr.decode("utf-8", "surrogateescape")
+    return proc
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: str) -> None:
+    assert proc.returncode == code, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr  # never a traceback
+    assert lines[0].startswith("subtitler: error: ") and text in lines[0], proc.stderr
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample's first 3 s of speech, audio only: quick to decode and transcribe."""
+    out = tmp_path_factory.mktemp("clip") / "clip.m4a"
+    ffmpeg("-i", str(SAMPLE), "-t", "3", "-vn", "-c:a", "aac", str(out))
+    return out
+
+
+def test_names_that_look_like_options_or_protocols(clip, tmp_path):
+    """`subtitler -- -x.m4a` works, and no name reaches ffmpeg as an option or a protocol."""
+    names = ["-x.m4a", "-i", "pipe:1", "concat:clip.m4a|clip.m4a", "file:other.m4a"]
+    for name in names:
+        shutil.copy(clip, tmp_path / name)
+    proc = run("-f", "json", "--", *names, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    for name in names:
+        stem = name[:-4] if name.endswith(".m4a") else name
+        assert (tmp_path / f"{stem}.json").is_file(), name
+    assert "--" not in os.listdir(tmp_path)
+    # The protocol's target (clip.m4a, other.m4a) was never read in place of the file named.
+    assert not (tmp_path / "clip.json").exists() and not (tmp_path / "other.json").exists()
+    # "--" first, as the issue typed it: the group's parser must not take it from the command.
+    proc = run("--", "-x.m4a", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "-x.srt").is_file()
