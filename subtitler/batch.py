@@ -35,7 +35,7 @@ from . import manifest
 from .backends import Backend, get_backend_class, status_reporter
 from .cache import Cache, audio_hash, digest
 from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, OutputError, SubtitlerError
-from .files import atomic_write
+from .files import atomic_write, temp_prefix
 from .inputs import Input
 from .media import Audio
 from .pipeline import OnProgress, Subtitler, is_transcript_file
@@ -361,7 +361,8 @@ def _lower_priority() -> None:
 
 def remove_leftovers(target: Path) -> None:
     """Temporary files of `target` left by a run that was killed (files.atomic_path's names)."""
-    for leftover in target.parent.glob(f".{glob.escape(target.stem)}.*.part{glob.escape(target.suffix)}"):
+    pattern = f"{glob.escape(temp_prefix(target))}*.part{glob.escape(target.suffix)}"
+    for leftover in target.parent.glob(pattern):
         with contextlib.suppress(OSError):
             leftover.unlink()
 

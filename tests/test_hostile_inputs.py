@@ -63,3 +63,13 @@ def test_names_that_look_like_options_or_protocols(clip, tmp_path):
     proc = run("--", "-x.m4a", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "-x.srt").is_file()
+
+
+def test_a_240_character_name(clip, tmp_path):
+    """clip.srt's temporary name (.{stem}.{random}.part.srt) was 259 bytes: over the 255 allowed."""
+    media = tmp_path / ("x" * 238 + "é" * 2 + ".m4a")  # 240 characters, 242 bytes of stem
+    shutil.copy(clip, media)
+    proc = run(media, "-f", "srt,json")
+    assert proc.returncode == 0, proc.stderr
+    assert media.with_suffix(".srt").is_file() and media.with_suffix(".json").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".subtitler.json"]
