@@ -73,3 +73,35 @@ def test_a_240_character_name(clip, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert media.with_suffix(".srt").is_file() and media.with_suffix(".json").is_file()
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".subtitler.json"]
+
+
+def _transcript(**changes: object) -> dict:
+    word = {"start": 0.5, "end": 1.0, "text": " Hello", "probability": 0.9}
+    segment = {"start": 0.5, "end": 1.0, "text": " Hello", "words": [word]}
+    data = {"schema": "subtitler.transcript", "version": 1, "language": "en", "duration": 3.0,
+            "meta": {}, "segments": [segment]}
+    for where, value in changes.items():
+        target = {"segment": segment, "word": word, "top": data}[where.split("_")[0]]
+        target[where.split("_", 1)[1]] = value
+    return data
+
+
+@pytest.mark.parametrize("changes,text", [
+    ({"segment_start": "zero"}, "segment 0: start: not a number"),
+    ({"segment_text": 5}, "segment 0: text: not a string"),
+    ({"top_segments": [1, 2]}, "malformed transcript"),
+    ({"word_end": float("nan")}, "segment 0: word 0: end: nan is out of range"),
+    ({"segment_end": 1e308}, "segment 0: end: 1e+308 is out of range"),
+    ({"top_duration": float("inf")}, "duration: inf is out of range"),
+    ({"word_probability": "high"}, "word 0: probability: not a number"),
+])
+def test_transcript_with_wrong_types_nan_or_huge_numbers(tmp_path, changes, text):
+    """They rendered garbage (a time as text), or ended in a traceback (1e308: OverflowError)."""
+    import json
+
+    path = tmp_path / "talk.json"
+    path.write_text(json.dumps(_transcript(**changes)))  # NaN and Infinity as Python's json writes them
+    proc = run(path, "-f", "srt,vtt")
+    assert_one_line_error(proc, 11, f"{path}: malformed transcript")
+    assert text in proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.json"]
