@@ -134,8 +134,8 @@ class Batch:
             if file_hash and self.cache and not self.force:
                 failed = self.cache.failure(file_hash, self.pipeline.audio_stream)
                 if failed:  # the same bytes cannot decode now either
-                    return Outcome(item, FAILED, error=f"{failed['error']} (as in an earlier run; "
-                                   "--force tries again)", exit_code=failed["exit_code"])
+                    return Outcome(item, FAILED, error=f"{item.path}: {failed['detail']} (as in an earlier "
+                                   "run; --force tries again)", exit_code=failed["exit_code"])
                 if self._up_to_date(plan):
                     plan.action = UP_TO_DATE
                 elif self.cache:
@@ -303,8 +303,8 @@ class Batch:
                 except SubtitlerError as e:
                     outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
                     if isinstance(e, UNDECODABLE) and self.cache and plan.file_hash:
-                        self.cache.remember_failure(plan.file_hash, self.pipeline.audio_stream, str(e),
-                                                    e.exit_code)
+                        self.cache.remember_failure(plan.file_hash, self.pipeline.audio_stream,
+                                                    _without_path(str(e), plan.input.path), e.exit_code)
             return self._finish(outcome)
         finally:
             window.release()
@@ -332,6 +332,12 @@ class Batch:
             outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
             outcome.language = result.transcript.language
             outcome.duration = outcome.duration or result.transcript.duration
+
+
+def _without_path(message: str, path: Path) -> str:
+    """An error's message without the path it starts with, to be told again under another name."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def _without_collisions(plans: list[Plan | Outcome]) -> list[Plan | Outcome]:

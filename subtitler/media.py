@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from pathlib import Path
 import ffmpeg  # ffmpeg-python: builds argument lists, never a shell string
 import numpy as np
 
-from .errors import EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
+from .errors import DecodeInterrupted, EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
 
 # Whisper's input: 16 kHz mono.
 SAMPLE_RATE = 16000
@@ -130,7 +131,7 @@ def probe(path: str | Path) -> MediaInfo:
     try:
         data = ffmpeg.probe(ffmpeg_path(path), cmd=tools.ffprobe)
     except ffmpeg.Error as e:
-        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(e.stderr)})") from None
+        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(e.stderr, path)})") from None
     streams = data.get("streams", [])
     fmt = data.get("format", {})
     if not streams:
@@ -187,7 +188,7 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     match = _DURATION_RE.search(report)
     streams = [m.groups() for m in _STREAM_RE.finditer(report)]
     if not match or not streams:
-        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(report)})")
+        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(report, path)})")
     duration = None
     if match.group(1) != "N/A":
         h, m, s = match.group(2, 3, 4)
@@ -209,11 +210,24 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     return MediaInfo(path, "?", duration, start, audio, video, subtitles)
 
 
-def _last_line(stderr: bytes | str | None) -> str:
+def _last_line(stderr: bytes | str | None, path: Path | None = None) -> str:
+    """ffmpeg's last words, without the `file:` name it was given for `path` (the error names
+    the path the user gave)."""
     if isinstance(stderr, bytes):
         stderr = stderr.decode("utf-8", "replace")
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "no details"
+    line = lines[-1] if lines else "no details"
+    return line.removeprefix(f"{ffmpeg_path(path)}: ") if path is not None else line
+
+
+def _stopped(returncode: int, detail: str) -> str:
+    """Why ffmpeg stopped: its signal's name, or its last words ("received signal 15")."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return detail
 
 
 @dataclass
@@ -276,7 +290,11 @@ def decode_audio(
                 proc.wait()
         if proc.returncode != 0:
             errors.seek(0)
-            detail = _last_line(errors.read())
+            report = errors.read()
+            detail = _last_line(report, path)
+            if proc.returncode < 0 or b"received signal" in report:  # killed or crashed: not the file's fault
+                why = _stopped(proc.returncode, detail)
+                raise DecodeInterrupted(f"{info.path}: ffmpeg stopped while decoding ({why}); run again")
             raise NotMedia(f"{info.path}: ffmpeg could not decode audio stream {stream} ({detail})")
     raw = b"".join(chunks)
     if len(raw) < 2:

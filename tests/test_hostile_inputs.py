@@ -105,3 +105,31 @@ def test_transcript_with_wrong_types_nan_or_huge_numbers(tmp_path, changes, text
     assert_one_line_error(proc, 11, f"{path}: malformed transcript")
     assert text in proc.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.json"]
+
+
+def test_a_remembered_failure_names_the_file_given_now(tmp_path):
+    """The same bytes under another name: the error named the path they were first seen under."""
+    first, second = tmp_path / "notes.mp4", tmp_path / "copy of notes.mp4"
+    first.write_text("not a video at all\n")
+    shutil.copy(first, second)
+    assert_one_line_error(run(first), 4, f"{first}: not a media file")
+    proc = run(second)
+    assert_one_line_error(proc, 4, f"{second}: not a media file")
+    assert "as in an earlier run" in proc.stderr and str(first) not in proc.stderr
+
+
+def test_a_killed_ffmpeg_is_not_remembered_as_not_media(clip, tmp_path):
+    """ffmpeg killed mid-decode said "not media", and every later run believed it."""
+    from subtitler.media import find_tools
+
+    killer = tmp_path / "ffmpeg"  # the real ffmpeg, killed with its caller while it decodes
+    killer.write_text(f'#!/bin/sh\n"{find_tools().ffmpeg}" "$@" &\nsleep 0.2\nkill -KILL $! $$\n')
+    killer.chmod(0o755)
+    media = tmp_path / "clip.m4a"
+    shutil.copy(clip, media)
+    proc = run(media, env={"SUBTITLER_FFMPEG": str(killer)})
+    assert_one_line_error(proc, 14, f"{media}: ffmpeg stopped while decoding (killed by SIGKILL)")
+    assert not media.with_suffix(".srt").exists()
+    proc = run(media)  # a normal run decodes it
+    assert proc.returncode == 0, proc.stderr
+    assert media.with_suffix(".srt").is_file()
