@@ -69,7 +69,7 @@ class Outcome:
         return "decode" in self.timings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input": str(self.input.path), "status": self.status,
+        return {"input": str(self.input), "status": self.status,
                 "outputs": [str(p) for p in self.outputs], "language": self.language,
                 "duration": self.duration, "decoded": self.decoded,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -118,7 +118,7 @@ class Batch:
         """Outputs of `item` go here: its mirror under the pipeline's output_dir (-o), or None
         (beside the input)."""
         if self.pipeline.output_dir is None:
-            return None
+            return item.folder
         return self.pipeline.output_dir / item.relative.parent
 
     def plan(self, item: Input) -> Plan | Outcome:
@@ -126,7 +126,8 @@ class Batch:
         try:
             targets = self.pipeline.targets(item.path, self.folder_for(item))
             if not item.path.is_file():
-                raise InputNotFound(f"{item.path}: no such file")
+                raise InputNotFound(f"{item.path}: no such file" + (
+                    " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
             if is_transcript_file(item.path):
                 return Plan(item, targets, RENDER, transcripts=[Transcript.load(item.path)])
             file_hash = self.cache.file_hash(item.path) if self.cache else None
@@ -169,7 +170,8 @@ class Batch:
         self._manifests = manifest.Reader()  # as they are now, before this run writes any
         plans = _without_collisions([self.plan(item) for item in items])
         if dry_run:
-            return [p if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets) for p in plans]
+            return [_told(p) if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets)
+                    for p in plans]
         outcomes: list[Outcome | None] = [None] * len(plans)
         needs_engine = [p for p in plans if isinstance(p, Plan) and p.action == TRANSCRIBE]
         if needs_engine:
@@ -227,6 +229,7 @@ class Batch:
                 for o, p in zip(outcomes, plans, strict=True)]
 
     def _finish(self, outcome: Outcome) -> Outcome:
+        _told(outcome)
         if outcome.status == FAILED and self.fail_fast:
             self.stopped.set()
         self.finished.append(outcome)
@@ -334,6 +337,12 @@ class Batch:
             outcome.duration = outcome.duration or result.transcript.duration
 
 
+def _told(outcome: Outcome) -> Outcome:
+    """The outcome, its error naming the input as the user gave it (stdin: not a temporary path)."""
+    outcome.error = outcome.input.told(outcome.error) if outcome.error else None
+    return outcome
+
+
 def _without_path(message: str, path: Path) -> str:
     """An error's message without the path it starts with, to be told again under another name."""
     prefix = f"{path}: "
@@ -390,5 +399,7 @@ def write_report(path: Path, outcomes: list[Outcome], batch: Batch, started: flo
         "inputs": [o.to_dict() for o in outcomes],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    # backslashreplace: a file name that is not UTF-8 is written as JSON's \udcff escape.
+    atomic_write(path, text.encode("utf-8", "backslashreplace"))
 

@@ -61,7 +61,7 @@ class Cache:
         path = self._path(kind, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, json.dumps(value, ensure_ascii=False).encode("utf-8"))
+            atomic_write(path, json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace"))
         except OSError:
             pass  # a cache that cannot be written costs time, not correctness
 

@@ -174,7 +174,7 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
 def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: bool | None,
-        include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...],
+        include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...], null: bool,
         force: bool, cache: bool, dry_run: bool, fail_fast: bool, report: Path | None,
         **settings: Any) -> None:
     """Transcribe each INPUT (video, audio, a saved transcript .json, or a folder of them) and write
@@ -209,7 +209,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
     if not inputs and not lists:
         raise click.UsageError("give an INPUT, a folder, or --from-list FILE")
     try:
-        items = find_inputs([str(p) for p in inputs], include, exclude, lists)
+        items = find_inputs([str(p) for p in inputs], include, exclude, lists, null)
     except SubtitlerError as e:
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()

@@ -214,7 +214,7 @@ def _last_line(stderr: bytes | str | None, path: Path | None = None) -> str:
     """ffmpeg's last words, without the `file:` name it was given for `path` (the error names
     the path the user gave)."""
     if isinstance(stderr, bytes):
-        stderr = stderr.decode("utf-8", "replace")
+        stderr = stderr.decode("utf-8", "surrogateescape")  # as file names are: the prefix matches
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
     line = lines[-1] if lines else "no details"
     return line.removeprefix(f"{ffmpeg_path(path)}: ") if path is not None else line
@@ -258,17 +258,16 @@ def decode_audio(
     """
     path = Path(path)
     _check_input(path)
-    cmd = (
-        ffmpeg.input(ffmpeg_path(path))
-        .output(
-            "pipe:", map=f"0:a:{stream}", format="s16le", acodec="pcm_s16le",
-            ac=1, ar=SAMPLE_RATE,
-            # Fill gaps from corrupt or missing frames so later words keep their time.
-            af="aresample=async=1",
-        )
-        .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0")
-        .compile(cmd=find_tools().ffmpeg)
-    )
+    # The list ffmpeg-python built, written out: it hashes its arguments as UTF-8, and a file name
+    # that is not UTF-8 (os.fsdecode's surrogates) made it raise.
+    cmd = [
+        find_tools().ffmpeg, "-i", ffmpeg_path(path),
+        "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le",
+        # Fill gaps from corrupt or missing frames so later words keep their time.
+        "-af", "aresample=async=1",
+        "-ar", str(SAMPLE_RATE), "-map", f"0:a:{stream}", "pipe:",
+        "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0",
+    ]
     chunks: list[bytes] = []
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)

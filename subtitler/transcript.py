@@ -109,7 +109,7 @@ class Transcript:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        atomic_write(Path(path), self.to_json().encode("utf-8"))
+        atomic_write(Path(path), self.to_json().encode("utf-8", "backslashreplace"))  # names not UTF-8
 
     @classmethod
     def load(cls, path: str | Path) -> Transcript:

@@ -133,3 +133,76 @@ def test_a_killed_ffmpeg_is_not_remembered_as_not_media(clip, tmp_path):
     proc = run(media)  # a normal run decodes it
     assert proc.returncode == 0, proc.stderr
     assert media.with_suffix(".srt").is_file()
+
+
+def test_media_piped_to_stdin_is_read(clip, tmp_path):
+    """`cat clip.m4a | subtitler -` read the media as a list of paths (a UnicodeDecodeError)."""
+    proc = run("-", "-f", "srt,json", cwd=tmp_path, stdin=clip.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "stdin.srt").is_file() and (tmp_path / "stdin.json").is_file()
+    assert proc.stdout.split() == ["stdin.srt", "stdin.json"]
+    assert "Dashwood" in (tmp_path / "stdin.srt").read_text()
+    # Broken media on stdin: one line naming stdin, not a temporary copy.
+    proc = run("-", cwd=tmp_path, stdin=b"\0\1\2 not media" * 100)
+    assert_one_line_error(proc, 4, "- (stdin): not a media file")
+    assert "subtitler-stdin" not in proc.stderr
+    # A list of paths on stdin is still a list.
+    proc = run("-", "--dry-run", "-o", tmp_path / "out", stdin=f"{clip}\n".encode())
+    assert proc.returncode == 0 and proc.stdout.split("\t")[1] == str(clip), proc.stderr
+
+
+def test_a_nul_separated_list(clip, tmp_path):
+    """`find -print0 | subtitler --from-list - -0`: names with newlines and spaces, taken as they are."""
+    names = ["new\nline.m4a", " spaced .m4a"]
+    for name in names:
+        shutil.copy(clip, tmp_path / name)
+    listing = b"".join(os.fsencode(tmp_path / name) + b"\0" for name in names)
+    proc = run("--from-list", "-", "-0", "-f", "srt", stdin=listing)
+    assert proc.returncode == 0, proc.stderr
+    for name in names:
+        assert (tmp_path / name).with_suffix(".srt").is_file(), name
+    listing_file = tmp_path / "list"
+    listing_file.write_bytes(listing)
+    proc = run("--from-list", listing_file, "--null", "--dry-run")
+    assert proc.stdout.count("up-to-date\t") == 2 and str(tmp_path / names[0]) in proc.stdout, proc.stderr
+
+
+def test_symlink_loops_in_a_folder(clip, tmp_path):
+    """A loop raised RuntimeError from Path.resolve; the other files must still be subtitled."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(clip, folder / "good.m4a")
+    (folder / "loop").symlink_to(".")  # ln -s . loop
+    (folder / "b").symlink_to("a")  # ln -s a b; ln -s b a
+    (folder / "a").symlink_to("b")
+    (folder / "y.mp4").symlink_to("x.mp4")  # a loop that looks like media
+    (folder / "x.mp4").symlink_to("y.mp4")
+    proc = run(folder, "-f", "srt")
+    assert proc.returncode == 1, proc.stderr  # the loops failed, the good file is done
+    assert (folder / "good.srt").is_file()
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if "error" in line]
+    assert len(errors) == 2 and all("a symlink to nothing, or a loop" in e for e in errors), proc.stderr
+    assert {e.split("error: ")[1].split(":")[0] for e in errors} == {f"{folder}/x.mp4", f"{folder}/y.mp4"}
+
+
+def test_names_that_are_not_utf8(clip, tmp_path):
+    """os.fsdecode's surrogates crashed ffmpeg-python, the manifest, the report and the messages."""
+    good = tmp_path / os.fsdecode(b"caf\xe9.m4a")  # Latin-1, as an old archive has it
+    shutil.copy(clip, good)
+    bad = tmp_path / os.fsdecode(b"junk\xff.mp4")
+    bad.write_text("not a video\n")
+    proc = run(tmp_path, "-f", "srt,json", "--progress", "--report", tmp_path / "report.json")
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert good.with_suffix(".srt").is_file() and "Dashwood" in good.with_suffix(".srt").read_text()
+    assert os.fsencode(good.with_suffix(".srt")) in os.fsencode(proc.stdout)
+    assert f"{tmp_path}/junk\\udcff.mp4: not a media file" in proc.stderr  # named, escaped
+    import json
+
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert {i["input"] for i in report["inputs"]} == {str(good), str(bad)}
+    # Named directly, again: up to date (the manifest kept the name), and the failure remembered.
+    proc = run(good, "-f", "srt,json")
+    assert proc.returncode == 0 and "up to date" in proc.stderr, proc.stderr
+    assert_one_line_error(run(bad), 4, "junk\\udcff.mp4: not a media file")
