@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from .conftest import SAMPLE, ffmpeg
+from .remote_fixtures import engine  # noqa: F401, F811 (fixture: the engine behind the fake service)
 
 
 def run(*args: str | bytes | Path, cwd: Path | None = None, stdin: bytes | None = None,
@@ -206,3 +207,21 @@ def test_names_that_are_not_utf8(clip, tmp_path):
     proc = run(good, "-f", "srt,json")
     assert proc.returncode == 0 and "up to date" in proc.stderr, proc.stderr
     assert_one_line_error(run(bad), 4, "junk\\udcff.mp4: not a media file")
+
+
+def test_an_unwritable_state_folder(clip, tmp_path, engine):  # noqa: F811
+    """Tiyaro's job memory (SUBTITLER_STATE_DIR) and the transcript cache in a folder that cannot
+    be made: the job went through, then saving its state raised NotADirectoryError (a traceback)."""
+    from .fake_tiyaro import FakeTiyaro
+
+    blocker = tmp_path / "a file"
+    blocker.write_text("")
+    with FakeTiyaro(result=engine.tiyaro, key="sk-test") as fake:
+        env = {"TIYARO_API_KEY": "sk-test", "TIYARO_BASE_URL": fake.base_url, "TIYARO_POLL_INTERVAL": "0.01",
+               "SUBTITLER_STATE_DIR": str(blocker / "state"),
+               "SUBTITLER_TRANSCRIPTS_DIR": str(blocker / "transcripts")}
+        proc = run(clip, "-b", "tiyaro", "-o", tmp_path / "out", env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "subtitler: warning: cannot remember job" in proc.stderr
+    assert "Dashwood" in (tmp_path / "out" / "clip.srt").read_text()
