@@ -9,6 +9,7 @@ transcript by it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import ffmpeg  # ffmpeg-python: builds argument lists, never a shell string
 import numpy as np
 
 from .errors import DecodeInterrupted, EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
@@ -128,10 +128,18 @@ def probe(path: str | Path) -> MediaInfo:
     tools = find_tools()
     if tools.ffprobe is None:
         return _probe_with_ffmpeg(path, tools.ffmpeg)
+    # What ffmpeg.probe runs, with its exit status kept: ffprobe killed or crashed says nothing
+    # about the file, and must not be remembered as "not media".
+    proc = subprocess.run([tools.ffprobe, "-show_format", "-show_streams", "-of", "json", ffmpeg_path(path)],
+                          capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode < 0:
+        raise DecodeInterrupted(f"{path}: ffprobe stopped ({_stopped(proc.returncode, '')}); run again")
+    if proc.returncode != 0:
+        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(proc.stderr, path)})")
     try:
-        data = ffmpeg.probe(ffmpeg_path(path), cmd=tools.ffprobe)
-    except ffmpeg.Error as e:
-        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(e.stderr, path)})") from None
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise NotMedia(f"{path}: ffprobe's report cannot be read ({_last_line(proc.stderr, path)})") from None
     streams = data.get("streams", [])
     fmt = data.get("format", {})
     if not streams:

@@ -131,6 +131,12 @@ def test_a_killed_ffmpeg_is_not_remembered_as_not_media(clip, tmp_path):
     proc = run(media, env={"SUBTITLER_FFMPEG": str(killer)})
     assert_one_line_error(proc, 14, f"{media}: ffmpeg stopped while decoding (killed by SIGKILL)")
     assert not media.with_suffix(".srt").exists()
+    # ffprobe (which runs beside ffmpeg) killed: the same.
+    probe_killer = tmp_path / "ffprobe"
+    probe_killer.write_text('#!/bin/sh\nkill -KILL $$\n')
+    probe_killer.chmod(0o755)
+    proc = run(media, env={"SUBTITLER_FFPROBE": str(probe_killer)})
+    assert_one_line_error(proc, 14, f"{media}: ffprobe stopped (killed by SIGKILL)")
     proc = run(media)  # a normal run decodes it
     assert proc.returncode == 0, proc.stderr
     assert media.with_suffix(".srt").is_file()
