@@ -203,6 +203,9 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
       subtitler clip.mp4 --burn --font-size 48 --box           # drawn into the picture
       subtitler videos/ -o subs/ --exclude 'drafts/*' --report report.json
       find . -name '*.mov' | subtitler --from-list - -f vtt --dry-run
+      find . -name '*.mov' -print0 | subtitler --from-list - -0
+      cat clip.mp4 | subtitler - -o subs/          # media on stdin: subs/stdin.srt
+      subtitler -- -x.mp4                          # a name that starts with "-"
     """
     pipeline = _pipeline(output_dir=output_dir, **settings)
     show = sys.stderr.isatty() if progress is None else progress
