@@ -107,7 +107,7 @@ def read_list(source: str, null: bool = False, start: bytes = b"") -> list[str]:
         raise InputError(f"{source}: cannot read the list of inputs ({e.strerror or e})") from None
     if null:
         return [os.fsdecode(name) for name in data.split(b"\0") if name]
-    lines = os.fsdecode(data).splitlines()
+    lines = os.fsdecode(data).split("\n")  # only newlines: a name may hold \f or \x1c
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 

@@ -133,7 +133,7 @@ def probe(path: str | Path) -> MediaInfo:
     proc = subprocess.run([tools.ffprobe, "-show_format", "-show_streams", "-of", "json", ffmpeg_path(path)],
                           capture_output=True, stdin=subprocess.DEVNULL)
     if proc.returncode < 0:
-        raise DecodeInterrupted(f"{path}: ffprobe stopped ({_stopped(proc.returncode, '')}); run again")
+        raise DecodeInterrupted(f"{path}: ffprobe stopped ({_stopped(proc.returncode)}); run again")
     if proc.returncode != 0:
         raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(proc.stderr, path)})")
     try:
@@ -228,14 +228,14 @@ def _last_line(stderr: bytes | str | None, path: Path | None = None) -> str:
     return line.removeprefix(f"{ffmpeg_path(path)}: ") if path is not None else line
 
 
-def _stopped(returncode: int, detail: str) -> str:
-    """Why ffmpeg stopped: its signal's name, or its last words ("received signal 15")."""
+def _stopped(returncode: int) -> str:
+    """Why ffmpeg stopped: the signal that killed it, or one it exited on."""
     if returncode < 0:
         try:
             return f"killed by {signal.Signals(-returncode).name}"
         except ValueError:
             return f"killed by signal {-returncode}"
-    return detail
+    return "exit status 255: a signal"
 
 
 @dataclass
@@ -299,8 +299,10 @@ def decode_audio(
             errors.seek(0)
             report = errors.read()
             detail = _last_line(report, path)
-            if proc.returncode < 0 or b"received signal" in report:  # killed or crashed: not the file's fault
-                why = _stopped(proc.returncode, detail)
+            # Killed or crashed (a signal), or stopped by SIGTERM/SIGINT (ffmpeg then exits 255 and,
+            # at -loglevel error, says nothing): not the file's fault.
+            if proc.returncode < 0 or (proc.returncode == 255 and not report.strip()):
+                why = _stopped(proc.returncode)
                 raise DecodeInterrupted(f"{info.path}: ffmpeg stopped while decoding ({why}); run again")
             raise NotMedia(f"{info.path}: ffmpeg could not decode audio stream {stream} ({detail})")
     raw = b"".join(chunks)

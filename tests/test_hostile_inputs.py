@@ -131,6 +131,11 @@ def test_a_killed_ffmpeg_is_not_remembered_as_not_media(clip, tmp_path):
     proc = run(media, env={"SUBTITLER_FFMPEG": str(killer)})
     assert_one_line_error(proc, 14, f"{media}: ffmpeg stopped while decoding (killed by SIGKILL)")
     assert not media.with_suffix(".srt").exists()
+    # SIGTERM: ffmpeg exits 255 saying nothing at -loglevel error, or dies of it while starting.
+    # (exec: ffmpeg itself gets the signal; -re: it decodes at the pace of playback, 3 s.)
+    killer.write_text(f'#!/bin/sh\n(sleep 1.5; kill -TERM $$) &\nexec "{find_tools().ffmpeg}" -re "$@"\n')
+    proc = run(media, env={"SUBTITLER_FFMPEG": str(killer)})
+    assert_one_line_error(proc, 14, f"{media}: ffmpeg stopped while decoding (")
     # ffprobe (which runs beside ffmpeg) killed: the same.
     probe_killer = tmp_path / "ffprobe"
     probe_killer.write_text('#!/bin/sh\nkill -KILL $$\n')
