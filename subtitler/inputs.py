@@ -129,9 +129,26 @@ def _stdin(null: bool) -> list[str] | Input:
         with open(path, "wb") as copy:
             copy.write(start)
             shutil.copyfileobj(sys.stdin.buffer, copy)
+        path = path.rename(path.with_suffix(_extension(path)))  # --mux keeps the container
     except OSError as e:
         raise InputError(f"-: cannot keep the media read from stdin ({e.strerror or e})") from None
     return Input(path, PurePosixPath("stdin"), shown="- (stdin)", folder=Path("."))
+
+
+# ffprobe's format names whose usual extension is not the name itself.
+_FORMAT_EXTENSIONS = {"mov": ".mp4", "matroska": ".mkv", "mpegts": ".ts", "ogg": ".ogg"}
+
+
+def _extension(path: Path) -> str:
+    """The extension of the container in `path` ("" if ffprobe does not know it)."""
+    from .media import probe
+
+    try:
+        name = probe(path).format_name.split(",")[0]
+    except SubtitlerError:
+        return ""  # not media: the run says so
+    ext = _FORMAT_EXTENSIONS.get(name, f".{name}")
+    return ext if ext in MEDIA_EXTENSIONS else ""
 
 
 def find_inputs(arguments: Sequence[str], include: Sequence[str] = (), exclude: Sequence[str] = (),

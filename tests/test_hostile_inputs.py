@@ -163,6 +163,15 @@ def test_media_piped_to_stdin_is_read(clip, tmp_path):
     assert proc.returncode == 0 and proc.stdout.split("\t")[1] == str(clip), proc.stderr
 
 
+def test_video_piped_to_stdin_can_be_muxed(short_clip, tmp_path):
+    """The copy of stdin keeps its container's extension: --mux writes stdin.subtitled.mp4."""
+    from subtitler.media import probe
+
+    proc = run("-", "--mux", "-f", "srt", cwd=tmp_path, stdin=short_clip.read_bytes())
+    assert proc.returncode == 0, proc.stderr
+    assert probe(tmp_path / "stdin.subtitled.mp4").subtitles == ["mov_text"]
+
+
 def test_a_nul_separated_list(clip, tmp_path):
     """`find -print0 | subtitler --from-list - -0`: names with newlines and spaces, taken as they are."""
     names = ["new\nline.m4a", " spaced .m4a"]
