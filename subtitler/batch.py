@@ -35,7 +35,7 @@ from . import manifest
 from .backends import Backend, get_backend_class, status_reporter
 from .cache import Cache, audio_hash, digest
 from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, OutputError, SubtitlerError
-from .files import atomic_write
+from .files import atomic_write, temp_prefix
 from .inputs import Input
 from .media import Audio
 from .pipeline import OnProgress, Subtitler, is_transcript_file
@@ -69,7 +69,7 @@ class Outcome:
         return "decode" in self.timings
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input": str(self.input.path), "status": self.status,
+        return {"input": str(self.input), "status": self.status,
                 "outputs": [str(p) for p in self.outputs], "language": self.language,
                 "duration": self.duration, "decoded": self.decoded,
                 "timings": {k: round(v, 4) for k, v in self.timings.items()},
@@ -118,7 +118,7 @@ class Batch:
         """Outputs of `item` go here: its mirror under the pipeline's output_dir (-o), or None
         (beside the input)."""
         if self.pipeline.output_dir is None:
-            return None
+            return item.folder
         return self.pipeline.output_dir / item.relative.parent
 
     def plan(self, item: Input) -> Plan | Outcome:
@@ -126,7 +126,8 @@ class Batch:
         try:
             targets = self.pipeline.targets(item.path, self.folder_for(item))
             if not item.path.is_file():
-                raise InputNotFound(f"{item.path}: no such file")
+                raise InputNotFound(f"{item.path}: no such file" + (
+                    " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
             if is_transcript_file(item.path):
                 return Plan(item, targets, RENDER, transcripts=[Transcript.load(item.path)])
             file_hash = self.cache.file_hash(item.path) if self.cache else None
@@ -134,8 +135,8 @@ class Batch:
             if file_hash and self.cache and not self.force:
                 failed = self.cache.failure(file_hash, self.pipeline.audio_stream)
                 if failed:  # the same bytes cannot decode now either
-                    return Outcome(item, FAILED, error=f"{failed['error']} (as in an earlier run; "
-                                   "--force tries again)", exit_code=failed["exit_code"])
+                    return Outcome(item, FAILED, error=f"{item.path}: {failed['detail']} (as in an earlier "
+                                   "run; --force tries again)", exit_code=failed["exit_code"])
                 if self._up_to_date(plan):
                     plan.action = UP_TO_DATE
                 elif self.cache:
@@ -171,7 +172,8 @@ class Batch:
         self._manifests = manifest.Reader()  # as they are now, before this run writes any
         plans = _without_collisions([self.plan(item) for item in items])
         if dry_run:
-            return [p if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets) for p in plans]
+            return [_told(p) if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets)
+                    for p in plans]
         outcomes: list[Outcome | None] = [None] * len(plans)
         needs_engine = [p for p in plans if isinstance(p, Plan) and p.action == TRANSCRIBE]
         if needs_engine:
@@ -229,6 +231,7 @@ class Batch:
                 for o, p in zip(outcomes, plans, strict=True)]
 
     def _finish(self, outcome: Outcome) -> Outcome:
+        _told(outcome)
         if outcome.status == FAILED and self.fail_fast:
             self.stopped.set()
         self.finished.append(outcome)
@@ -305,8 +308,8 @@ class Batch:
                 except SubtitlerError as e:
                     outcome.status, outcome.error, outcome.exit_code = FAILED, str(e), e.exit_code
                     if isinstance(e, UNDECODABLE) and self.cache and plan.file_hash:
-                        self.cache.remember_failure(plan.file_hash, self.pipeline.audio_stream, str(e),
-                                                    e.exit_code)
+                        self.cache.remember_failure(plan.file_hash, self.pipeline.audio_stream,
+                                                    _without_path(str(e), plan.input.path), e.exit_code)
             return self._finish(outcome)
         finally:
             window.release()
@@ -336,6 +339,18 @@ class Batch:
             outcome.duration = outcome.duration or result.transcript.duration
 
 
+def _told(outcome: Outcome) -> Outcome:
+    """The outcome, its error naming the input as the user gave it (stdin: not a temporary path)."""
+    outcome.error = outcome.input.told(outcome.error) if outcome.error else None
+    return outcome
+
+
+def _without_path(message: str, path: Path) -> str:
+    """An error's message without the path it starts with, to be told again under another name."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
 def _without_collisions(plans: list[Plan | Outcome]) -> list[Plan | Outcome]:
     """An input whose outputs an earlier input already writes (clip.mp4 and clip.mkv side by
     side both make clip.srt) fails instead of overwriting them."""
@@ -363,7 +378,8 @@ def _lower_priority() -> None:
 
 def remove_leftovers(target: Path) -> None:
     """Temporary files of `target` left by a run that was killed (files.atomic_path's names)."""
-    for leftover in target.parent.glob(f".{glob.escape(target.stem)}.*.part{glob.escape(target.suffix)}"):
+    pattern = f"{glob.escape(temp_prefix(target))}*.part{glob.escape(target.suffix)}"
+    for leftover in target.parent.glob(pattern):
         with contextlib.suppress(OSError):
             leftover.unlink()
 
@@ -385,5 +401,7 @@ def write_report(path: Path, outcomes: list[Outcome], batch: Batch, started: flo
         "inputs": [o.to_dict() for o in outcomes],
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
+    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
+    # backslashreplace: a file name that is not UTF-8 is written as JSON's \udcff escape.
+    atomic_write(path, text.encode("utf-8", "backslashreplace"))
 

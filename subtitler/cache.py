@@ -61,7 +61,7 @@ class Cache:
         path = self._path(kind, key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(path, json.dumps(value, ensure_ascii=False).encode("utf-8"))
+            atomic_write(path, json.dumps(value, ensure_ascii=False).encode("utf-8", "backslashreplace"))
         except OSError:
             pass  # a cache that cannot be written costs time, not correctness
 
@@ -94,12 +94,14 @@ class Cache:
     # -- inputs that cannot be decoded --------------------------------------------
 
     def failure(self, file_hash: str, stream: int) -> dict[str, Any] | None:
-        """How decoding these very bytes failed before (not media, no audio...), or None."""
-        value = self._get("failures", f"{file_hash}-{stream}")
-        return value if isinstance(value, dict) and "error" in value else None
+        """How decoding these very bytes failed before (not media, no audio...), or None.
 
-    def remember_failure(self, file_hash: str, stream: int, error: str, exit_code: int) -> None:
-        self._put("failures", f"{file_hash}-{stream}", {"error": error, "exit_code": exit_code})
+        Its "detail" is the error without a path: the same bytes may come under another name."""
+        value = self._get("failures", f"{file_hash}-{stream}")
+        return value if isinstance(value, dict) and isinstance(value.get("detail"), str) else None
+
+    def remember_failure(self, file_hash: str, stream: int, detail: str, exit_code: int) -> None:
+        self._put("failures", f"{file_hash}-{stream}", {"detail": detail, "exit_code": exit_code})
 
     # -- transcripts --------------------------------------------------------------
 

@@ -79,6 +79,27 @@ def _fail(e: SubtitlerError, code: int | None = None) -> None:
 class _Group(DefaultGroup):
     command_class = config.ConfiguredCommand  # a bad config value names its file and key
 
+    # The group's parser takes a "--" for its own, so the command never saw it and read the
+    # file in `subtitler -- -x.mp4` as an option: what follows "--" is kept for the command.
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            return super().parse_args(ctx, args)
+        at = args.index("--")
+        ctx.meta[_AFTER_DASHES] = args[at + 1:]
+        rest = super().parse_args(ctx, args[:at] or [self.default_cmd_name])
+        if not ctx._protected_args:  # only the group's own options came before "--"
+            ctx._protected_args = [self.default_cmd_name]
+        return rest
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if _AFTER_DASHES in ctx.meta:
+            rest = [*rest, "--", *ctx.meta.pop(_AFTER_DASHES)]
+        return name, command, rest
+
+
+_AFTER_DASHES = "subtitler.after_dashes"
+
 
 # Commands whose options a config file can set (see config.py).
 CONFIGURABLE = ("run", "render", "check", "mux", "burn")
@@ -155,7 +176,7 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
 def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: bool | None,
-        include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...],
+        include: tuple[str, ...], exclude: tuple[str, ...], lists: tuple[str, ...], null: bool,
         force: bool, cache: bool, dry_run: bool, fail_fast: bool, report: Path | None,
         **settings: Any) -> None:
     """Transcribe each INPUT (video, audio, a saved transcript .json, or a folder of them) and write
@@ -184,13 +205,16 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
       subtitler clip.mp4 --burn --font-size 48 --box           # drawn into the picture
       subtitler videos/ -o subs/ --exclude 'drafts/*' --report report.json
       find . -name '*.mov' | subtitler --from-list - -f vtt --dry-run
+      find . -name '*.mov' -print0 | subtitler --from-list - -0
+      cat clip.mp4 | subtitler - -o subs/          # media on stdin: subs/stdin.srt
+      subtitler -- -x.mp4                          # a name that starts with "-"
     """
     pipeline = _pipeline(output_dir=output_dir, **settings)
     show = sys.stderr.isatty() if progress is None else progress
     if not inputs and not lists:
         raise click.UsageError("give an INPUT, a folder, or --from-list FILE")
     try:
-        items = find_inputs([str(p) for p in inputs], include, exclude, lists)
+        items = find_inputs([str(p) for p in inputs], include, exclude, lists, null)
     except SubtitlerError as e:
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()

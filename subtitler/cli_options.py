@@ -198,6 +198,9 @@ def batch_options(f: Callable) -> Callable:
                      help="In folders, skip files matching GLOB (repeatable)."),
         click.option("--from-list", "lists", multiple=True, metavar="FILE",
                      help="Read input paths from FILE, one per line (- for stdin; repeatable)."),
+        click.option("-0", "--null", is_flag=True,
+                     help="Paths in --from-list files (and on stdin) are separated by NUL bytes, "
+                          "as `find -print0` writes them."),
         click.option("--force", is_flag=True,
                      help="Transcribe again, even what is up to date or cached."),
         click.option("--cache/--no-cache", default=True, show_default=True,

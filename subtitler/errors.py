@@ -80,6 +80,12 @@ class VideoError(SubtitlerError):
     exit_code = 13
 
 
+class DecodeInterrupted(SubtitlerError):
+    """ffmpeg was killed or crashed while decoding: nothing is known about the file; run again."""
+
+    exit_code = 14
+
+
 class RemoteError(SubtitlerError):
     """A remote transcription service failed or answered something unexpected."""
 

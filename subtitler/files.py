@@ -30,7 +30,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     with _lock:
         if _abandoned:
             raise OutputError(f"{path}: not written: the run is stopping")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=path.parent)
         _in_progress.add(tmp)
     os.close(fd)
     # mkstemp makes the file private (0600); give it the usual permissions.
@@ -47,6 +47,18 @@ def atomic_path(path: Path) -> Iterator[Path]:
     finally:
         with _lock:
             _in_progress.discard(tmp)
+
+
+# File names are at most 255 bytes; mkstemp adds 8 random characters.
+_NAME_MAX = 255
+_RANDOM = 8
+
+
+def temp_prefix(path: Path) -> str:
+    """The start of `path`'s temporary names (`.{stem}.`), its stem cut so that the whole
+    temporary name fits where the final name does (a 240-byte name got a 259-byte one)."""
+    room = _NAME_MAX - len(os.fsencode(f"..{'x' * _RANDOM}.part{path.suffix}"))
+    return f".{os.fsdecode(os.fsencode(path.stem)[:max(room, 1)])}."
 
 
 def abandon() -> None:

@@ -99,7 +99,8 @@ def update(outputs: dict[Path, Entry | None]) -> None:
                     "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                atomic_write(_path(folder), (json.dumps(data, indent=1, ensure_ascii=False) + "\n").encode())
+                atomic_write(_path(folder), (json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+                             .encode("utf-8", "backslashreplace"))  # a name not UTF-8: JSON's \udcff
             except OSError as e:
                 raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
 

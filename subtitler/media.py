@@ -9,9 +9,11 @@ transcript by it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable
@@ -19,10 +21,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import ffmpeg  # ffmpeg-python: builds argument lists, never a shell string
 import numpy as np
 
-from .errors import EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
+from .errors import DecodeInterrupted, EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
 
 # Whisper's input: 16 kHz mono.
 SAMPLE_RATE = 16000
@@ -102,6 +103,12 @@ class MediaInfo:
         return self.audio[n]
 
 
+def ffmpeg_path(path: str | Path) -> str:
+    """A path as ffmpeg and ffprobe must be given it: `file:` and absolute, so that no file name
+    (`-i`, `concat:a|b`, `pipe:1`, `http://...`) is read as an option or a protocol."""
+    return "file:" + os.path.abspath(path)
+
+
 def _check_input(path: Path) -> None:
     if not path.exists():
         raise InputNotFound(f"{path}: no such file")
@@ -123,10 +130,18 @@ def probe(path: str | Path) -> MediaInfo:
     tools = find_tools()
     if tools.ffprobe is None:
         return _probe_with_ffmpeg(path, tools.ffmpeg)
+    # What ffmpeg.probe runs, with its exit status kept: ffprobe killed or crashed says nothing
+    # about the file, and must not be remembered as "not media".
+    proc = subprocess.run([tools.ffprobe, "-show_format", "-show_streams", "-of", "json", ffmpeg_path(path)],
+                          capture_output=True, stdin=subprocess.DEVNULL)
+    if proc.returncode < 0:
+        raise DecodeInterrupted(f"{path}: ffprobe stopped ({_stopped(proc.returncode)}); run again")
+    if proc.returncode != 0:
+        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(proc.stderr, path)})")
     try:
-        data = ffmpeg.probe(str(path), cmd=tools.ffprobe)
-    except ffmpeg.Error as e:
-        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(e.stderr)})") from None
+        data = json.loads(proc.stdout)
+    except ValueError:
+        raise NotMedia(f"{path}: ffprobe's report cannot be read ({_last_line(proc.stderr, path)})") from None
     streams = data.get("streams", [])
     fmt = data.get("format", {})
     if not streams:
@@ -191,14 +206,14 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     start with the file; timing offsets between streams are not corrected.
     """
     proc = subprocess.run(
-        [ffmpeg_bin, "-hide_banner", "-nostdin", "-i", str(path)],
+        [ffmpeg_bin, "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)],
         capture_output=True, text=True, errors="replace",
     )
     report = proc.stderr
     match = _DURATION_RE.search(report)
     streams = [m.groups() for m in _STREAM_RE.finditer(report)]
     if not match or not streams:
-        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(report)})")
+        raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(report, path)})")
     duration = None
     if match.group(1) != "N/A":
         h, m, s = match.group(2, 3, 4)
@@ -220,11 +235,24 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     return MediaInfo(path, "?", duration, start, audio, video, subtitles)
 
 
-def _last_line(stderr: bytes | str | None) -> str:
+def _last_line(stderr: bytes | str | None, path: Path | None = None) -> str:
+    """ffmpeg's last words, without the `file:` name it was given for `path` (the error names
+    the path the user gave)."""
     if isinstance(stderr, bytes):
-        stderr = stderr.decode("utf-8", "replace")
+        stderr = stderr.decode("utf-8", "surrogateescape")  # as file names are: the prefix matches
     lines = [line.strip() for line in (stderr or "").splitlines() if line.strip()]
-    return lines[-1] if lines else "no details"
+    line = lines[-1] if lines else "no details"
+    return line.removeprefix(f"{ffmpeg_path(path)}: ") if path is not None else line
+
+
+def _stopped(returncode: int) -> str:
+    """Why ffmpeg stopped: the signal that killed it, or one it exited on."""
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return "exit status 255: a signal"
 
 
 @dataclass
@@ -265,17 +293,16 @@ def decode_audio(
     """
     path = Path(path)
     _check_input(path)
-    cmd = (
-        ffmpeg.input(str(path))
-        .output(
-            "pipe:", map=f"0:a:{stream}", format="s16le", acodec="pcm_s16le",
-            ac=1, ar=SAMPLE_RATE,
-            # Fill gaps from corrupt or missing frames so later words keep their time.
-            af="aresample=async=1",
-        )
-        .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0")
-        .compile(cmd=find_tools().ffmpeg)
-    )
+    # The list ffmpeg-python built, written out: it hashes its arguments as UTF-8, and a file name
+    # that is not UTF-8 (os.fsdecode's surrogates) made it raise.
+    cmd = [
+        find_tools().ffmpeg, "-i", ffmpeg_path(path),
+        "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le",
+        # Fill gaps from corrupt or missing frames so later words keep their time.
+        "-af", "aresample=async=1",
+        "-ar", str(SAMPLE_RATE), "-map", f"0:a:{stream}", "pipe:",
+        "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0",
+    ]
     chunks: list[bytes] = []
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
@@ -297,7 +324,13 @@ def decode_audio(
                 proc.wait()
         if proc.returncode != 0:
             errors.seek(0)
-            detail = _last_line(errors.read())
+            report = errors.read()
+            detail = _last_line(report, path)
+            # Killed or crashed (a signal), or stopped by SIGTERM/SIGINT (ffmpeg then exits 255 and,
+            # at -loglevel error, says nothing): not the file's fault.
+            if proc.returncode < 0 or (proc.returncode == 255 and not report.strip()):
+                why = _stopped(proc.returncode)
+                raise DecodeInterrupted(f"{info.path}: ffmpeg stopped while decoding ({why}); run again")
             raise NotMedia(f"{info.path}: ffmpeg could not decode audio stream {stream} ({detail})")
     raw = b"".join(chunks)
     if len(raw) < 2:

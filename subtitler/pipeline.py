@@ -280,7 +280,9 @@ def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],
     for fmt, target in targets:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write(target, get_format(fmt).dumps(transcript, cues, style).encode("utf-8"))
+            text = get_format(fmt).dumps(transcript, cues, style)
+            # An input name that is not UTF-8 (the JSON's meta "input") as JSON's \udce9 escape.
+            atomic_write(target, text.encode("utf-8", "backslashreplace"))
         except OSError as e:
             raise OutputError(f"{target}: cannot write ({e.strerror or e})") from None
 

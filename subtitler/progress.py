@@ -89,7 +89,7 @@ class BatchDisplay:
 
     def _tag(self, outcome: Any) -> str:
         n = self.numbers.get(id(outcome.input))
-        return f"[{n}/{self.total}] {outcome.input.path}" if self.total > 1 else str(outcome.input.path)
+        return f"[{n}/{self.total}] {outcome.input}" if self.total > 1 else str(outcome.input)
 
     def _line(self, text: str) -> None:
         if self.overall is not None or self.stage.bar is not None:

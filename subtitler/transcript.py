@@ -11,6 +11,7 @@ file that does not follow the schema instead of guessing.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,8 +91,8 @@ class Transcript:
                 Segment(**{**s, "words": [Word(**w) for w in s.get("words", [])]})
                 for s in data["segments"]
             ]
-            return cls(data["language"], float(data["duration"]), segments, data.get("meta", {}))
-        except (KeyError, TypeError, ValueError) as e:
+            return _checked(cls(data["language"], float(data["duration"]), segments, data.get("meta", {})))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BadTranscript(f"malformed transcript: {e}") from None
 
     def to_json(self) -> str:
@@ -108,12 +109,56 @@ class Transcript:
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:
-        atomic_write(Path(path), self.to_json().encode("utf-8"))
+        atomic_write(Path(path), self.to_json().encode("utf-8", "backslashreplace"))  # names not UTF-8
 
     @classmethod
     def load(cls, path: str | Path) -> Transcript:
+        """The transcript saved in `path`; BadTranscript naming the file if it is not one."""
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            return cls.from_json(Path(path).read_text(encoding="utf-8"))
         except UnicodeDecodeError:
             raise BadTranscript(f"{path}: not UTF-8 text") from None
-        return cls.from_json(text)
+        except BadTranscript as e:
+            raise BadTranscript(f"{path}: {e}") from None
+
+
+# Times past this are no media's (1e308 overflowed the formatters): about 11 days.
+MAX_SECONDS = 1e6
+
+
+def _number(value: Any, where: str, *, is_time: bool = False, optional: bool = False) -> None:
+    """A finite number (a time: from 0 to MAX_SECONDS), or None where `optional`."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadTranscript(f"malformed transcript: {where}: not a number ({value!r:.40})")
+    if not math.isfinite(value) or (is_time and not 0 <= value <= MAX_SECONDS):
+        raise BadTranscript(f"malformed transcript: {where}: {value!r} is out of range"
+                            + (f" (0 to {MAX_SECONDS:.0f} seconds)" if is_time else ""))
+
+
+def _text(value: Any, where: str) -> None:
+    if not isinstance(value, str):
+        raise BadTranscript(f"malformed transcript: {where}: not a string ({value!r:.40})")
+
+
+def _checked(t: Transcript) -> Transcript:
+    """`t` if every field has its type and every number is finite and in range: a wrong type
+    (a time as text), NaN or 1e308 from a file fails here, not deep in a formatter."""
+    if t.language is not None:
+        _text(t.language, "language")
+    _number(t.duration, "duration", is_time=True)
+    if not isinstance(t.meta, dict):
+        raise BadTranscript("malformed transcript: meta: not an object")
+    for n, s in enumerate(t.segments):
+        _text(s.text, f"segment {n}: text")
+        _number(s.start, f"segment {n}: start", is_time=True)
+        _number(s.end, f"segment {n}: end", is_time=True)
+        for name in ("avg_logprob", "no_speech_prob", "compression_ratio", "temperature"):
+            _number(getattr(s, name), f"segment {n}: {name}", optional=True)
+        for m, w in enumerate(s.words):
+            _text(w.text, f"segment {n}: word {m}: text")
+            _number(w.start, f"segment {n}: word {m}: start", is_time=True)
+            _number(w.end, f"segment {n}: word {m}: end", is_time=True)
+            _number(w.probability, f"segment {n}: word {m}: probability")
+    return t

@@ -26,7 +26,7 @@ from .errors import OutputError, OutputExists, VideoError
 from .files import atomic_path
 from .formats import ASS
 from .languages import LANGUAGES, iso639_2, language_code
-from .media import MediaInfo, VideoStream, find_tools, probe
+from .media import MediaInfo, VideoStream, ffmpeg_path, find_tools, probe
 from .style import Style
 from .transcript import Transcript
 
@@ -82,7 +82,7 @@ def _ffmpeg(args: Sequence[str], target: Path, duration: float | None,
             on_progress: OnProgress | None) -> str | None:
     """Run ffmpeg writing `target`; None on success, else the last line of its errors."""
     cmd = [find_tools().ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
-           "-progress", "pipe:1", "-nostats", *args, str(target)]
+           "-progress", "pipe:1", "-nostats", *args, ffmpeg_path(target)]
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
                                 text=True)
@@ -115,9 +115,9 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
     ext = output.suffix.lower()
     codec = _CONTAINER_CODEC[ext]
     existing = info.subtitles
-    args: list[str] = ["-i", str(video)]
+    args: list[str] = ["-i", ffmpeg_path(video)]
     for t in tracks:
-        args += ["-i", str(t.path)]
+        args += ["-i", ffmpeg_path(t.path)]
     args += ["-map", "0:v?", "-map", "0:a?", "-map", "0:s?"]
     if ext == ".mkv":
         args += ["-map", "0:t?"]  # attachments (fonts for ASS tracks)
@@ -295,7 +295,7 @@ def burn(video: Path, subtitles: Path, output: Path | None = None, *, style: Sty
         # A plain name in a private folder: nothing in the filter argument needs escaping.
         ass_path = Path(folder) / "subtitles.ass"
         ass_path.write_text(ass_text, encoding="utf-8")
-        args = ["-i", str(video), "-map", "0:v:0", "-map", "0:a?",
+        args = ["-i", ffmpeg_path(video), "-map", "0:v:0", "-map", "0:a?",
                 "-vf", f"ass={escape_filter_path(ass_path)}", *_encoder_args(encoder, crf, preset),
                 "-c:a", "copy"]
         if output.suffix.lower() in (".mp4", ".m4v", ".mov"):

@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +96,11 @@ def _load_state(path: Path) -> dict[str, Any] | None:
 def _save_state(path: Path, state: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, json.dumps(state, indent=1).encode("utf-8"))
+
+
+def _forget(path: Path) -> None:
+    with contextlib.suppress(OSError):  # missing, or in a folder that cannot be written
+        path.unlink()
 
 
 def to_transcript(result: dict[str, Any], duration: float, language: str | None,
@@ -187,7 +193,7 @@ class TiyaroBackend(Backend):
             try:
                 return self._finish(state_path, state)
             except TiyaroNotFound:  # the service forgot the job: start again
-                state_path.unlink(missing_ok=True)
+                _forget(state_path)
         data = self._prepared.take(audio) or encode_audio(audio, self.upload_format)
         url = self.client.upload_url(self.upload_format)
         report_status(f"uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
@@ -196,7 +202,11 @@ class TiyaroBackend(Backend):
         # Saved before the first poll, so a crash from here on re-attaches instead of resubmitting.
         state = {"job_id": job_id, "poll_url": poll_url, "base_url": self.base_url,
                  "model": self.model_name, "submitted_at": time.time()}
-        _save_state(state_path, state)
+        try:
+            _save_state(state_path, state)
+        except OSError as e:  # an unwritable state folder costs the re-attaching, not the job
+            warnings.warn(f"cannot remember job {job_id} in {state_path.parent} ({e.strerror or e}): "
+                          "if this run is killed, the next one submits it again", stacklevel=1)
         report_status(f"job {job_id}: submitted")
         return self._finish(state_path, state)
 
@@ -205,7 +215,7 @@ class TiyaroBackend(Backend):
         try:
             result = self.client.wait(state["poll_url"], lambda status: report_status(f"job {job}: {status}"))
         except TiyaroJobFailed:
-            state_path.unlink(missing_ok=True)  # a failed job is not re-attached to
+            _forget(state_path)  # a failed job is not re-attached to
             raise
         with contextlib.suppress(OSError):  # keeping the result is a saving, not a must
             _save_state(state_path, {**state, "result": result})
