@@ -84,9 +84,10 @@ def test_same_words_as_local_engine(backend, fake, local, audio):
     got = backend.transcribe(audio, DecodeOptions())
     assert got.language == "en"  # OpenAI says "english"
     assert same_words(got, local)
-    assert [s.text for s in got.segments] == [s.text for s in local.segments]
-    assert [[w.text for w in s.words] for s in got.segments] == [[w.text for w in s.words]
-                                                                  for s in local.segments]
+    # The same text; where a segment breaks may differ (the service hears the MP3, a hair apart).
+    assert "".join(s.text for s in got.segments) == "".join(s.text for s in local.segments)
+    assert [w.text for s in got.segments for w in s.words] == [w.text for s in local.segments
+                                                                for w in s.words]
     (up,) = fake.uploads
     assert up.fields["model"] == ["whisper-1"] and up.fields["response_format"] == ["verbose_json"]
     assert sorted(up.fields["timestamp_granularities[]"]) == ["segment", "word"]

@@ -64,7 +64,8 @@ def test_same_subtitles_as_local_engine(backend, fake, local, audio):
     got = backend.transcribe(audio, DecodeOptions())
     assert got.language == local.language == "en"
     assert same_words(got, local)
-    assert [s.text for s in got.segments] == [s.text for s in local.segments]
+    # The same text; where a segment breaks may differ (the service hears the MP3, a hair apart).
+    assert "".join(s.text for s in got.segments) == "".join(s.text for s in local.segments)
     assert got.duration == pytest.approx(SECONDS)
     # The upload is compact: MP3, a fifth of 16-bit WAV, holding the same audio.
     (data,) = fake.objects.values()
