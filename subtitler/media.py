@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+import ffmpeg  # ffmpeg-python: builds argument lists, never a shell string
 import numpy as np
 
 from .errors import DecodeInterrupted, EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
@@ -278,6 +279,26 @@ class Audio:
         return self.info.duration - max(0.0, self.stream.start_time - self.info.start_time)
 
 
+def _decode_command(path: Path, stream: int) -> list[str]:
+    """ffmpeg's arguments to decode audio stream `stream` of `path` to 16 kHz mono s16le on stdout."""
+    # ffmpeg-python builds the list (never a shell string). It hashes each node's arguments as
+    # UTF-8, which a file name that is not UTF-8 (os.fsdecode's surrogates) cannot be: the graph
+    # gets a stand-in, swapped for the real name afterwards.
+    stand_in = "file:input"
+    cmd = (
+        ffmpeg.input(stand_in)
+        .output(
+            "pipe:", map=f"0:a:{stream}", format="s16le", acodec="pcm_s16le",
+            ac=1, ar=SAMPLE_RATE,
+            # Fill gaps from corrupt or missing frames so later words keep their time.
+            af="aresample=async=1",
+        )
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0")
+        .compile(cmd=find_tools().ffmpeg)
+    )
+    return [ffmpeg_path(path) if arg == stand_in else arg for arg in cmd]
+
+
 def decode_audio(
     path: str | Path,
     stream: int = 0,
@@ -293,16 +314,7 @@ def decode_audio(
     """
     path = Path(path)
     _check_input(path)
-    # The list ffmpeg-python built, written out: it hashes its arguments as UTF-8, and a file name
-    # that is not UTF-8 (os.fsdecode's surrogates) made it raise.
-    cmd = [
-        find_tools().ffmpeg, "-i", ffmpeg_path(path),
-        "-f", "s16le", "-ac", "1", "-acodec", "pcm_s16le",
-        # Fill gaps from corrupt or missing frames so later words keep their time.
-        "-af", "aresample=async=1",
-        "-ar", str(SAMPLE_RATE), "-map", f"0:a:{stream}", "pipe:",
-        "-nostdin", "-hide_banner", "-loglevel", "error", "-threads", "0",
-    ]
+    cmd = _decode_command(path, stream)
     chunks: list[bytes] = []
     with tempfile.TemporaryFile() as errors:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
