@@ -95,16 +95,16 @@ class _Command(config.ConfiguredCommand):
         super().__init__(*args, **kwargs)
         self.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
                                         callback=_verbose, help=_VERBOSE_HELP))
-        aliases = whisper_compat.aliases_for(self._flags())
+        aliases = whisper_compat.aliases_for(self.flags())
         if aliases:
             self.epilog = f"openai-whisper's spellings work too: {', '.join(aliases)}."
 
-    def _flags(self) -> set[str]:
+    def flags(self) -> set[str]:
         return {flag for p in self.params if isinstance(p, click.Option)
                 for flag in [*p.opts, *p.secondary_opts]}
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, whisper_compat.rewrite_args(args, self._flags()))
+        return super().parse_args(ctx, whisper_compat.rewrite_args(args, self.flags()))
 
 
 class _Group(DefaultGroup):
@@ -517,7 +517,9 @@ def config_command(ctx: click.Context, command_name: str, as_json: bool, args: t
       subtitler config --model base -f srt,vtt  # as `subtitler clip.mp4 --model base -f srt,vtt` would
       subtitler --config ci.toml config
     """
-    shown = config.effective(ctx, cli.commands[command_name], list(args))
+    command = cli.commands[command_name]
+    assert isinstance(command, _Command)
+    shown = config.effective(ctx, command, whisper_compat.rewrite_args(list(args), command.flags()))
     if as_json:
         click.echo(json.dumps({"command": command_name, "settings": {
             key: {"value": _plain(value), "source": source} for key, (value, source) in shown.items()}},
