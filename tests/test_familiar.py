@@ -21,7 +21,7 @@ from click.testing import CliRunner, Result
 
 from subtitler import config
 from subtitler.cli import cli
-from subtitler.transcript import Transcript
+from subtitler.transcript import Segment, Transcript, Word
 
 from .conftest import ROOT, SAMPLE, ffmpeg
 
@@ -30,6 +30,7 @@ from .conftest import ROOT, SAMPLE, ffmpeg
 #   whisper.utils.get_writer("json", ".")(result, "clip.mp4")
 # the model being subtitler-whisper's conversion of the bundled tiny.en (subtitler_whisper._load_model).
 WHISPER_JSON = ROOT / "tests" / "data" / "openai-whisper-short.json"
+SENTENCE = "Elinor sat down beside her sister and they talked about the long journey home."
 
 
 @pytest.fixture
@@ -42,6 +43,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     config.reset()
     yield tmp_path
     config.reset()
+
+
+def saved_transcript(path: Path) -> Path:
+    """A subtitler transcript of one sentence, 0.4 s a word."""
+    words = [Word(i * 0.4, i * 0.4 + 0.3, f" {w}") for i, w in enumerate(SENTENCE.split())]
+    Transcript("en", 6.0, [Segment(0.0, words[-1].end, "".join(w.text for w in words), words)]).save(path)
+    return path
 
 
 def subtitler(*args: str | Path) -> Result:
@@ -76,7 +84,7 @@ def test_config_is_found_in_a_parent_folder_up_to_the_repository_root(project):
     (repo / "subtitler.toml").write_text('format = "vtt"\nmax-lines = 1\n')
     work = repo / "talks" / "2024"
     work.mkdir(parents=True)
-    shutil.copy(WHISPER_JSON, work / "clip.json")
+    saved_transcript(work / "clip.json")
     os.chdir(work)
     result = subtitler("render", "clip.json")
     assert result.exit_code == 0, result.output
@@ -100,14 +108,14 @@ def test_config_search_stops_at_the_repository_root(project):
     (project / "subtitler.toml").write_text('format = "vtt"\n')
     repo = project / "checkout"
     (repo / ".git").mkdir(parents=True)
-    shutil.copy(WHISPER_JSON, repo / "clip.json")
+    saved_transcript(repo / "clip.json")
     os.chdir(repo)
     assert subtitler("render", "clip.json").exit_code == 0
     assert (repo / "clip.srt").is_file() and not (repo / "clip.vtt").exists()
 
 
 def test_unknown_key_in_a_backend_table_is_refused(project):
-    shutil.copy(WHISPER_JSON, project / "clip.json")
+    saved_transcript(project / "clip.json")
     (project / "subtitler.toml").write_text("[backends.tiyaro]\nbogus = 1\n")
     line = one_line_error(subtitler("render", "clip.json"))
     assert "subtitler.toml [backends.tiyaro]: unknown key 'bogus'" in line and "api-key" in line
@@ -139,7 +147,7 @@ def test_check_require_subs_with_output_dir(tmp_path):
 
 
 def test_openai_whisper_option_spellings(project):
-    shutil.copy(WHISPER_JSON, project / "clip.json")
+    saved_transcript(project / "clip.json")
     result = subtitler("render", "clip.json", "--output_dir", "out", "--output_format", "vtt",
                        "--max_line_width", "20", "--max_line_count=1", "--word_timestamps", "True")
     assert result.exit_code == 0, result.output
