@@ -133,9 +133,10 @@ class BatchDisplay:
         # The input the stage bar follows; others' events (a decode running ahead) wait their turn.
         self.current: Any = None
         self.overall: Any = None
-        self.loading = False  # the model is loading: that is the stage shown
         # One input: its stage bar alone. Several: an overall bar, the current stage under it.
         self.stage = StageBar("", show_bars, position=1 if total > 1 else 0)
+        # The model loads while the first input decodes: a bar of its own under the stage's.
+        self.model = StageBar("", show_bars, position=self.stage.position + 1)
         if show_bars and total > 1:
             # Not left on the screen: the summary line says the same when the run ends.
             self.overall = _tqdm(total=total, unit="file", desc="subtitler", position=0, leave=False,
@@ -153,15 +154,12 @@ class BatchDisplay:
                 if not self.show_bars and outcome.status == "transcribe":
                     echo(f"subtitler: {self._tag(outcome)}: started", err=True)
             elif kind == "model":  # ("model", outcome, True) while the model loads, then False
-                self.loading = bool(args[0])
-                if self.loading:
-                    self.current = outcome
-                    self.stage.label = outcome.input.path.name
-                    self.stage.update("loading model", 0, 0)
+                if args[0]:
+                    self.model.label = outcome.input.path.name
+                    self.model.update("loading model", 0, 0)
                 else:
-                    self.stage.close()
-                    self.current = None  # the next input to report progress is followed
-            elif kind == "progress" and not self.loading:
+                    self.model.close()
+            elif kind == "progress":
                 if self.current is None:
                     self.current = outcome
                     self.stage.label = outcome.input.path.name
@@ -173,7 +171,7 @@ class BatchDisplay:
                 self._end(outcome)
 
     def _end(self, outcome: Any) -> None:
-        if self.current is outcome and not self.loading:
+        if self.current is outcome:
             self.stage.close()
             self.current = None
         if outcome.status == "failed":
@@ -189,6 +187,7 @@ class BatchDisplay:
 
     def close(self) -> None:
         self.stage.close()
+        self.model.close()
         if self.overall is not None:
             _close(self.overall)
             self.overall = None
