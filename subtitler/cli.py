@@ -197,7 +197,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
 
     The decoding options have Tiyaro's Whisper API names and openai-whisper's
     defaults. With --mux and --task translate, the video gets two tracks: the
-    spoken language and English.
+    spoken language and English (one, when the speech is English).
 
     \b
     Examples:
