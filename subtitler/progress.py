@@ -155,8 +155,7 @@ class BatchDisplay:
                     echo(f"subtitler: {self._tag(outcome)}: started", err=True)
             elif kind == "model":  # ("model", outcome, True) while the model loads, then False
                 if args[0]:
-                    self.model.label = outcome.input.path.name
-                    self.model.update("loading model", 0, 0)
+                    self.model.update("loading model", 0, 0)  # the run's, not one input's
                 else:
                     self.model.close()
             elif kind == "progress":

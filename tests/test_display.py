@@ -136,7 +136,7 @@ def test_terminal_display_with_several_inputs(inputs, tmp_path):
     summary = r"subtitler: 4 files: 3 done, 1 failed; 11\.\d s of media in [\d.]+ s"
     assert re.fullmatch(summary, shown[-1]), shown
     # The stages while nothing else moves: the model loading, voice activity detection.
-    assert "a.mp4 loading model..." in stream and "a.mp4 vad:" in stream
+    assert "\rloading model... " in stream and "a.mp4 vad:" in stream
     assert "a.mp4 transcribe:" in stream
 
 
