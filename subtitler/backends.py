@@ -83,6 +83,9 @@ class Backend(ABC):
     parallel_files: ClassVar[bool] = False
     #: Whether the audio leaves this machine: `auto` never picks such a backend.
     remote: ClassVar[bool] = False
+    #: The keys its `[backends.NAME]` config table may have (base-url, api-key...): any other
+    #: key is a typo, refused when the config is read instead of silently ignored.
+    config_keys: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(
         self,

@@ -90,7 +90,8 @@ class Plan:
 
 # Called as events happen, from any thread: ("start", outcome) before an input's work,
 # ("end", outcome) after; while it runs ("progress", outcome, stage, done, total) and
-# ("status", outcome, message) for a remote job's states.
+# ("status", outcome, message) for a remote job's states; ("model", outcome, True) while the
+# model loads (with the first input to transcribe), ("model", outcome, False) once loaded.
 OnEvent = Callable[..., None]
 
 
@@ -216,7 +217,9 @@ class Batch:
                 if not futures:
                     # The model loads here, once, while the first file decodes; a model that
                     # cannot load stops the run with its own error, not once per input.
+                    self.on_event("model", outcome, True)  # the display shows it as a stage
                     self.pipeline.engine  # noqa: B018
+                    self.on_event("model", outcome, False)
                 futures.append((n, engines.submit(self._transcribe, plan, outcome, audio, window)))
             for n, future in futures:
                 outcomes[n] = future.result()

@@ -36,7 +36,7 @@ import click
 from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
-from . import __version__, config, files
+from . import __version__, config, files, whisper_compat
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
@@ -59,7 +59,7 @@ from .models import DEFAULT_MODEL, list_models
 from .options import DecodeOptions
 from .pipeline import Subtitler, VideoSettings
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
-from .progress import BatchDisplay, StageBar
+from .progress import BatchDisplay, StageBar, echo, summary
 from .require import RequiredSubtitles
 from .style import Style
 from .video import SubtitleTrack, burn, default_output, mux
@@ -67,7 +67,7 @@ from .video import SubtitleTrack, burn, default_output, mux
 
 def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
     """A warning on stderr (also what Python's warnings show as)."""
-    click.echo(f"subtitler: warning: {message}", err=True)
+    echo(f"subtitler: warning: {message}", err=True)  # above the bars, if any
 
 
 def _fail(e: SubtitlerError, code: int | None = None) -> None:
@@ -76,8 +76,39 @@ def _fail(e: SubtitlerError, code: int | None = None) -> None:
     sys.exit(code if code is not None else e.exit_code)
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    """-v/--verbose, before or after the command: log what happens underneath on stderr."""
+    if value:
+        logging.basicConfig(level=logging.DEBUG, format="subtitler: %(name)s: %(message)s", stream=sys.stderr)
+        for noisy in ("httpx", "httpcore", "numba", "faster_whisper"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)  # their own debug output names URLs
+
+
+_VERBOSE_HELP = "Log what happens underneath (requests to remote services...) on stderr."
+
+
+class _Command(config.ConfiguredCommand):
+    """Every command takes -v after its name too, and openai-whisper's option spellings
+    (--output_dir, --word_timestamps True...: whisper_compat.py) for the options it has."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.params.append(click.Option(["-v", "--verbose"], is_flag=True, expose_value=False,
+                                        callback=_verbose, help=_VERBOSE_HELP))
+        aliases = whisper_compat.aliases_for(self.flags())
+        if aliases:
+            self.epilog = f"openai-whisper's spellings work too: {', '.join(aliases)}."
+
+    def flags(self) -> set[str]:
+        return {flag for p in self.params if isinstance(p, click.Option)
+                for flag in [*p.opts, *p.secondary_opts]}
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, whisper_compat.rewrite_args(args, self.flags()))
+
+
 class _Group(DefaultGroup):
-    command_class = config.ConfiguredCommand  # a bad config value names its file and key
+    command_class = _Command  # a bad config value names its file and key (config.ConfiguredCommand)
 
     # The group's parser takes a "--" for its own, so the command never saw it and read the
     # file in `subtitler -- -x.mp4` as an option: what follows "--" is kept for the command.
@@ -110,10 +141,9 @@ CONFIGURABLE = ("run", "render", "check", "mux", "burn")
 @click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Settings file to use instead of ./subtitler.toml or pyproject.toml's "
                    "[tool.subtitler] [env: SUBTITLER_CONFIG].")
-@click.option("-v", "--verbose", is_flag=True,
-              help="Log what happens underneath (requests to remote services...) on stderr.")
+@click.option("-v", "--verbose", is_flag=True, expose_value=False, callback=_verbose, help=_VERBOSE_HELP)
 @click.pass_context
-def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, config_file: Path | None) -> None:
     """Subtitle videos with Whisper.
 
     \b
@@ -128,10 +158,6 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
       subtitler cache                       # where transcripts are cached, and how much
     """
     warnings.showwarning = _warn
-    if verbose:
-        logging.basicConfig(level=logging.DEBUG, format="subtitler: %(name)s: %(message)s", stream=sys.stderr)
-        for noisy in ("httpx", "httpcore", "numba", "faster_whisper"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)  # their own debug output names URLs
     config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 
@@ -161,7 +187,8 @@ def cli(ctx: click.Context, config_file: Path | None, verbose: bool) -> None:
                    "for local engines; the backend's own for remote ones (openai: whisper-1)].")
 @click.option("--audio-stream", default=0, show_default=True, type=click.IntRange(min=0),
               help="Which audio stream to transcribe (0 = first).")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where a local engine runs: auto is cuda when torch or CTranslate2 sees a GPU.")
 @click.option("--compute-type", default="auto", show_default=True,
               help="Precision: auto (GPU float16; CPU int8 for faster-whisper, float32 for whisper), "
                    "float32, float16, int8.")
@@ -192,7 +219,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
 
     The decoding options have Tiyaro's Whisper API names and openai-whisper's
     defaults. With --mux and --task translate, the video gets two tracks: the
-    spoken language and English.
+    spoken language and English (one, when the speech is English).
 
     \b
     Examples:
@@ -268,7 +295,8 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
                report: Path | None = None, single: bool = False) -> None:
     """Run a batch with a display, write its report, exit with its code."""
     started = time.time()
-    display = BatchDisplay(len(items), show, {id(item): n for n, item in enumerate(items, 1)})
+    display = BatchDisplay(len(items), show, {id(item): n for n, item in enumerate(items, 1)},
+                           detected=batch.pipeline.options.language is None)
     batch.on_event = display
     interrupted = False
     try:
@@ -282,6 +310,8 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         outcomes = batch.finished
         click.echo("subtitler: interrupted (finished files are kept; run again to do the rest)", err=True)
     display.close()
+    if len(items) > 1 and not dry_run:
+        echo(summary(outcomes, time.time() - started), err=True)
     if dry_run:
         for o in outcomes:
             detail = o.error if o.error else ", ".join(str(p) for p in o.outputs)
@@ -339,13 +369,16 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
               help="Every media file in DIR (found as `subtitler DIR` finds them) must have the subtitles "
                    "`subtitler DIR` writes, up to date, made with the settings of the config file "
                    "(repeatable).")
+@click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="With --require-subs: the subtitles are where `subtitler DIR -o OUTPUT_DIR` writes them "
+                   "[default: run's output-dir from the config file, else beside the videos].")
 @profile_options
 @click.option("--video", type=click.Path(path_type=Path),
               help="The video the subtitles belong to: cues past its end are violations.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
 @click.pass_context
-def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...], profile: Profile | None,
-          video: Path | None, as_json: bool) -> None:
+def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...], output_dir: Path | None,
+          profile: Profile | None, video: Path | None, as_json: bool) -> None:
     """Check subtitle files (SRT, WebVTT, ASS) against a profile's rules.
 
     Reports overlaps, long or too many lines, too short or long cues, reading
@@ -380,7 +413,7 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
     for report in reports:
         report.video = str(video) if video is not None else None
     if folders:
-        reports += _required_subtitles(ctx, folders, rules)
+        reports += _required_subtitles(ctx, folders, rules, _typed(ctx, "output_dir"))
     if as_json:
         click.echo(json.dumps({"profile": rules.name, "files": [r.to_dict() for r in reports]}, indent=1))
     else:
@@ -397,15 +430,24 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
         sys.exit(1)
 
 
-def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Profile) -> list[FileReport]:
-    """check --require-subs: what `subtitler FOLDER...` would write, checked (see require.py)."""
+def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Profile,
+                        output_dir: Path | None = None) -> list[FileReport]:
+    """check --require-subs: what `subtitler FOLDER... [-o output_dir]` would write, checked
+    (see require.py)."""
     params = _run_params(ctx)
+    if output_dir is not None:
+        params["output_dir"] = output_dir
     pipeline = _pipeline(**params)
     try:
         items = find_inputs([str(f) for f in folders], params["include"], params["exclude"])
     except SubtitlerError as e:
         _fail(e, code=2)
     return RequiredSubtitles(Batch(pipeline), rules).check(items)
+
+
+def _typed(ctx: click.Context, name: str) -> Any:
+    """A parameter's value when given on the command line, else None (config values are run's own)."""
+    return ctx.params[name] if ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE else None
 
 
 def _run_params(ctx: click.Context) -> dict[str, Any]:
@@ -428,7 +470,8 @@ def _run_params(ctx: click.Context) -> dict[str, Any]:
                    "clip.fr.srt].")
 @click.option("--default-track", is_flag=True, help="Mark the first new track as the default.")
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
-@click.option("--progress/--no-progress", default=None)
+@click.option("--progress/--no-progress", default=None,
+              help="A progress bar on stderr [default: only on a terminal].")
 def mux_command(video: Path, subtitles: tuple[str, ...], output: Path | None, languages: tuple[str, ...],
                 default_track: bool, overwrite: bool, progress: bool | None) -> None:
     """Add existing subtitle files to VIDEO as soft tracks, re-encoding nothing.
@@ -459,7 +502,8 @@ def mux_command(video: Path, subtitles: tuple[str, ...], output: Path | None, la
 @style_options
 @encoder_options
 @click.option("--overwrite", is_flag=True, help="Replace the output if it exists.")
-@click.option("--progress/--no-progress", default=None)
+@click.option("--progress/--no-progress", default=None,
+              help="A progress bar on stderr [default: only on a terminal].")
 def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style, encoder: str, crf: int,
                  preset: str, overwrite: bool, progress: bool | None) -> None:
     """Draw SUBTITLES (SRT, WebVTT or ASS) into VIDEO's picture; audio is copied.
@@ -513,7 +557,9 @@ def config_command(ctx: click.Context, command_name: str, as_json: bool, args: t
       subtitler config --model base -f srt,vtt  # as `subtitler clip.mp4 --model base -f srt,vtt` would
       subtitler --config ci.toml config
     """
-    shown = config.effective(ctx, cli.commands[command_name], list(args))
+    command = cli.commands[command_name]
+    assert isinstance(command, _Command)
+    shown = config.effective(ctx, command, whisper_compat.rewrite_args(list(args), command.flags()))
     if as_json:
         click.echo(json.dumps({"command": command_name, "settings": {
             key: {"value": _plain(value), "source": source} for key, (value, source) in shown.items()}},

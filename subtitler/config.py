@@ -4,9 +4,10 @@ Layers, lowest precedence first:
 
 1. the user config: `config.toml` in the user config folder
    (`~/.config/subtitler`; `$SUBTITLER_CONFIG_HOME` names another folder);
-2. the project config in the working directory: `subtitler.toml`, or else the
-   `[tool.subtitler]` table of `pyproject.toml`. `--config FILE` (or
-   `$SUBTITLER_CONFIG`) names another file instead.
+2. the project config: `subtitler.toml`, or else the `[tool.subtitler]` table
+   of `pyproject.toml`, in the working directory or the nearest folder above
+   it that has one, up to the repository root (`find_project_layer`).
+   `--config FILE` (or `$SUBTITLER_CONFIG`) names another file instead.
 
 The command line beats both. Keys are the long option names (`max-line-chars`;
 underscores work too). A top-level key applies to every command that has that
@@ -91,6 +92,21 @@ class Config:
                 return _text(table[_key(key)])
         return None
 
+    def check_backends(self, known: Mapping[str, frozenset[str] | None]) -> None:
+        """Refuse a [backends.NAME] table of a backend not installed, or a key it does not read
+        (`known`: each installed backend's config keys; None for a plugin that failed to load)."""
+        for layer in self.layers:
+            for name, table in layer.data.get(BACKENDS, {}).items():
+                where = layer.where(f"{BACKENDS}.{name}")
+                if name not in known:
+                    raise ConfigError(f"{where}: no backend {name!r} is installed "
+                                      f"(installed: {', '.join(sorted(known))})")
+                keys = known[name]
+                for key in table if keys is not None else ():
+                    if _key(key) not in keys:
+                        raise ConfigError(f"{where}: unknown key {key!r} "
+                                          f"({name}'s settings: {', '.join(sorted(keys)) or 'none'})")
+
     def settings(self, commands: Mapping[str, click.Command]) -> dict[str, dict[str, Setting]]:
         """Each command's settings by parameter name; a later layer, then a command's table, wins."""
         result: dict[str, dict[str, Setting]] = {name: {} for name in commands}
@@ -135,7 +151,7 @@ def _text(value: Any) -> str:
 def _option(command: click.Command, key: str) -> tuple[click.Option, str] | None:
     """The option a key names, and the flag it names (--vad or --no-vad)."""
     for param in command.params:
-        if isinstance(param, click.Option):
+        if isinstance(param, click.Option) and param.expose_value:  # -v is no setting
             for flag in [*param.opts, *param.secondary_opts]:
                 if flag == f"--{_key(key)}":
                     return param, flag
@@ -190,13 +206,33 @@ def find_layers(explicit: Path | None = None) -> list[Layer]:
         explicit = Path(os.environ["SUBTITLER_CONFIG"])
     user = user_config_file()
     candidates = [(user, "")] if user.is_file() else []
-    if explicit is not None:
-        candidates.append((explicit, PYPROJECT_TABLE if explicit.name == PYPROJECT else ""))
-    elif Path(PROJECT_FILE).is_file():
-        candidates.append((Path(PROJECT_FILE), ""))
-    elif Path(PYPROJECT).is_file():
-        candidates.append((Path(PYPROJECT), PYPROJECT_TABLE))
-    return [layer for path, table in candidates if (layer := _read(path, table)) is not None]
+    layers = [layer for path, table in candidates if (layer := _read(path, table)) is not None]
+    if explicit is None:
+        project = find_project_layer()
+        if project is not None:
+            layers.append(project)
+    elif (layer := _read(explicit, PYPROJECT_TABLE if explicit.name == PYPROJECT else "")) is not None:
+        layers.append(layer)
+    return layers
+
+
+def find_project_layer(start: Path | None = None) -> Layer | None:
+    """The project's settings, as ruff and black find theirs: in the working directory or the
+    nearest folder above it with a subtitler.toml, or a pyproject.toml that has [tool.subtitler];
+    the search stops at the repository root (the folder with .git), so a checkout never picks
+    up a file from outside it."""
+    here = Path.cwd() if start is None else start
+    for folder in [here, *here.parents]:
+        for name, table in ((PROJECT_FILE, ""), (PYPROJECT, PYPROJECT_TABLE)):
+            path = folder / name
+            if path.is_file():
+                # Named as from the working directory (../subtitler.toml): messages stay short.
+                layer = _read(Path(os.path.relpath(path)) if start is None else path, table)
+                if layer is not None:
+                    return layer
+        if (folder / ".git").exists():
+            return None
+    return None
 
 
 def _read(path: Path, table: str) -> Layer | None:
@@ -262,7 +298,13 @@ def backend_setting(backend: str, key: str, env: str | None = None, default: str
 
 def apply(ctx: click.Context, explicit: Path | None, commands: Mapping[str, click.Command]) -> None:
     """Load the config files and make them the defaults of `commands`, subcommands of ctx's group."""
-    settings = load(explicit).settings(commands)
+    loaded = load(explicit)
+    settings = loaded.settings(commands)
+    if any(layer.data.get(BACKENDS) for layer in loaded.layers):
+        from .backends import discover  # plugins are imported only when a file has backend tables
+
+        loaded.check_backends({name: e.cls.config_keys if e.cls else None
+                               for name, e in discover().items()})
     ctx.meta[_META_KEY] = settings
     ctx.default_map = {name: {p: s.value for p, s in values.items()} for name, values in settings.items()}
 
@@ -297,7 +339,7 @@ def effective(ctx: click.Context, command: click.Command, args: list[str]) -> di
 
     `ctx` is a context under the group that loaded the config (see `apply`).
     """
-    options = [p for p in command.params if isinstance(p, click.Option)]
+    options = [p for p in command.params if isinstance(p, click.Option) and p.expose_value]
     name = command.name or ""
     probe = ConfiguredCommand(name, params=options)  # its options only: no inputs needed
     settings = ctx.meta.get(_META_KEY, {}).get(name, {})

@@ -23,6 +23,7 @@ from .cues import build_cues
 from .errors import OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
+from .languages import language_code
 from .media import SAMPLE_RATE, Audio, decode_audio, probe
 from .options import DecodeOptions
 from .profiles import Profile
@@ -30,7 +31,8 @@ from .style import Style
 from .transcript import Transcript
 from .video import SubtitleTrack, burn, check_can_write, default_output, mux, mux_format
 
-# Called with (stage, seconds done, seconds in all); stage is decode, transcribe, translate, mux or burn.
+# Called with (stage, seconds done, seconds in all); stage is decode, vad, transcribe, translate, mux
+# or burn.
 OnProgress = Callable[[str, float, float], None]
 
 
@@ -138,6 +140,8 @@ class Subtitler:
     def tasks(self) -> list[DecodeOptions]:
         """The engine runs per input: one, or two when a translation is muxed beside the original."""
         if self.video and self.video.mode == "mux" and self.options.task == "translate":
+            if self.options.language and language_code(self.options.language) == "en":
+                return [dataclasses.replace(self.options, task="transcribe")]  # one English track
             return [dataclasses.replace(self.options, task="transcribe"), self.options]
         return [self.options]
 
@@ -163,8 +167,13 @@ class Subtitler:
         info = audio.info
         results = []
         for options in tasks:
+            if options.task == "translate" and any(t.language == "en" for t in results):
+                continue  # English speech: its transcript is the English track already, not a second one
             stage = "translate" if options.task == "translate" else "transcribe"
             report = (lambda s, stage=stage: on_progress(stage, s, audio.duration)) if on_progress else None
+            if on_progress and options.vad and "vad" in type(self.engine).supported_options:
+                # Voice activity detection runs inside the engine first: shown until its first progress.
+                on_progress("vad", 0.0, audio.duration)
             # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
             transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
             removed = transcript.meta.get("repetitions_removed")

@@ -106,6 +106,10 @@ class Transcript:
             raise BadTranscript(f"invalid JSON: {e}") from None
         if not isinstance(data, dict):
             raise BadTranscript("not a subtitler transcript (not a JSON object)")
+        from .whisper_compat import from_whisper_result, is_whisper_result
+
+        if is_whisper_result(data):  # what `whisper clip.mp4 --output_format json` writes
+            return from_whisper_result(data)
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:

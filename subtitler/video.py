@@ -9,6 +9,7 @@ file with a plain name in a private temporary folder.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shutil
@@ -27,6 +28,7 @@ from .files import atomic_path
 from .formats import ASS
 from .languages import LANGUAGES, iso639_2, language_code
 from .media import MediaInfo, VideoStream, ffmpeg_path, find_tools, probe
+from .mp4 import set_subtitles_enabled
 from .style import Style
 from .transcript import Transcript
 
@@ -67,13 +69,16 @@ def _check_output(video: Path, output: Path, overwrite: bool) -> None:
 
 
 def run_ffmpeg(args: Sequence[str], output: Path, duration: float | None,
-               on_progress: OnProgress | None = None) -> None:
-    """Run ffmpeg with `args` (inputs and options) writing `output` atomically, reporting progress."""
+               on_progress: OnProgress | None = None, finish: Callable[[Path], None] | None = None) -> None:
+    """Run ffmpeg with `args` (inputs and options) writing `output` atomically, reporting progress;
+    `finish` gets the written file before it takes the output's name."""
     try:
         with atomic_path(output) as tmp:
             detail = _ffmpeg(args, tmp, duration, on_progress)
             if detail is not None:
                 raise VideoError(f"{output}: ffmpeg failed ({detail})")
+            if finish is not None:
+                finish(tmp)
     except OSError as e:
         raise OutputError(f"{output}: cannot write ({e.strerror or e})") from None
 
@@ -140,9 +145,13 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
                  f"-disposition:s:{index}", "default" if t.default else "0"]
         if ext in (".mp4", ".m4v", ".mov"):  # MP4 has no title tag: players show the handler name
             args += [f"-metadata:s:s:{index}", f"handler_name={title}"]
+    finish = None
     if ext in (".mp4", ".m4v", ".mov"):
         args += ["-movflags", "+faststart"]
-    run_ffmpeg(args, output, info.duration, on_progress)
+        # ffmpeg enables (makes default) the first subtitle track when none is: as in MKV, a new
+        # track is the default only when asked.
+        finish = functools.partial(set_subtitles_enabled, enabled=[t.default for t in tracks])
+    run_ffmpeg(args, output, info.duration, on_progress, finish)
     return output
 
 

@@ -70,6 +70,8 @@ def backend(env):
 
 
 def test_registered_remote_and_never_auto(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
     entry = discover()["openai"]
     assert entry.cls is openai.OpenAIBackend and entry.problem is None  # no key needed: self-hosted
     assert entry.cls.remote and entry.cls.default_model == "whisper-1"

@@ -91,6 +91,8 @@ class FasterWhisperBackend(Backend):
                    progress: Progress | None = None) -> Transcript:
         check_english_only(self.model_name, self.model.model.is_multilingual, options)
         segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
+        if progress:
+            progress(0.0)  # VAD and language detection are done: decoding starts
         segments = []
         for s in segments_iter:  # a generator: decoding happens as we iterate
             words = [Word(w.start, w.end, w.word, w.probability) for w in s.words or []]

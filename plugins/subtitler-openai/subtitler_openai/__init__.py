@@ -102,6 +102,8 @@ class OpenAIBackend(Backend):
     supports_timeout = True
     parallel_files = True
     remote = True
+    config_keys = frozenset({"base-url", "api-key", "upload-limit", "upload-format", "max-parallel",
+                             "timeout"})
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  compute_type: str = "auto", threads: int | None = None,
@@ -127,6 +129,13 @@ class OpenAIBackend(Backend):
     def unavailable_reason(cls) -> str | None:
         if missing("httpx"):
             return "httpx is not installed (pip install httpx)"
+        # OpenAI's own API answers 401 to every request without a key: say so before any upload.
+        # A self-hosted server (another base URL) may need none.
+        base_url = text_setting("openai", "base-url", "OPENAI_BASE_URL", DEFAULT_BASE_URL) or ""
+        if not text_setting("openai", "api-key", "OPENAI_API_KEY") and \
+                base_url.rstrip("/") == DEFAULT_BASE_URL:
+            return ("OPENAI_API_KEY is not set (nor api-key in [backends.openai]); "
+                    "a self-hosted server needs OPENAI_BASE_URL (or base-url) instead")
         return None
 
     def transcribe(self, audio: np.ndarray, options: DecodeOptions,

@@ -112,6 +112,8 @@ class WhisperBackend(Backend):
             # engines see the same audio (openai-whisper's language detection included).
             audio = speech.samples
             progress = _on_original_clock(progress, speech)
+        if progress:
+            progress(0.0)  # VAD is done: decoding starts
         with _progress_into(progress):
             # verbose=None: openai-whisper prints nothing (False would print the language).
             result = whisper.transcribe(self.model, audio, verbose=None, **kwargs)
