@@ -162,11 +162,7 @@ def _put(settings: dict[str, Setting], option: tuple[click.Option, str], where: 
          key: str, value: Any) -> None:
     param, flag = option
     assert param.name is not None
-    converted = _value(layer, where, key, param, flag, value)
-    earlier = settings.get(param.name)
-    if converted is None and earlier is not None and earlier.value != param.flag_value:
-        return  # `mux = false` does not undo `burn = true`: both set the same parameter
-    settings[param.name] = Setting(converted, where, key)
+    settings[param.name] = Setting(_value(layer, where, key, param, flag, value), where, key)
 
 
 def _value(layer: Layer, where: str, key: str, param: click.Option, flag: str, value: Any) -> Any:
@@ -178,9 +174,7 @@ def _value(layer: Layer, where: str, key: str, param: click.Option, flag: str, v
     if param.is_flag:
         if not isinstance(value, bool):
             raise bad("true or false")
-        if param.is_bool_flag:
-            return value if flag in param.opts else not value  # `no-vad = true` means vad off
-        return param.flag_value if value else None  # --mux/--burn: true picks that mode
+        return value if flag in param.opts else not value  # `no-vad = true` means vad off
     if isinstance(value, list) and not param.multiple:
         if _key(key) not in COMMA_SEPARATED:
             raise bad("one value, not a list")
@@ -349,8 +343,6 @@ def effective(ctx: click.Context, command: click.Command, args: list[str]) -> di
         for param in options:
             assert param.name is not None
             value = sub.params.get(param.name)
-            if param.is_flag and not param.is_bool_flag:
-                value = value == param.flag_value  # --mux and --burn share one parameter
             source = sub.get_parameter_source(param.name)
             where = (settings[param.name].where if source is ParameterSource.DEFAULT_MAP
                      else _SOURCES.get(source, "default"))  # type: ignore[arg-type]

@@ -214,7 +214,7 @@ def test_bad_backend_table(project, clip, toml):
     assert_config_error(subtitler("render", clip), "subtitler.toml")
 
 
-def test_mux_and_burn_share_one_setting(project):
+def test_a_false_flag_in_the_config_is_shown_as_set(project):
     write(project / "subtitler.toml", "[run]\nburn = true\nmux = false\n")
     shown = settings_shown(subtitler("config"))
     assert shown["burn"] == ("true", "subtitler.toml [run]") and shown["mux"][0] == "false"
