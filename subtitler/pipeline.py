@@ -23,7 +23,7 @@ from .cues import build_cues
 from .errors import OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
-from .media import SAMPLE_RATE, Audio, decode_audio
+from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
@@ -173,7 +173,8 @@ class Subtitler:
                                             "duration": info.duration}
             results.append(transcript.shifted(audio.offset) if audio.offset else transcript)
         if not any(t.words for t in results):
-            self.warn(f"{path}: no speech found; the subtitles are empty")
+            hint = _other_streams_hint(info, self.audio_stream)
+            self.warn(f"{path}: no speech found; the subtitles are empty{hint}")
         return results
 
     def video_output(self, path: Path, folder: Path | None = None) -> Path:
@@ -255,6 +256,17 @@ class Subtitler:
                 tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
             return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=overwrite,
                        on_progress=report)
+
+
+def _other_streams_hint(info: MediaInfo, chosen: int) -> str:
+    """When the chosen audio stream had no speech, which others have sound (another language, a
+    commentary track, a camera's silent first track)."""
+    others = audible_streams(info, chosen) if len(info.audio) > 1 else []
+    if not others:
+        return ""
+    names = ", ".join(str(n) for n in others)
+    return (f" (audio stream {chosen} is used; stream{'s' if len(others) > 1 else ''} {names} "
+            f"ha{'ve' if len(others) > 1 else 's'} sound: try --audio-stream {others[0]})")
 
 
 def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],
