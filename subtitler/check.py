@@ -48,8 +48,6 @@ class FileReport:
     error: str | None = None
     # The video the subtitles belong to, when known (--video, --require-subs).
     video: str | None = None
-    # Why nothing was checked though nothing is wrong (--require-subs: a video without audio).
-    note: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -363,7 +363,6 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
                 click.echo(f"{r.path}: {'' if strict else 'warning: '}{v.message} [{v.rule}]")
             if not r.error and not r.fails(strict):
                 notes = [f"{r.cues} cues"] if r.cues is not None else []
-                notes += [r.note] if r.note else []
                 notes += [f"{len(r.warnings)} warnings"] if r.warnings else []
                 click.echo(f"{r.path}: ok" + (f" ({', '.join(notes)})" if notes else ""))
     if any(r.error for r in reports):

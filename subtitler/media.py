@@ -216,7 +216,7 @@ class Audio:
     # Seconds to add to times in `samples` to get times on the picture's clock.
     offset: float
     info: MediaInfo
-    stream: AudioStream
+    stream: AudioStream | None  # None: the file has no audio stream (no samples)
 
     @property
     def duration(self) -> float:

@@ -17,13 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .backends import Backend, get_backend_class, load_backend
 from .cleanup import collapse_repetitions
 from .cues import build_cues
-from .errors import OutputError, OutputExists
+from .errors import NoAudioStream, OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
-from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio
+from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio, probe
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
@@ -149,7 +151,14 @@ class Subtitler:
 
     def decode(self, path: Path, on_progress: OnProgress | None = None) -> Audio:
         decoding = (lambda done, total: on_progress("decode", done, total)) if on_progress else None
-        return decode_audio(path, self.audio_stream, decoding)
+        try:
+            return decode_audio(path, self.audio_stream, decoding)
+        except NoAudioStream:
+            info = probe(path)
+            if info.audio:
+                raise  # not the stream asked for: a mistake to report
+            # A video without sound is a normal case, like one without speech: no samples, no cues.
+            return Audio(np.zeros(0, np.float32), 0.0, info, None)
 
     def transcribe_audio(self, path: Path, audio: Audio, tasks: list[DecodeOptions],
                          on_progress: OnProgress | None = None) -> list[Transcript]:
@@ -159,8 +168,10 @@ class Subtitler:
         for options in tasks:
             stage = "translate" if options.task == "translate" else "transcribe"
             report = (lambda s, stage=stage: on_progress(stage, s, audio.duration)) if on_progress else None
-            # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
-            transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
+            if not len(audio.samples):  # no audio stream: nothing for the engine
+                transcript = Transcript(None, 0.0)
+            else:  # repetition loops are Whisper's classic failure: collapse them whatever the engine
+                transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
             removed = transcript.meta.get("repetitions_removed")
             if removed:
                 self.warn(f"{path}: removed a repetition loop ({removed['words']} words, "
@@ -172,7 +183,9 @@ class Subtitler:
                 transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
                                             "duration": info.duration}
             results.append(transcript.shifted(audio.offset) if audio.offset else transcript)
-        if not any(t.words for t in results):
+        if audio.stream is None:
+            self.warn(f"{path}: no audio stream; the subtitles are empty")
+        elif not any(t.words for t in results):
             hint = _other_streams_hint(info, self.audio_stream)
             self.warn(f"{path}: no speech found; the subtitles are empty{hint}")
         return results

@@ -12,9 +12,7 @@ subtitle file `run` would write (one per format; --mux/--burn videos aside) is:
   ones (the message names which);
 
 and then checked against the profile like any `subtitler check FILE`, cues
-past the video's end included. A video with no audio stream at all needs no
-subtitles (`run` fails on it with exit code 5 and writes nothing): it is
-reported as ok, with a note, unless subtitle files for it exist. Stale and settings are exactly what
+past the video's end included. Stale and settings are exactly what
 `subtitler DIR` would do again. Nothing is decoded: videos are hashed (the
 transcript cache remembers the hashes of unchanged files, as for `run`) and
 probed for their duration.
@@ -34,7 +32,7 @@ from .cache import Cache
 from .check import FileReport, Violation, check_file
 from .errors import SubtitlerError
 from .inputs import Input
-from .media import MediaInfo, probe
+from .media import probe
 from .profiles import Profile
 
 # The formats `check_file` reads; the others (txt, tsv, json) are only required to be there and fresh.
@@ -52,20 +50,8 @@ class _Video:
         return self.cache.file_hash(self.path)
 
     @functools.cached_property
-    def info(self) -> MediaInfo:
-        return probe(self.path)
-
-    @property
     def duration(self) -> float | None:
-        return self.info.duration
-
-    def without_audio(self) -> bool:
-        """Whether the file has no audio stream at all: nothing to transcribe, no subtitles needed
-        (run fails on it, exit code 5, and remembers that; it writes nothing)."""
-        try:
-            return not self.info.audio
-        except SubtitlerError:
-            return False  # not media ffmpeg can read: its subtitle files are reported as they are
+        return probe(self.path).duration
 
 
 class RequiredSubtitles:
@@ -86,12 +72,7 @@ class RequiredSubtitles:
             if self._manifests.entry(item.path) is not None:
                 continue  # a video a run made (--mux, --burn), not one to subtitle
             video = _Video(item.path, self.cache)
-            subtitles = self.subtitles(item)
-            if not any(path.is_file() for _, path in subtitles) and video.without_audio():
-                reports.append(FileReport(str(item.path), cues=None, video=str(item.path),
-                                          note="no audio stream: needs no subtitles"))
-                continue
-            for fmt, path in subtitles:
+            for fmt, path in self.subtitles(item):
                 report = self._check(path, fmt, video)
                 report.video = str(item.path)
                 reports.append(report)

@@ -4,7 +4,6 @@ one with sound gets a hint to use --audio-stream. All media is made with ffmpeg.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -56,20 +55,26 @@ def test_silent_video_mux_exits_zero_with_an_empty_track(tmp_path):
     assert probe(tmp_path / "again.mkv").subtitles == ["subrip"]
 
 
-def test_require_subs_needs_nothing_for_a_video_without_audio(tmp_path):
-    picture(tmp_path / "videos" / "mute.mp4")
-    (tmp_path / "subtitler.toml").write_text('format = ["srt"]\n')
-    run = subtitler("videos", "--no-progress", *ENGINE, cwd=tmp_path)
-    assert run.returncode == 1 and "no audio stream" in run.stderr  # nothing to transcribe, nothing written
-    assert not (tmp_path / "videos" / "mute.srt").exists()
-    for _ in range(2):  # the same however often run has been
-        proc = subtitler("check", "--require-subs", "videos", cwd=tmp_path)
-        assert proc.returncode == 0, proc.stdout  # was 1: "missing", forever
-        assert proc.stdout.splitlines() == ["videos/mute.mp4: ok (no audio stream: needs no subtitles)"]
-        assert subtitler("videos", "--no-progress", *ENGINE, cwd=tmp_path).returncode == 1
-    report = json.loads(subtitler("check", "--require-subs", "videos", "--json", cwd=tmp_path).stdout)
-    assert [(f["path"], f["note"], f["violations"]) for f in report["files"]] == [
-        ("videos/mute.mp4", "no audio stream: needs no subtitles", [])]
+def test_video_without_audio_gets_empty_subtitles_that_require_subs_accepts(tmp_path):
+    picture(tmp_path / "videos" / "mute.mp4")  # no audio stream at all
+    (tmp_path / "subtitler.toml").write_text('format = ["srt", "vtt"]\nbackend = "faster-whisper"\n'
+                                             'model = "tiny.en"\n')
+    run = subtitler("videos", "--no-progress", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr  # was 5: "no audio stream", nothing written, every run
+    assert "videos/mute.mp4: no audio stream; the subtitles are empty" in run.stderr
+    srt = tmp_path / "videos" / "mute.srt"
+    assert srt.read_text() == "" and (tmp_path / "videos" / ".subtitler.json").is_file()  # recorded
+    proc = subtitler("check", "--require-subs", "videos", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout  # was 1: "missing", forever
+    assert proc.stdout.splitlines() == ["videos/mute.srt: ok (0 cues)", "videos/mute.vtt: ok (0 cues)"]
+    again = subtitler("videos", "--no-progress", "--dry-run", cwd=tmp_path)
+    assert again.stdout.startswith("up-to-date\t"), again.stdout + again.stderr
+    # --mux: the copy gets an empty track; an audio stream that is not there is still an error.
+    muxed = subtitler(str(tmp_path / "videos" / "mute.mp4"), "-o", str(tmp_path / "out"), "--mux", *ENGINE)
+    assert muxed.returncode == 0, muxed.stderr
+    assert probe(tmp_path / "out" / "mute.subtitled.mp4").subtitles == ["mov_text"]
+    wrong = subtitler(str(SAMPLE), "-o", str(tmp_path / "out"), "--audio-stream", "1", *ENGINE)
+    assert wrong.returncode == 5 and "no audio stream 1" in wrong.stderr
 
 
 @pytest.fixture(scope="module")
