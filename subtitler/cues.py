@@ -11,7 +11,9 @@ silences). The steps, each a function below:
 3. `_break_lines`: break each cue's text into balanced lines by the same rules.
 4. `_time_cues`: start at the first word; end after the last word, extended
    into free time only as far as minimum duration and reading speed need,
-   shortened to keep the minimum gap; no overlaps.
+   shortened to keep the minimum gap; no overlaps, nothing after the media's
+   end. The hard rules (sizes, durations, gap) always hold, so the output
+   passes `subtitler check`; reading speed holds where the speech allows.
 
 Both cut searches are small dynamic programmes over word boundaries, so the
 whole layout is linear in the number of blocks and runs in milliseconds per
@@ -230,6 +232,7 @@ def _time_cues(pieces: list[list[Word]], lengths: list[int], profile: Profile,
     next one later (merging crowded pieces first makes that rare). Then, from the end, cues past
     the media's end are cut back there, starting earlier when the minimum duration needs it.
     """
+
     def wanted(k: int, start: float) -> float:  # how long cue k should show from `start`
         return min(profile.max_duration, max(pieces[k][-1].end - start, lengths[k] / profile.max_cps,
                                               profile.min_duration))
@@ -342,13 +345,15 @@ def estimated_words(segment: Segment) -> list[Word]:
 
 def media_end(transcript: Transcript) -> float | None:
     """Where the media ends on the picture's clock, as far as the transcript knows: the end of the
-    audio it was made from, or the video's duration when shorter; None when unknown."""
+    audio it was made from, or the file's duration as ffprobe (and `check --video`) reads it when
+    shorter; None when unknown."""
     ends = []
     if transcript.duration > 0:
         ends.append(transcript.duration + float(transcript.meta.get("offset") or 0.0))
     video = transcript.meta.get("video") or {}
-    if video.get("duration"):
-        ends.append(float(video["duration"]))
+    for known in (video.get("duration"), transcript.meta.get("media_duration")):
+        if known:
+            ends.append(float(known))
     return min(ends) if ends else None
 
 

@@ -179,6 +179,8 @@ class Subtitler:
             transcript.duration = len(audio.samples) / SAMPLE_RATE
             transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
                                     "offset": audio.offset})
+            if info.duration:  # the container's: decoded audio can run past it (AAC padding); cues may not
+                transcript.meta["media_duration"] = info.duration
             if info.video:  # the picture size sizes ASS styles and burn-in
                 transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
                                             "duration": info.duration}

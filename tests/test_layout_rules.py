@@ -108,3 +108,17 @@ def test_bbc_subtitles_of_fast_speech_pass_check_end_to_end(tmp_path):
     assert "warning:" in checked.stdout and "[reading-speed]" in checked.stdout  # shown, not failing
     strict = run("check", str(tmp_path / "clip.srt"), "--profile", "bbc", "--video", str(clip), "--strict")
     assert strict.returncode == 1
+
+
+def test_audio_cut_mid_speech_ends_with_its_cues(fw_backend, tmp_path):
+    """An AAC file decodes to more audio than its container says it lasts (7.36 s for 7.30 s):
+    cues end by the duration `check --video` reads, speech running to the very end."""
+    from subtitler import Subtitler
+
+    audio = tmp_path / "cut.m4a"
+    ffmpeg("-i", str(SAMPLE), "-t", "7.3", "-vn", str(audio))  # mid-word: "...do for them."
+    job = Subtitler(backend="faster-whisper", formats=["srt"], output_dir=tmp_path, profile=PROFILES["bbc"])
+    job._engine = fw_backend
+    result = job.subtitle(audio)
+    report = check_file(result.outputs[0], PROFILES["bbc"], probe(audio).duration)
+    assert report.violations == [], [v.message for v in report.violations]
