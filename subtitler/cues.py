@@ -257,14 +257,18 @@ def _time_cues(pieces: list[list[Word]], lengths: list[int], profile: Profile,
                 limit += max(0.0, min(_LEAD, spare, start + need - limit))
         end = max(min(start + need, limit), start + profile.min_duration)
         times.append((start, min(end, start + profile.max_duration)))
-    if media_end is not None:
+    if media_end is not None and times:
+        # No cue starts earlier than the cues before it need for their minimum durations; media
+        # too short for them all (dense speech up to its last frame) shares its time out equally:
+        # then, and only then, the minimum duration gives.
+        step = min(profile.min_duration + profile.min_gap, (media_end + profile.min_gap) / len(times))
         limit = media_end
         for k in range(len(times) - 1, -1, -1):
             start, end = times[k]
             if end <= limit:
                 break  # the cues before end earlier still
             end = limit
-            start = max(0.0, min(start, end - profile.min_duration))
+            start = max(k * step, min(start, end - profile.min_duration))
             times[k] = (start, end)
             limit = start - profile.min_gap
     return [(round(start, 3), round(end, 3)) for start, end in times]
@@ -288,6 +292,22 @@ def _merge_crowded(pieces: list[list[Word]], profile: Profile) -> list[list[Word
     return out
 
 
+def _wrap_long(word: Word, width: int) -> list[Word]:
+    """A word longer than a line (a URL, a long compound) cut into line-sized parts, its time shared
+    out by characters: no line may be longer than the profile allows."""
+    text = word.text.strip()
+    if len(text) <= width:
+        return [word]
+    lead = word.text[: len(word.text) - len(word.text.lstrip())]
+    parts, at = [], word.start
+    for i in range(0, len(text), width):
+        part = text[i:i + width]
+        end = word.start + (word.end - word.start) * (i + len(part)) / len(text)
+        parts.append(Word(at, end, (lead if i == 0 else " ") + part, word.probability))
+        at = end
+    return parts
+
+
 def layout(words: Sequence[Word], profile: Profile, media_end: float | None = None) -> list[Cue]:
     """Cues for a stream of timed words, in order, respecting `profile` where the words allow;
     none ends after `media_end` (seconds), when given."""
@@ -298,7 +318,7 @@ def layout(words: Sequence[Word], profile: Profile, media_end: float | None = No
         # Engines occasionally return a word ending before it starts, or starting
         # before the previous one: keep order and make times monotonic.
         start = max(w.start, clean[-1].start if clean else 0.0)
-        clean.append(Word(start, max(w.end, start), w.text, w.probability))
+        clean += _wrap_long(Word(start, max(w.end, start), w.text, w.probability), profile.max_line_chars)
     pieces = []
     blocks = _blocks(clean, profile)
     for k, block in enumerate(blocks):

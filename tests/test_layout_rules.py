@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pysubs2
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,15 +40,15 @@ def _problems(transcript: Transcript, name: str, folder: Path, media_end: float)
 
 @st.composite
 def fast_transcripts(draw) -> Transcript:
-    """Speech from slow to far too fast for any profile (up to ~40 characters a second, past any
-    human speaker), with pauses or none, and media that ends soon after the last word."""
+    """Speech from slow to too fast for any profile (up to 30 characters a second, an auctioneer's
+    pace), with pauses or none, and media that ends soon after the last word."""
     n = draw(st.integers(1, 120))
     t = draw(st.floats(1.0, 3.0))
     words = []
     for _ in range(n):
         t += draw(st.sampled_from([0.0, 0.0, 0.0, 0.02, 0.1, 0.3, 0.7, 1.5]))
         text = draw(st.text(_LETTERS, min_size=1, max_size=12)) + draw(st.sampled_from(["", "", ",", "."]))
-        length = max(0.05, len(text) / draw(st.floats(8.0, 40.0)))
+        length = max(0.05, len(text) / draw(st.floats(8.0, 30.0)))
         words.append(Word(round(t, 3), round(t + length, 3), " " + text, 0.9))
         t += length
     duration = round(t + draw(st.floats(0.0, 0.6)), 3)
@@ -55,7 +56,7 @@ def fast_transcripts(draw) -> Transcript:
     return Transcript("en", duration, [segment], {})
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(transcript=fast_transcripts(), name=st.sampled_from(sorted(PROFILES)))
 def test_no_hard_rule_breaks_on_any_speech(tmp_path_factory, transcript, name):
     violations, warnings = _problems(transcript, name, tmp_path_factory.mktemp("p"), transcript.duration)
@@ -122,3 +123,14 @@ def test_audio_cut_mid_speech_ends_with_its_cues(fw_backend, tmp_path):
     result = job.subtitle(audio)
     report = check_file(result.outputs[0], PROFILES["bbc"], probe(audio).duration)
     assert report.violations == [], [v.message for v in report.violations]
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_a_word_longer_than_a_line_is_wrapped(tmp_path, name):
+    url = "https://example.org/" + "very-long-path/" * 6  # 110 characters, one "word"
+    words = [Word(1.0, 1.4, " See"), Word(1.4, 3.5, " " + url), Word(3.5, 3.9, " today.")]
+    transcript = Transcript("en", 9.0, [Segment(1.0, 3.9, "".join(w.text for w in words), words)])
+    violations, _ = _problems(transcript, name, tmp_path, 9.0)
+    assert violations == []
+    text = "".join(e.plaintext for e in pysubs2.load(str(tmp_path / f"{name}.srt")))
+    assert "".join(text.split()) == f"See{url}today."  # every character kept, in order
