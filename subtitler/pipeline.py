@@ -169,7 +169,7 @@ class Subtitler:
             stage = "translate" if options.task == "translate" else "transcribe"
             report = (lambda s, stage=stage: on_progress(stage, s, audio.duration)) if on_progress else None
             if not len(audio.samples):  # no audio stream: nothing for the engine
-                transcript = Transcript(None, 0.0)
+                transcript = Transcript(None, 0.0, meta={"options": options.to_dict()})
             else:  # repetition loops are Whisper's classic failure: collapse them whatever the engine
                 transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
             removed = transcript.meta.get("repetitions_removed")
