@@ -276,7 +276,7 @@ class Batch:
             return None
         with self._timed(outcome, "decode"):
             audio = self.pipeline.decode(plan.input.path, self._progress(outcome))
-        if self._prepares:
+        if self._prepares and len(audio.samples):  # no samples: no audio stream, nothing to send
             with self._timed(outcome, "prepare"):
                 self.pipeline.engine.prepare(audio.samples)
         return audio

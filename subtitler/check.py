@@ -2,17 +2,27 @@
 
 For CI in media repositories: `subtitler check` exits 0 when clean, 1 on
 violations, 2 when a file cannot be used at all (missing, not UTF-8, not a
-subtitle file).
+subtitle file). A rule the speech itself can break (reading speed: a speaker
+faster than the profile allows, with no silence to extend into) is a warning:
+shown, failing only with --strict. Any rule can be waived (--ignore RULE).
+An empty file (no cues: media without speech) is valid.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pysubs2
 
 from .profiles import Profile
+
+# Every rule `check` knows (check --require-subs adds missing, stale and settings).
+RULES = ("overlap", "line-length", "line-count", "min-duration", "max-duration", "reading-speed", "gap",
+         "empty", "timing", "beyond-video", "missing", "stale", "settings")
+# Rules the speech can break whatever the layout: warnings, not violations (unless --strict).
+WARNING_RULES = frozenset({"reading-speed"})
 
 # Tolerance for times stored in whole milliseconds (SRT, VTT) or centiseconds (ASS).
 _EPS = 0.011
@@ -32,6 +42,8 @@ class FileReport:
     # None when not read as subtitles (check --require-subs: missing, or txt, tsv, json).
     cues: int | None = 0
     violations: list[Violation] = field(default_factory=list)
+    # Broken rules of WARNING_RULES: shown, failing only with --strict.
+    warnings: list[Violation] = field(default_factory=list)
     # Why the file could not be checked at all; None when it could.
     error: str | None = None
     # The video the subtitles belong to, when known (--video, --require-subs).
@@ -39,6 +51,16 @@ class FileReport:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def waive(self, rules: Iterable[str]) -> None:
+        """Forget the broken rules a repository chose to ignore (--ignore)."""
+        rules = set(rules)
+        self.violations = [v for v in self.violations if v.rule not in rules]
+        self.warnings = [v for v in self.warnings if v.rule not in rules]
+
+    def fails(self, strict: bool = False) -> bool:
+        """Whether this file makes `check` exit 1: a violation, or with `strict` a warning."""
+        return bool(self.violations or (strict and self.warnings))
 
 
 def _stamp(seconds: float) -> str:
@@ -60,6 +82,8 @@ def check_file(path: str | Path, profile: Profile, video_duration: float | None 
     except UnicodeDecodeError as e:
         report.error = f"bad encoding: not UTF-8 (byte {e.start})"
         return report
+    if not text.strip():  # an SRT of media without speech: no cues, nothing wrong (pysubs2 refuses it)
+        return report
     try:
         subs = pysubs2.SSAFile.from_string(text)
     except Exception as e:  # pysubs2 raises several kinds for unknown formats
@@ -67,7 +91,10 @@ def check_file(path: str | Path, profile: Profile, video_duration: float | None 
         return report
     events = [e for e in subs.events if not e.is_comment]
     report.cues = len(events)
-    add = report.violations.append
+
+    def add(violation: Violation) -> None:
+        (report.warnings if violation.rule in WARNING_RULES else report.violations).append(violation)
+
     previous = None
     for n, event in enumerate(events, 1):
         start, end = event.start / 1000, event.end / 1000

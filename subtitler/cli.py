@@ -40,7 +40,7 @@ from . import __version__, config, files, whisper_compat
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
-from .check import FileReport, check_file
+from .check import RULES, FileReport, check_file
 from .cli_options import (
     _pop_profile,
     _pop_style,
@@ -375,15 +375,23 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
 @profile_options
 @click.option("--video", type=click.Path(path_type=Path),
               help="The video the subtitles belong to: cues past its end are violations.")
+@click.option("--strict", is_flag=True,
+              help="Warnings (reading speed: speech faster than the profile allows) fail too.")
+@click.option("--ignore", "ignored", multiple=True, type=click.Choice(RULES), metavar="RULE",
+              help="Do not check RULE (repeatable; in a config file: ignore = [\"reading-speed\"]).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
 @click.pass_context
 def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...], output_dir: Path | None,
-          profile: Profile | None, video: Path | None, as_json: bool) -> None:
+          profile: Profile | None, video: Path | None, strict: bool, ignored: tuple[str, ...],
+          as_json: bool) -> None:
     """Check subtitle files (SRT, WebVTT, ASS) against a profile's rules.
 
-    Reports overlaps, long or too many lines, too short or long cues, reading
-    speed, gaps, empty cues, bad encoding and, with --video, cues after its
-    end. Exit code: 0 clean, 1 violations, 2 a file could not be checked.
+    Reports overlaps, long or too many lines, too short or long cues, gaps,
+    empty cues, bad encoding and, with --video, cues after its end. Reading
+    speed over the profile's is a warning: shown, failing only with --strict
+    (speech can be faster than any layout allows). A file without cues is
+    valid. Exit code: 0 clean (warnings aside), 1 violations, 2 a file could
+    not be checked.
 
     With --require-subs DIR, for each video `subtitler DIR` would subtitle
     (with run's settings from subtitler.toml or pyproject.toml: formats,
@@ -398,6 +406,7 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
       subtitler check clip.srt
       subtitler check subs/*.vtt --profile bbc --json
       subtitler check clip.srt --video clip.mp4
+      subtitler check clip.srt --strict --ignore gap
       subtitler check --require-subs videos/     # CI or pre-commit in a media repository
     """
     if not files and not folders:
@@ -414,19 +423,26 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
         report.video = str(video) if video is not None else None
     if folders:
         reports += _required_subtitles(ctx, folders, rules, _typed(ctx, "output_dir"))
+    for report in reports:
+        report.waive(ignored)
     if as_json:
-        click.echo(json.dumps({"profile": rules.name, "files": [r.to_dict() for r in reports]}, indent=1))
+        click.echo(json.dumps({"profile": rules.name, "strict": strict, "ignored": list(ignored),
+                               "files": [r.to_dict() for r in reports]}, indent=1))
     else:
         for r in reports:
             if r.error:
                 click.echo(f"{r.path}: error: {r.error}")
             for v in r.violations:
                 click.echo(f"{r.path}: {v.message} [{v.rule}]")
-            if not r.error and not r.violations:
-                click.echo(f"{r.path}: ok" + (f" ({r.cues} cues)" if r.cues is not None else ""))
+            for v in r.warnings:
+                click.echo(f"{r.path}: {'' if strict else 'warning: '}{v.message} [{v.rule}]")
+            if not r.error and not r.fails(strict):
+                notes = [f"{r.cues} cues"] if r.cues is not None else []
+                notes += [f"{len(r.warnings)} warnings"] if r.warnings else []
+                click.echo(f"{r.path}: ok" + (f" ({', '.join(notes)})" if notes else ""))
     if any(r.error for r in reports):
         sys.exit(2)
-    if any(r.violations for r in reports):
+    if any(r.fails(strict) for r in reports):
         sys.exit(1)
 
 

@@ -11,7 +11,9 @@ silences). The steps, each a function below:
 3. `_break_lines`: break each cue's text into balanced lines by the same rules.
 4. `_time_cues`: start at the first word; end after the last word, extended
    into free time only as far as minimum duration and reading speed need,
-   shortened to keep the minimum gap; no overlaps.
+   shortened to keep the minimum gap; no overlaps, nothing after the media's
+   end. The hard rules (sizes, durations, gap) always hold, so the output
+   passes `subtitler check`; reading speed holds where the speech allows.
 
 Both cut searches are small dynamic programmes over word boundaries, so the
 whole layout is linear in the number of blocks and runs in milliseconds per
@@ -62,6 +64,12 @@ _NAME_CUT = 80.0
 _GOOD_CUT = -25.0
 _CLAUSE_CUT = -45.0
 _PAUSE_CUT = -30.0  # per second of silence at the cut, up to one second
+# Netflix times a cue within 3 frames of its speech: when reading speed needs the time, a cue may
+# start this much before its first word, borrowing the silence before it.
+_LEAD = 0.125
+# Per (characters/second over the profile's reading speed)²: cuts share the time out so that
+# no cue reads much faster than the others.
+_CPS_WEIGHT = 10.0
 
 
 # Abbreviations whose full stop does not end a sentence.
@@ -176,23 +184,31 @@ def _break_lines(run: _Run, i0: int, j0: int, profile: Profile) -> list[tuple[in
     return spans[::-1]
 
 
-def _split_block(run: _Run, profile: Profile) -> list[tuple[int, int]]:
+def _split_block(run: _Run, profile: Profile, room_end: float = float("inf")) -> list[tuple[int, int]]:
     """The cheapest cut of a block into cues that each fit the profile, as (start, end) spans.
 
     A single word that cannot fit on its own still becomes a cue (the words
-    do not allow better).
+    do not allow better). A cue can last until the next one's speech starts
+    (`room_end` after the block's last word); a cue that must read faster than
+    the profile allows costs more, so fast speech is cut where the time is.
     """
     n = len(run.words)
+    words = run.words
     best: list[tuple[float, int]] = [(0.0, 0)] * (n + 1)
     for j in range(1, n + 1):
         best[j] = (float("inf"), j - 1)
+        until = words[j].start - profile.min_gap if j < n else room_end
         for i in range(j - 1, -1, -1):
             if j - i > 1 and not run.fits(i, j, profile):
                 if run.length(i, j) > profile.max_cue_chars:
                     break  # longer pieces only get longer
                 continue
-            slack = max(0, profile.max_cue_chars - run.length(i, j)) / profile.max_cue_chars
-            cost = best[i][0] + _CUE_COST + _SLACK_WEIGHT * slack * slack + (run.cut[i] if i else 0.0)
+            length = run.length(i, j)
+            slack = max(0, profile.max_cue_chars - length) / profile.max_cue_chars
+            shown = min(until - words[i].start + _LEAD, profile.max_duration)
+            over = max(0.0, length / shown - profile.max_cps) if shown > 0 else 0.0
+            cost = (best[i][0] + _CUE_COST + _SLACK_WEIGHT * slack * slack + _CPS_WEIGHT * over * over
+                    + (run.cut[i] if i else 0.0))
             if cost < best[j][0]:
                 best[j] = (cost, i)
     spans, j = [], n
@@ -203,48 +219,98 @@ def _split_block(run: _Run, profile: Profile) -> list[tuple[int, int]]:
     return spans[::-1]
 
 
-def _time_cues(pieces: list[list[Word]], profile: Profile) -> list[tuple[float, float]]:
-    """Display times: from the first word, extended for duration and reading speed, never overlapping."""
+def _time_cues(pieces: list[list[Word]], lengths: list[int], profile: Profile,
+               media_end: float | None = None) -> list[tuple[float, float]]:
+    """Display times that keep every hard rule: minimum and maximum duration, the gap, no overlap,
+    nothing after `media_end`. Reading speed (`lengths`: characters as `check` counts them) gets
+    what the silence around the speech allows.
+
+    Each cue starts with its first word and ends after its last, extended into the silence after
+    it as far as reading speed and minimum duration need; when the next cue's speech leaves too
+    little time, it starts up to `_LEAD` early, and the next one up to `_LEAD` late if that one
+    has time to spare. A cue that still cannot last the minimum pushes the
+    next one later (merging crowded pieces first makes that rare). Then, from the end, cues past
+    the media's end are cut back there, starting earlier when the minimum duration needs it.
+    """
+
+    def wanted(k: int, start: float) -> float:  # how long cue k should show from `start`
+        return min(profile.max_duration, max(pieces[k][-1].end - start, lengths[k] / profile.max_cps,
+                                              profile.min_duration))
+
+    def room(k: int) -> float:  # up to where cue k may show while the next starts with its speech
+        if k + 1 < len(pieces):
+            return pieces[k + 1][0].start - profile.min_gap
+        return media_end if media_end is not None else float("inf")
+
     times: list[tuple[float, float]] = []
     for k, piece in enumerate(pieces):
-        start = piece[0].start
-        if times:  # never before the previous cue's end plus the gap
-            start = max(start, times[-1][1] + profile.min_gap)
-        speech_end = max(piece[-1].end, start)
-        # Reading speed and minimum duration may extend a cue into the silence after it;
-        # nothing else keeps it on screen after the speech.
-        reading_end = start + len(_join(piece)) / profile.max_cps
-        end = max(speech_end, reading_end, start + profile.min_duration)
-        end = min(end, start + max(profile.max_duration, speech_end - start))
-        if k + 1 < len(pieces):
-            limit = pieces[k + 1][0].start - profile.min_gap
-            if limit > start:
-                end = min(end, limit)
-            else:  # the next word starts (almost) with this one: give this cue a frame
-                end = start + 0.04
-        times.append((round(start, 3), round(end, 3)))
-    return times
-
-
-# A cue shorter than this before the next one's gap is joined to the next when they fit together.
-_CROWDED = 0.2
+        floor = times[-1][1] + profile.min_gap if times else 0.0  # the earliest start the gap allows
+        start = max(piece[0].start, floor)
+        limit, need = room(k), wanted(k, start)
+        if start + need > limit:
+            # Short of time: start up to _LEAD early, into the silence before...
+            start = max(min(start, limit - need), floor, piece[0].start - _LEAD, 0.0)
+            if k + 1 < len(pieces) and start + need > limit:
+                # ...and let the next cue start up to _LEAD late when it has time to spare.
+                after = pieces[k + 1][0].start
+                spare = room(k + 1) - after - wanted(k + 1, after)
+                limit += max(0.0, min(_LEAD, spare, start + need - limit))
+        end = max(min(start + need, limit), start + profile.min_duration)
+        times.append((start, min(end, start + profile.max_duration)))
+    if media_end is not None and times:
+        # No cue starts earlier than the cues before it need for their minimum durations; media
+        # too short for them all (dense speech up to its last frame) shares its time out equally:
+        # then, and only then, the minimum duration gives.
+        step = min(profile.min_duration + profile.min_gap, (media_end + profile.min_gap) / len(times))
+        limit = media_end
+        for k in range(len(times) - 1, -1, -1):
+            start, end = times[k]
+            if end <= limit:
+                break  # the cues before end earlier still
+            end = limit
+            start = max(k * step, min(start, end - profile.min_duration))
+            times[k] = (start, end)
+            limit = start - profile.min_gap
+    return [(round(start, 3), round(end, 3)) for start, end in times]
 
 
 def _merge_crowded(pieces: list[list[Word]], profile: Profile) -> list[list[Word]]:
-    """Join a piece that the next one follows too closely to show on its own (a flash cue)."""
+    """Join a piece that the next one follows too closely to last the minimum duration to the next
+    (or, when they do not fit together, join it to the one before it, when no pause parts them)."""
     out: list[list[Word]] = []
     for piece in pieces:
-        if out and piece[0].start - profile.min_gap - out[-1][0].start < _CROWDED:
+        if out and piece[0].start - profile.min_gap - out[-1][0].start < profile.min_duration:
             joined = out[-1] + piece
             if _Run(joined).fits(0, len(joined), profile):
                 out[-1] = joined
                 continue
+            if len(out) > 1 and out[-1][0].start - out[-2][-1].end < profile.pause:
+                joined = out[-2] + out[-1]
+                if _Run(joined).fits(0, len(joined), profile):
+                    out[-2:] = [joined]
         out.append(piece)
     return out
 
 
-def layout(words: Sequence[Word], profile: Profile) -> list[Cue]:
-    """Cues for a stream of timed words, in order, respecting `profile` where the words allow."""
+def _wrap_long(word: Word, width: int) -> list[Word]:
+    """A word longer than a line (a URL, a long compound) cut into line-sized parts, its time shared
+    out by characters: no line may be longer than the profile allows."""
+    text = word.text.strip()
+    if len(text) <= width:
+        return [word]
+    lead = word.text[: len(word.text) - len(word.text.lstrip())]
+    parts, at = [], word.start
+    for i in range(0, len(text), width):
+        part = text[i:i + width]
+        end = word.start + (word.end - word.start) * (i + len(part)) / len(text)
+        parts.append(Word(at, end, (lead if i == 0 else " ") + part, word.probability))
+        at = end
+    return parts
+
+
+def layout(words: Sequence[Word], profile: Profile, media_end: float | None = None) -> list[Cue]:
+    """Cues for a stream of timed words, in order, respecting `profile` where the words allow;
+    none ends after `media_end` (seconds), when given."""
     clean: list[Word] = []
     for w in words:
         if not w.text.strip():
@@ -252,18 +318,22 @@ def layout(words: Sequence[Word], profile: Profile) -> list[Cue]:
         # Engines occasionally return a word ending before it starts, or starting
         # before the previous one: keep order and make times monotonic.
         start = max(w.start, clean[-1].start if clean else 0.0)
-        clean.append(Word(start, max(w.end, start), w.text, w.probability))
+        clean += _wrap_long(Word(start, max(w.end, start), w.text, w.probability), profile.max_line_chars)
     pieces = []
-    for block in _blocks(clean, profile):
-        run = _Run(block)
-        pieces += [block[i:j] for i, j in _split_block(run, profile)]
+    blocks = _blocks(clean, profile)
+    for k, block in enumerate(blocks):
+        room_end = (blocks[k + 1][0].start - profile.min_gap if k + 1 < len(blocks)
+                    else media_end if media_end is not None else float("inf"))
+        pieces += [block[i:j] for i, j in _split_block(_Run(block), profile, room_end)]
     pieces = _merge_crowded(pieces, profile)
-    cues = []
-    for piece, (start, end) in zip(pieces, _time_cues(pieces, profile), strict=True):
+    texts = []
+    for piece in pieces:
         run = _Run(piece)
-        text = "\n".join(_join(piece[i:j]) for i, j in _break_lines(run, 0, len(piece), profile))
-        cues.append(Cue(start, end, text))
-    return cues
+        texts.append([_join(piece[i:j]) for i, j in _break_lines(run, 0, len(piece), profile)])
+    # Reading speed counted as `check` counts it: the lines joined by one space.
+    lengths = [len(" ".join(lines)) for lines in texts]
+    times = _time_cues(pieces, lengths, profile, media_end)
+    return [Cue(start, end, "\n".join(lines)) for lines, (start, end) in zip(texts, times, strict=True)]
 
 
 # Languages whose text is measured per character with the narrower CJK limits.
@@ -293,7 +363,22 @@ def estimated_words(segment: Segment) -> list[Word]:
     return words
 
 
+def media_end(transcript: Transcript) -> float | None:
+    """Where the media ends on the picture's clock, as far as the transcript knows: the end of the
+    audio it was made from, or the file's duration as ffprobe (and `check --video`) reads it when
+    shorter; None when unknown."""
+    ends = []
+    if transcript.duration > 0:
+        ends.append(transcript.duration + float(transcript.meta.get("offset") or 0.0))
+    video = transcript.meta.get("video") or {}
+    for known in (video.get("duration"), transcript.meta.get("media_duration")):
+        if known:
+            ends.append(float(known))
+    return min(ends) if ends else None
+
+
 def build_cues(transcript: Transcript, profile: Profile | None = None) -> list[Cue]:
-    """Lay out a transcript's words as cues (words are estimated for segments without them)."""
+    """Lay out a transcript's words as cues (words are estimated for segments without them);
+    no cue runs past the end of the media."""
     words = [w for s in transcript.segments for w in (s.words or estimated_words(s))]
-    return layout(words, profile_for(transcript, profile))
+    return layout(words, profile_for(transcript, profile), media_end(transcript))

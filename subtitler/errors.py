@@ -27,7 +27,8 @@ class NotMedia(SubtitlerError):
 
 
 class NoAudioStream(SubtitlerError):
-    """The input has no audio stream, or not the one asked for."""
+    """The input has not the audio stream asked for (media with no audio stream at all is not an
+    error for the pipeline: it gets empty subtitles)."""
 
     exit_code = 5
 

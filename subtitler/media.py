@@ -262,7 +262,7 @@ class Audio:
     # Seconds to add to times in `samples` to get times on the picture's clock.
     offset: float
     info: MediaInfo
-    stream: AudioStream
+    stream: AudioStream | None  # None: the file has no audio stream (no samples)
 
     @property
     def duration(self) -> float:
@@ -350,3 +350,24 @@ def decode_audio(
     samples = np.frombuffer(raw[: len(raw) // 2 * 2], np.int16).astype(np.float32) / 32768.0
     picture_start = info.video.start_time if info.video else chosen.start_time
     return Audio(samples, chosen.start_time - picture_start, info, chosen)
+
+
+# A stream whose loudest sample is quieter than this carries no sound worth transcribing.
+_AUDIBLE_DB = -40.0
+_LOUDNESS_RE = re.compile(r"max_volume: (-?[\d.]+|-inf) dB")
+
+
+def audible_streams(info: MediaInfo, besides: int, seconds: float = 600.0) -> list[int]:
+    """The audio streams other than `besides` with sound in their first `seconds` (a hint for
+    --audio-stream when the chosen stream has no speech). ffmpeg's volumedetect: a decode, no model."""
+    found = []
+    for n in range(len(info.audio)):
+        if n == besides:
+            continue
+        proc = subprocess.run([find_tools().ffmpeg, "-nostdin", "-hide_banner", "-t", str(seconds),
+                               "-i", str(info.path), "-map", f"0:a:{n}", "-af", "volumedetect",
+                               "-f", "null", "-"], capture_output=True, text=True, errors="replace")
+        match = _LOUDNESS_RE.search(proc.stderr)
+        if match and match.group(1) != "-inf" and float(match.group(1)) > _AUDIBLE_DB:
+            found.append(n)
+    return found

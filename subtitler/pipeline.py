@@ -17,14 +17,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .backends import Backend, get_backend_class, load_backend
 from .cleanup import collapse_repetitions
 from .cues import build_cues
-from .errors import OutputError, OutputExists
+from .errors import NoAudioStream, OutputError, OutputExists
 from .files import atomic_write
 from .formats import get_format
 from .languages import language_code
-from .media import SAMPLE_RATE, Audio, decode_audio, probe
+from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio, probe
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
@@ -153,7 +155,14 @@ class Subtitler:
 
     def decode(self, path: Path, on_progress: OnProgress | None = None) -> Audio:
         decoding = (lambda done, total: on_progress("decode", done, total)) if on_progress else None
-        audio = decode_audio(path, self.audio_stream, decoding)
+        try:
+            audio = decode_audio(path, self.audio_stream, decoding)
+        except NoAudioStream:
+            info = probe(path)
+            if info.audio:
+                raise  # not the stream asked for: a mistake to report
+            # A video without sound is a normal case, like one without speech: no samples, no cues.
+            return Audio(np.zeros(0, np.float32), 0.0, info, None)
         expected = audio.expected_duration
         # A truncated or damaged file decodes without an error up to where it breaks: say so.
         if expected and audio.duration < expected - 1.0:
@@ -171,11 +180,15 @@ class Subtitler:
                 continue  # English speech: its transcript is the English track already, not a second one
             stage = "translate" if options.task == "translate" else "transcribe"
             report = (lambda s, stage=stage: on_progress(stage, s, audio.duration)) if on_progress else None
-            if on_progress and options.vad and "vad" in type(self.engine).supported_options:
-                # Voice activity detection runs inside the engine first: shown until its first progress.
-                on_progress("vad", 0.0, audio.duration)
-            # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
-            transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
+            if not len(audio.samples):  # no audio stream: nothing for the engine
+                transcript = Transcript(None, 0.0, meta={"options": options.to_dict()})
+            else:
+                if on_progress and options.vad and "vad" in type(self.engine).supported_options:
+                    # Voice activity detection runs inside the engine first: shown until its first
+                    # progress.
+                    on_progress("vad", 0.0, audio.duration)
+                # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
+                transcript = collapse_repetitions(self.engine.transcribe(audio.samples, options, report))
             removed = transcript.meta.get("repetitions_removed")
             if removed:
                 self.warn(f"{path}: removed a repetition loop ({removed['words']} words, "
@@ -183,12 +196,17 @@ class Subtitler:
             transcript.duration = len(audio.samples) / SAMPLE_RATE
             transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
                                     "offset": audio.offset})
+            if info.duration:  # the container's: decoded audio can run past it (AAC padding); cues may not
+                transcript.meta["media_duration"] = info.duration
             if info.video:  # the picture size sizes ASS styles and burn-in
                 transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
                                             "duration": info.duration}
             results.append(transcript.shifted(audio.offset) if audio.offset else transcript)
-        if not any(t.words for t in results):
-            self.warn(f"{path}: no speech found; the subtitles are empty")
+        if audio.stream is None:
+            self.warn(f"{path}: no audio stream; the subtitles are empty")
+        elif not any(t.words for t in results):
+            hint = _other_streams_hint(info, self.audio_stream)
+            self.warn(f"{path}: no speech found; the subtitles are empty{hint}")
         return results
 
     def video_output(self, path: Path, folder: Path | None = None) -> Path:
@@ -280,6 +298,17 @@ class Subtitler:
                 tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
             return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=overwrite,
                        on_progress=report)
+
+
+def _other_streams_hint(info: MediaInfo, chosen: int) -> str:
+    """When the chosen audio stream had no speech, which others have sound (another language, a
+    commentary track, a camera's silent first track)."""
+    others = audible_streams(info, chosen) if len(info.audio) > 1 else []
+    if not others:
+        return ""
+    names = ", ".join(str(n) for n in others)
+    return (f" (audio stream {chosen} is used; stream{'s' if len(others) > 1 else ''} {names} "
+            f"ha{'ve' if len(others) > 1 else 's'} sound: try --audio-stream {others[0]})")
 
 
 def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],

@@ -9,6 +9,7 @@ file with a plain name in a private temporary folder.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import re
@@ -122,7 +123,7 @@ def mux(video: Path, tracks: Sequence[SubtitleTrack], output: Path | None = None
     existing = info.subtitles
     args: list[str] = ["-i", ffmpeg_path(video)]
     for t in tracks:
-        args += ["-i", ffmpeg_path(t.path)]
+        args += _track_input(t)
     args += ["-map", "0:v?", "-map", "0:a?", "-map", "0:s?"]
     if ext == ".mkv":
         args += ["-map", "0:t?"]  # attachments (fonts for ASS tracks)
@@ -238,6 +239,20 @@ def font_installed(font: str) -> bool:
         if out.stdout.strip():
             return True
     return False
+
+
+# ffmpeg reads no subtitle file without cues (media without speech: an empty SRT); an empty
+# WebVTT given inline makes an empty track instead.
+_EMPTY_TRACK = ["-f", "webvtt", "-i", "data:text/vtt;base64," + base64.b64encode(b"WEBVTT\n\n").decode()]
+
+
+def _track_input(track: SubtitleTrack) -> list[str]:
+    """ffmpeg's input arguments for a subtitle file: the file, or an empty track when it has no text."""
+    try:
+        empty = not Path(track.path).read_bytes().lstrip(b"\xef\xbb\xbf").strip()
+    except OSError:
+        empty = False  # ffmpeg names the problem
+    return _EMPTY_TRACK if empty else ["-i", ffmpeg_path(track.path)]
 
 
 def mux_format(output: Path, formats: Sequence[str] = ()) -> str:

@@ -36,7 +36,9 @@ GOOD = {  # relative path -> extra ffmpeg output arguments
     "raw/take5.mp4": ["-c", "copy"], "raw/take6.mkv": ["-c", "copy"],
     "odd/mystery.bin": ["-c", "copy", "-f", "mp4"],  # media by content, not by name
 }
-BAD = {"bad/corrupt.mp4": 4, "bad/truncated.mp4": 4, "bad/silent_film.mp4": 5, "bad/picture_only.mkv": 5}
+BAD = {"bad/corrupt.mp4": 4, "bad/truncated.mp4": 4}
+# No audio stream: a normal case, like no speech: empty subtitles.
+MUTE = ["bad/silent_film.mp4", "bad/picture_only.mkv"]
 # Never inputs: not media, hidden, or subtitles.
 NOISE = ["notes.txt", "a/old.srt", ".hidden/secret.mp4", "a/.clip00.abcd.part.srt"]
 
@@ -63,7 +65,7 @@ def template(tmp_path_factory) -> Path:
     (root / "bad").mkdir()
     (root / "bad/corrupt.mp4").write_bytes(os.urandom(20000))
     (root / "bad/truncated.mp4").write_bytes((root / "a/clip00.mp4").read_bytes()[:1500])
-    for name in ("bad/silent_film.mp4", "bad/picture_only.mkv"):
+    for name in MUTE:
         ffmpeg("-i", str(SAMPLE), "-t", "2", "-an", "-c", "copy", str(root / name))
     for name in NOISE:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +87,7 @@ def srt_cues(path: Path) -> list[srt.Subtitle]:
 
 def test_inputs_are_found_by_content_filtered_and_listed(tree, tmp_path, monkeypatch):
     found = {i.relative.as_posix() for i in find_inputs([str(tree)])}
-    assert found == set(GOOD) | set(BAD)  # the .bin by probing; no .txt, .srt, hidden files
+    assert found == set(GOOD) | set(BAD) | set(MUTE)  # the .bin by probing; no .txt, .srt, hidden files
     only = {i.relative.as_posix() for i in find_inputs([str(tree)], include=["lectures/*", "*.MOV"])}
     assert only == {n for n in GOOD if n.startswith("lectures/")} | {"raw/TAKE4.MOV"}
     without = {i.relative.as_posix() for i in find_inputs([str(tree)], exclude=["bad/*", "a/*"])}
@@ -104,7 +106,7 @@ def test_first_run_then_nothing_then_only_rerender(tree, tmp_path):
     assert first.returncode == 1, first.stderr  # some inputs failed; the others are done
     r1 = load(tmp_path / "r1.json")
     inputs = by_input(r1, tree)
-    assert {n for n, i in inputs.items() if i["status"] == "done"} == set(GOOD)
+    assert {n for n, i in inputs.items() if i["status"] == "done"} == set(GOOD) | set(MUTE)
     assert {n: i["exit_code"] for n, i in inputs.items() if i["status"] == "failed"} == BAD
     for name in BAD:
         assert sum(name in line for line in first.stderr.splitlines() if "error" in line) == 1
@@ -114,21 +116,24 @@ def test_first_run_then_nothing_then_only_rerender(tree, tmp_path):
         assert subs.exists() and srt_cues(subs) and inputs[name]["language"] == "en"
         # 3 s cut by stream copy: from the keyframe before, so some are longer.
         assert inputs[name]["decoded"] and 2.5 <= inputs[name]["duration"] <= 12
-    assert not list(out.glob("bad/*.srt")) and not (out / "notes.srt").exists()
-    assert r1["summary"]["decoded"] == len(GOOD) + len(BAD)
+    assert {p.relative_to(out).as_posix() for p in out.glob("bad/*.srt")} == {
+        str(Path(name).with_suffix(".srt")) for name in MUTE}
+    assert all((out / Path(name).with_suffix(".srt")).read_text() == "" for name in MUTE)
+    assert not (out / "notes.srt").exists()
+    assert r1["summary"]["decoded"] == len(GOOD) + len(BAD) + len(MUTE)
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.srt")}
 
     second = run(tree, "-o", out, "--report", tmp_path / "r2.json")
     r2 = load(tmp_path / "r2.json")
     assert second.returncode == 1 and r2["summary"]["decoded"] == 0  # nothing decoded, bad ones included
-    assert r2["summary"]["up-to-date"] == len(GOOD) and r2["summary"]["failed"] == len(BAD)
+    assert r2["summary"]["up-to-date"] == len(GOOD) + len(MUTE) and r2["summary"]["failed"] == len(BAD)
     assert all("decode" not in i["timings"] for i in r2["inputs"])
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.srt")} == stamps  # not even rewritten
 
     third = run(tree, "-o", out, "--max-line-chars", "16", "--report", tmp_path / "r3.json")
     r3 = load(tmp_path / "r3.json")
     assert third.returncode == 1 and r3["summary"]["decoded"] == 0
-    assert r3["summary"]["rendered"] == len(GOOD)  # from the cached transcripts
+    assert r3["summary"]["rendered"] == len(GOOD) + len(MUTE)  # from the cached transcripts
     for name in GOOD:
         cues = srt_cues(out / Path(name).with_suffix(".srt"))
         assert all(len(line) <= 16 for c in cues for line in c.content.splitlines())
@@ -190,7 +195,7 @@ def test_killed_mid_run_then_rerun_finishes_with_valid_outputs(tree, tmp_path):
     assert again.returncode == 1, again.stderr  # only the bad inputs fail
     report = load(tmp_path / "r.json")
     assert report["summary"]["up-to-date"] + report["summary"].get("rendered", 0) >= finished_before - 1
-    assert report["summary"]["decoded"] <= len(GOOD) + len(BAD) - finished_before + 1
+    assert report["summary"]["decoded"] <= len(GOOD) + len(BAD) + len(MUTE) - finished_before + 1
     for name in GOOD:  # every output whole and valid
         assert srt_cues(out / Path(name).with_suffix(".srt"))
     assert not [p for p in out.rglob("*") if ".part" in p.name]

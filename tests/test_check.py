@@ -9,7 +9,7 @@ import sys
 import pysubs2
 import pytest
 
-from subtitler.check import check_file
+from subtitler.check import WARNING_RULES, check_file
 from subtitler.profiles import PROFILES
 
 from .accuracy import normalize
@@ -52,10 +52,14 @@ def test_each_violation_is_found(tmp_path, rule):
     path.write_text(BAD[rule], encoding="utf-8")
     report = check_file(path, PROFILES["netflix"])
     assert report.error is None
-    assert {v.rule for v in report.violations} == {rule}
+    warning = rule in WARNING_RULES  # reading speed: shown, failing only with --strict
+    assert {v.rule for v in report.violations + report.warnings} == {rule}
+    assert bool(report.warnings) == warning
     proc = run("check", str(path))
-    assert proc.returncode == 1
+    assert proc.returncode == (0 if warning else 1)
     assert f"[{rule}]" in proc.stdout
+    assert run("check", str(path), "--strict").returncode == 1
+    assert run("check", str(path), "--strict", "--ignore", rule).returncode == 0
 
 
 def test_clean_file_exits_zero(tmp_path):
@@ -134,3 +138,23 @@ def test_render_relays_out_without_an_engine(sample_outputs, tmp_path):
     rules = {v["rule"] for v in json.loads(proc.stdout)["files"][0]["violations"]}
     assert rules <= {"reading-speed"}
     assert run("render", str(SAMPLE)).returncode == 2  # not a transcript: usage error
+
+
+def test_strict_and_ignore_from_the_config_file(tmp_path):
+    (tmp_path / "gap.srt").write_text(BAD["gap"])
+    (tmp_path / "fast.srt").write_text(BAD["reading-speed"])
+
+    def check(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "subtitler", "check", *args], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+
+    assert check("gap.srt").returncode == 1
+    assert check("fast.srt").returncode == 0
+    (tmp_path / "subtitler.toml").write_text('[check]\nignore = ["gap"]\nstrict = true\n')
+    assert check("gap.srt").stdout == "gap.srt: ok (2 cues)\n"
+    assert check("fast.srt").returncode == 1  # strict: the warning fails
+    assert check("fast.srt", "--ignore", "reading-speed").returncode == 0
+    assert check("gap.srt", "--ignore", "reading-speed").returncode == 1  # replaces the list
+    (tmp_path / "subtitler.toml").write_text('[check]\nignore = ["reading-sped"]\n')
+    typo = check("fast.srt")
+    assert typo.returncode == 2 and "subtitler.toml [check]: ignore" in typo.stderr

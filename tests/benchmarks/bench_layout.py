@@ -54,7 +54,7 @@ def share_passing(cues: list[Cue], transcript: Transcript, profile_name: str) ->
         path = Path(folder) / "x.srt"
         path.write_text(SRT().dumps(transcript, cues), encoding="utf-8")
         report = check_file(path, profile)
-    bad = {v.cue for v in report.violations}
+    bad = {v.cue for v in report.violations + report.warnings}  # reading speed included
     return 1 - len(bad) / max(1, report.cues)
 
 
