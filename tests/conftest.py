@@ -100,3 +100,12 @@ def short_clip(media_dir: Path) -> Path:
     out = media_dir / "short.mp4"
     ffmpeg("-i", str(SAMPLE), "-t", "8", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(out))
     return out
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: str) -> None:
+    """Exit `code` and one error line holding `text`, never a traceback."""
+    assert proc.returncode == code, proc.stderr
+    # Without a terminal an input's work is logged as it starts (README): the error is the one other line.
+    lines = [line for line in proc.stderr.strip().splitlines() if not line.endswith(": started")]
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("subtitler: error: ") and text in lines[0], proc.stderr

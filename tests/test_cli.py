@@ -21,21 +21,13 @@ from subtitler.errors import (
     UnsupportedOption,
 )
 
-from .conftest import SAMPLE, ffmpeg
+from .conftest import SAMPLE, assert_one_line_error, ffmpeg
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """The real command in a subprocess (no terminal)."""
     return subprocess.run([sys.executable, "-m", "subtitler", *args], capture_output=True, text=True,
                           timeout=300, cwd=cwd)
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: str) -> None:
-    assert proc.returncode == code, proc.stderr
-    # Without a terminal an input's work is logged as it starts (README): the error is the one other line.
-    lines = [line for line in proc.stderr.strip().splitlines() if not line.endswith(": started")]
-    assert len(lines) == 1, proc.stderr  # never a traceback
-    assert lines[0].startswith("subtitler: error: ") and text in lines[0]
 
 
 @pytest.fixture(scope="module")

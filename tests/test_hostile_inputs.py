@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE, ffmpeg
+from .conftest import SAMPLE, assert_one_line_error, ffmpeg
 from .remote_fixtures import engine  # noqa: F401, F811 (fixture: the engine behind the fake service)
 
 
@@ -30,13 +30,6 @@ def run(*args: str | bytes | Path, cwd: Path | None = None, stdin: bytes | None 
     proc.stdout = proc.stdout.decode("utf-8", "surrogateescape")
     proc.stderr = proc.stderr.decode("utf-8", "surrogateescape")
     return proc
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: str) -> None:
-    assert proc.returncode == code, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr  # never a traceback
-    assert lines[0].startswith("subtitler: error: ") and text in lines[0], proc.stderr
 
 
 @pytest.fixture(scope="module")
