@@ -39,11 +39,9 @@ def atomic_path(path: Path) -> Iterator[Path]:
     with _lock:
         if _abandoned:
             raise OutputError(f"{path}: not written: the run is stopping")
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+        fd, tmp = _locked_temp(path)
         _in_progress.add(tmp)
     try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel when this process dies
         # mkstemp makes the file private (0600); give it the usual permissions.
         os.chmod(tmp, 0o666 & ~_umask())
     except BaseException:
@@ -64,6 +62,25 @@ def atomic_path(path: Path) -> Iterator[Path]:
         os.close(fd)
         with _lock:
             _in_progress.discard(tmp)
+
+
+def _locked_temp(path: Path) -> tuple[int, str]:
+    """A new temporary file beside `path`, flocked (released by the kernel when this process dies)."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
+        try:
+            if fcntl is None:
+                return fd, tmp
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            return fd, tmp  # a file system without flock: written unlocked, never taken for a leftover
+        try:
+            if os.path.samestat(os.stat(tmp), os.fstat(fd)):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        # Another run took it for a leftover in the instant before it was locked: take another.
+        os.close(fd)
 
 
 def remove_leftovers(target: Path) -> None:

@@ -115,7 +115,8 @@ def _locked(folder: Path) -> Iterator[None]:
         raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            with contextlib.suppress(OSError):  # a file system without flock: as before, unlocked
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
