@@ -19,7 +19,6 @@ bounded whatever the number of files. Local engines run one input at a time
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import os
 import threading
@@ -33,12 +32,12 @@ from typing import Any
 
 from . import manifest
 from .backends import Backend, get_backend_class, status_reporter
-from .cache import Cache, audio_hash, digest
+from .cache import Cache, audio_hash
 from .errors import EmptyAudio, InputNotFound, NoAudioStream, NotMedia, OutputError, SubtitlerError
-from .files import atomic_write, temp_prefix
+from .files import atomic_write, sha256
 from .inputs import Input
 from .media import Audio
-from .pipeline import OnProgress, Subtitler, is_transcript_file
+from .pipeline import OnProgress, Subtitler, input_facts, is_transcript_file, place, settings_digest
 from .transcript import Transcript
 
 # Failures that depend only on the file's bytes: remembered, so a re-run does not decode it again.
@@ -108,10 +107,9 @@ class Batch:
         self._t0 = time.perf_counter()
         self._prepares = False
         self._manifests = manifest.Reader()  # for planning: nothing is written yet
-        self.summary = {"transcription": pipeline.transcription_settings(),
-                        "render": pipeline.render_settings()}
+        self.summary = pipeline.settings_summary()
         # Recorded in the manifest for each output; check --require-subs compares with it.
-        self.settings_digest = digest([self.summary["transcription"], self.summary["render"]])
+        self.settings_digest = settings_digest(self.summary)
 
     # -- planning -------------------------------------------------------------------
 
@@ -129,23 +127,29 @@ class Batch:
             if not item.path.is_file():
                 raise InputNotFound(f"{item.path}: no such file" + (
                     " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
-            if is_transcript_file(item.path):
-                return Plan(item, targets, RENDER, transcripts=[Transcript.load(item.path)])
-            file_hash = self.cache.file_hash(item.path) if self.cache else None
+            # Hashed even without the cache (--no-cache, transcripts, render): every output is
+            # recorded in the manifest, so running the same command again is never an error.
+            file_hash = self.cache.file_hash(item.path) if self.cache else sha256(item.path)
             plan = Plan(item, targets, TRANSCRIBE, file_hash, self.settings_digest)
-            if file_hash and self.cache and not self.force:
+            if is_transcript_file(item.path):
+                plan.action = RENDER
+            if self.cache and not self.force and plan.action == TRANSCRIBE:
                 failed = self.cache.failure(file_hash, self.pipeline.audio_stream)
                 if failed:  # the same bytes cannot decode now either
                     return Outcome(item, FAILED, error=f"{item.path}: {failed['detail']} (as in an earlier "
                                    "run; --force tries again)", exit_code=failed["exit_code"])
-                if self._up_to_date(plan):
-                    plan.action = UP_TO_DATE
-                elif self.cache:
-                    audio = self.cache.audio_hash_of(file_hash, self.pipeline.audio_stream)
-                    if audio:
-                        plan.transcripts = self.cache.transcripts(self._transcript_key(audio))
-                        if plan.transcripts is not None:
-                            plan.action = RENDER
+            if not self.force and self._up_to_date(plan):
+                plan.action = UP_TO_DATE
+            elif plan.action == RENDER:
+                plan.transcripts = [Transcript.load(item.path)]
+            elif self.cache and not self.force:
+                known = self.cache.input_of(file_hash, self.pipeline.audio_stream)
+                if known:
+                    audio, facts = known
+                    heard = self.cache.transcripts(self._transcript_key(audio))
+                    if heard is not None:  # the audio's transcripts, made this file's
+                        plan.transcripts = [place(t, facts) for t in heard]
+                        plan.action = RENDER
             if plan.action != UP_TO_DATE and self.pipeline.video:
                 self.pipeline.check_video(item.path, targets[-1])  # before any work on it
             return plan
@@ -298,13 +302,15 @@ class Batch:
                     outcome.duration = audio.duration
                     with self._timed(outcome, "transcribe"), \
                             status_reporter(lambda message: self.on_event("status", outcome, message)):
-                        transcripts = self.pipeline.transcribe_audio(plan.input.path, audio,
-                                                                     self.pipeline.tasks(), progress)
+                        heard = self.pipeline.hear(plan.input.path, audio, self.pipeline.tasks(), progress)
+                    facts = input_facts(plan.input.path, audio, self.pipeline.audio_stream)
                     if self.cache and plan.file_hash:
                         # Saved before the outputs: a run killed while writing only renders next time.
-                        heard = audio_hash(audio.samples)
-                        self.cache.store(self._transcript_key(heard), transcripts)
-                        self.cache.remember_audio_hash(plan.file_hash, self.pipeline.audio_stream, heard)
+                        # On the audio's clock; this file's offset, picture... are kept with its hash.
+                        key = audio_hash(audio.samples)
+                        self.cache.store(self._transcript_key(key), heard)
+                        self.cache.remember_input(plan.file_hash, self.pipeline.audio_stream, key, facts)
+                    transcripts = [place(t, facts) for t in heard]
                     del audio  # the samples can go before writing (long inputs are big)
                     self._write(plan, transcripts, outcome, progress)
                     outcome.status = DONE
@@ -321,22 +327,9 @@ class Batch:
                progress: OnProgress | None) -> None:
         """Write the outputs, with their manifest entries pending first and complete after."""
         with self._timed(outcome, "write"):
-            ours = [t for t in plan.targets if manifest.entry_for(t) is not None]
-            self.pipeline.check_targets(plan.input.path, plan.targets, replaceable=ours)
-            for target in ours:
-                remove_leftovers(target)
-            record = plan.file_hash is not None
-
-            def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
-                return {t: manifest.Entry(manifest.source_path(t, plan.input.path), plan.file_hash or "",
-                                          plan.settings, pending, self.summary)
-                        for t in plan.targets}
-
-            if record:
-                manifest.update(entries(pending=True))
-            result = self.pipeline.write(plan.input.path, transcripts, plan.targets, progress, replace=True)
-            if record:
-                manifest.update(entries(pending=False))
+            assert plan.file_hash is not None
+            result = self.pipeline.write_recorded(plan.input.path, transcripts, plan.targets, plan.file_hash,
+                                                  progress, self.summary)
             outcome.outputs = [*result.outputs, *([result.video] if result.video else [])]
             outcome.language = result.transcript.language
             outcome.duration = outcome.duration or result.transcript.duration
@@ -377,14 +370,6 @@ def _lower_priority() -> None:
     """Nice this thread (on Linux a thread's own attribute), and so the ffmpeg it starts."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
-def remove_leftovers(target: Path) -> None:
-    """Temporary files of `target` left by a run that was killed (files.atomic_path's names)."""
-    pattern = f"{glob.escape(temp_prefix(target))}*.part{glob.escape(target.suffix)}"
-    for leftover in target.parent.glob(pattern):
-        with contextlib.suppress(OSError):
-            leftover.unlink()
 
 
 def write_report(path: Path, outcomes: list[Outcome], batch: Batch, started: float,

@@ -24,11 +24,13 @@ from typing import Any
 import numpy as np
 
 from .errors import BadTranscript
-from .files import atomic_write
+from .files import atomic_write, sha256
 from .models import cache_dir
 from .transcript import Transcript
 
-CHUNK = 1 << 20
+# In every transcript key: entries from before transcripts were kept on the audio's clock (they
+# were shifted by one file's offset) are never read.
+CLOCK = "audio-clock"
 
 
 def digest(data: Any) -> str:
@@ -74,22 +76,22 @@ class Cache:
         known = self._get("stat", stat_key)
         if isinstance(known, str):
             return known
-        h = hashlib.sha256()
-        with open(path, "rb") as f:
-            while block := f.read(CHUNK):
-                h.update(block)
-        value = h.hexdigest()
+        value = sha256(path)
         self._put("stat", stat_key, value)
         return value
 
     # -- file -> audio ------------------------------------------------------------
 
-    def audio_hash_of(self, file_hash: str, stream: int) -> str | None:
+    def input_of(self, file_hash: str, stream: int) -> tuple[str, dict[str, Any]] | None:
+        """The audio hash of this file's stream, and the file's own facts (pipeline.input_facts)."""
         value = self._get("audio", f"{file_hash}-{stream}")
-        return value if isinstance(value, str) else None
+        if not (isinstance(value, dict) and isinstance(value.get("audio"), str)
+                and isinstance(value.get("facts"), dict)):
+            return None  # an entry from before facts were kept is a miss: decoded once more
+        return value["audio"], value["facts"]
 
-    def remember_audio_hash(self, file_hash: str, stream: int, value: str) -> None:
-        self._put("audio", f"{file_hash}-{stream}", value)
+    def remember_input(self, file_hash: str, stream: int, audio: str, facts: dict[str, Any]) -> None:
+        self._put("audio", f"{file_hash}-{stream}", {"audio": audio, "facts": facts})
 
     # -- inputs that cannot be decoded --------------------------------------------
 
@@ -107,7 +109,7 @@ class Cache:
 
     @staticmethod
     def transcript_key(audio: str, settings: dict[str, Any]) -> str:
-        return digest([audio, settings])
+        return digest([audio, settings, CLOCK])
 
     def transcripts(self, key: str) -> list[Transcript] | None:
         """The transcripts (one per task) stored under `key`, or None."""

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import glob
+import hashlib
 import os
 import tempfile
 import threading
@@ -10,6 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OutputError
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: no liveness locks, leftovers are then never removed
+    fcntl = None  # type: ignore[assignment]
 
 # Temporary files being written now, from any thread: on Ctrl-C the CLI exits without waiting
 # for busy threads, and removes these first (`abandon`).
@@ -24,17 +31,24 @@ def atomic_path(path: Path) -> Iterator[Path]:
 
     The temporary file lives in the same directory so the final rename is
     atomic, and keeps the extension (ffmpeg picks its muxer from it); on any
-    exception (KeyboardInterrupt included) it is removed.
+    exception (KeyboardInterrupt included) it is removed. While it exists this
+    process holds an flock on it: `remove_leftovers` tells a killed writer's
+    temporary file (removable) from a live one's (kept) by it.
     """
     path = Path(path)
     with _lock:
         if _abandoned:
             raise OutputError(f"{path}: not written: the run is stopping")
-        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=path.parent)
+        fd, tmp = _locked_temp(path)
         _in_progress.add(tmp)
-    os.close(fd)
-    # mkstemp makes the file private (0600); give it the usual permissions.
-    os.chmod(tmp, 0o666 & ~_umask())
+    try:
+        # mkstemp makes the file private (0600); give it the usual permissions.
+        os.chmod(tmp, 0o666 & ~_umask())
+    except BaseException:
+        os.close(fd)
+        with _lock:
+            _in_progress.discard(tmp)
+        raise
     try:
         yield Path(tmp)
         if _abandoned:  # removed by abandon() while being written
@@ -45,6 +59,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
             os.unlink(tmp)
         raise
     finally:
+        os.close(fd)
         with _lock:
             _in_progress.discard(tmp)
 
@@ -59,6 +74,58 @@ def temp_prefix(path: Path) -> str:
     temporary name fits where the final name does (a 240-byte name got a 259-byte one)."""
     room = _NAME_MAX - len(os.fsencode(f"..{'x' * _RANDOM}.part{path.suffix}"))
     return f".{os.fsdecode(os.fsencode(path.stem)[:max(room, 1)])}."
+
+
+def _locked_temp(path: Path) -> tuple[int, str]:
+    """A new temporary file beside `path`, flocked (released by the kernel when this process dies)."""
+    while True:
+        fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=path.parent)
+        try:
+            if fcntl is None:
+                return fd, tmp
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            return fd, tmp  # a file system without flock: written unlocked, never taken for a leftover
+        try:
+            if os.path.samestat(os.stat(tmp), os.fstat(fd)):
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        # Another run took it for a leftover in the instant before it was locked: take another.
+        os.close(fd)
+
+
+def remove_leftovers(target: Path) -> None:
+    """Remove the temporary files of `target` (atomic_path's names) that a killed process left.
+
+    A temporary file whose writer is alive, in this process or another one (two runs writing
+    the same folder), is locked (see atomic_path) and kept.
+    """
+    if fcntl is None:
+        return
+    target = Path(target)
+    pattern = f"{glob.escape(temp_prefix(target))}*.part{glob.escape(target.suffix)}"
+    for leftover in target.parent.glob(pattern):
+        try:
+            fd = os.open(leftover, os.O_RDONLY)
+        except OSError:
+            continue  # gone already
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            leftover.unlink()
+        except OSError:
+            pass  # locked: being written now
+        finally:
+            os.close(fd)
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
 
 
 def abandon() -> None:

@@ -8,25 +8,38 @@ stale (the video changed) or were made with other settings.
 
 An entry is written as "pending" before its output and completed after, so
 a run killed in between leaves a file the next run knows it may replace.
+
+Updates read, change and rewrite the whole file; two runs writing the same
+folder at once (or --jobs threads) must not lose each other's entries, so an
+update holds an flock on `.subtitler.lock` beside the manifest, across
+processes, for the read and the write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .errors import OutputError
-from .files import atomic_write
+from .files import atomic_write, remove_leftovers
+
+try:
+    import fcntl
+except ImportError:  # not on Windows: only the threads of one process are kept apart
+    fcntl = None  # type: ignore[assignment]
 
 NAME = ".subtitler.json"
+LOCK = ".subtitler.lock"
 SCHEMA = "subtitler.manifest"
 VERSION = 1
 
-_lock = threading.Lock()  # --jobs threads update the same manifests
+_lock = threading.Lock()  # --jobs threads update the same manifests (flock keeps processes apart)
 
 
 @dataclass(frozen=True)
@@ -88,21 +101,45 @@ def update(outputs: dict[Path, Entry | None]) -> None:
         folders.setdefault(output.parent, {})[output.name] = entry
     with _lock:
         for folder, changes in folders.items():
-            entries = read(folder)
-            for name, entry in changes.items():
-                if entry is None:
-                    entries.pop(name, None)
-                else:
-                    entries[name] = entry
-            summaries = {e.settings: e.summary for e in entries.values() if e.summary}
-            data = {"schema": SCHEMA, "version": VERSION, "settings": summaries,
-                    "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                atomic_write(_path(folder), (json.dumps(data, indent=1, ensure_ascii=False) + "\n")
-                             .encode("utf-8", "backslashreplace"))  # a name not UTF-8: JSON's \udcff
-            except OSError as e:
-                raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
+            with _locked(folder):
+                _update(folder, changes)
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold the folder's manifest lock against other processes (blocking until it is free)."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
+    try:
+        if fcntl is not None:
+            with contextlib.suppress(OSError):  # a file system without flock: as before, unlocked
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _update(folder: Path, changes: dict[str, Entry | None]) -> None:
+    """Apply `changes` to the folder's manifest; the caller holds its lock."""
+    # Every manifest writer holds the lock: a temporary manifest left now is a killed run's.
+    remove_leftovers(_path(folder))
+    entries = read(folder)
+    for name, entry in changes.items():
+        if entry is None:
+            entries.pop(name, None)
+        else:
+            entries[name] = entry
+    summaries = {e.settings: e.summary for e in entries.values() if e.summary}
+    data = {"schema": SCHEMA, "version": VERSION, "settings": summaries,
+            "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
+    try:
+        atomic_write(_path(folder), (json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+                     .encode("utf-8", "backslashreplace"))  # a name not UTF-8: JSON's \udcff
+    except OSError as e:
+        raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
 
 
 def source_path(output: Path, input_path: Path) -> str:

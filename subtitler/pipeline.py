@@ -19,11 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from . import manifest
 from .backends import Backend, get_backend_class, load_backend
+from .cache import digest
 from .cleanup import collapse_repetitions
 from .cues import build_cues
 from .errors import NoAudioStream, OutputError, OutputExists
-from .files import atomic_write
+from .files import atomic_write, remove_leftovers, sha256
 from .formats import get_format
 from .languages import language_code
 from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio, probe
@@ -96,6 +98,10 @@ class Subtitler:
     video: VideoSettings | None = None
     # Called with warnings meant for the user (no speech found, missing glyphs...).
     warn: Callable[[str], None] = field(default=lambda message: warnings.warn(message, stacklevel=3))
+    # Record each output in its folder's .subtitler.json manifest (subtitle()), as a run of the
+    # command does: a later call or run then replaces these files as its own. False writes no
+    # manifest, and an existing output is then refused unless `overwrite`.
+    record: bool = True
     _engine: Backend | None = field(default=None, init=False, repr=False)
     # A batch's engine threads may all ask for the engine first thing: it must load once.
     _engine_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -139,6 +145,10 @@ class Subtitler:
         return {"formats": list(self.formats), "style": dataclasses.asdict(self.style), "video": video,
                 "profile": dataclasses.asdict(self.profile) if self.profile else None}
 
+    def settings_summary(self) -> dict[str, dict[str, object]]:
+        """Everything that shapes the outputs, as the manifest records it."""
+        return {"transcription": self.transcription_settings(), "render": self.render_settings()}
+
     def tasks(self) -> list[DecodeOptions]:
         """The engine runs per input: one, or two when a translation is muxed beside the original."""
         if self.video and self.video.mode == "mux" and self.options.task == "translate":
@@ -172,8 +182,14 @@ class Subtitler:
 
     def transcribe_audio(self, path: Path, audio: Audio, tasks: list[DecodeOptions],
                          on_progress: OnProgress | None = None) -> list[Transcript]:
-        """Run the engine once per set of options on decoded audio."""
-        info = audio.info
+        """Run the engine once per set of options on decoded audio; times on the picture's clock."""
+        facts = input_facts(path, audio, self.audio_stream)
+        return [place(t, facts) for t in self.hear(path, audio, tasks, on_progress)]
+
+    def hear(self, path: Path, audio: Audio, tasks: list[DecodeOptions],
+             on_progress: OnProgress | None = None) -> list[Transcript]:
+        """Run the engine once per set of options on decoded audio: times on the audio's own clock,
+        nothing of the file it came from (what the cache keeps: `place` makes them the file's)."""
         results = []
         for options in tasks:
             if options.task == "translate" and any(t.language == "en" for t in results):
@@ -194,18 +210,11 @@ class Subtitler:
                 self.warn(f"{path}: removed a repetition loop ({removed['words']} words, "
                           f"{removed['segments']} repeated segments)")
             transcript.duration = len(audio.samples) / SAMPLE_RATE
-            transcript.meta.update({"input": path.name, "audio_stream": self.audio_stream,
-                                    "offset": audio.offset})
-            if info.duration:  # the container's: decoded audio can run past it (AAC padding); cues may not
-                transcript.meta["media_duration"] = info.duration
-            if info.video:  # the picture size sizes ASS styles and burn-in
-                transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
-                                            "duration": info.duration}
-            results.append(transcript.shifted(audio.offset) if audio.offset else transcript)
+            results.append(transcript)
         if audio.stream is None:
             self.warn(f"{path}: no audio stream; the subtitles are empty")
         elif not any(t.words for t in results):
-            hint = _other_streams_hint(info, self.audio_stream)
+            hint = _other_streams_hint(audio.info, self.audio_stream)
             self.warn(f"{path}: no speech found; the subtitles are empty{hint}")
         return results
 
@@ -250,10 +259,12 @@ class Subtitler:
         """Write subtitle files (and the subtitled video, if asked) for one input.
 
         The input is media, or a saved transcript .json (then no engine runs).
+        With `record` the outputs are recorded in the manifest, so calling it
+        again replaces them.
         """
         path = Path(path)
         targets = self.targets(path)
-        self.check_targets(path, targets)
+        self.check_targets(path, targets, self.recorded(targets) if self.record else ())
         self.check_video(path, targets[-1])
         if is_transcript_file(path) and path.is_file():
             transcripts = [Transcript.load(path)]
@@ -261,7 +272,38 @@ class Subtitler:
             tasks = self.tasks()
             self.check_options(tasks)
             transcripts = self.transcribe_audio(path, self.decode(path, on_progress), tasks, on_progress)
-        return self.write(path, transcripts, targets, on_progress)
+        if not self.record:
+            return self.write(path, transcripts, targets, on_progress)
+        return self.write_recorded(path, transcripts, targets, sha256(path), on_progress)
+
+    @staticmethod
+    def recorded(targets: Iterable[Path]) -> list[Path]:
+        """The targets a manifest says subtitler made: its own to replace."""
+        return [t for t in targets if manifest.entry_for(t) is not None]
+
+    def write_recorded(self, path: Path, transcripts: list[Transcript], targets: list[Path],
+                       source_sha256: str, on_progress: OnProgress | None = None,
+                       summary: dict[str, dict[str, object]] | None = None) -> Result:
+        """`write`, with each output's manifest entry pending first and complete after: a run
+        killed in between leaves files the next one knows are its own (and redoes).
+
+        `source_sha256` is the input's; `summary` the settings_summary(), when known already.
+        """
+        ours = self.recorded(targets)
+        self.check_targets(path, targets, replaceable=ours)
+        for target in ours:
+            remove_leftovers(target)  # a killed run's temporary files
+        summary = summary or self.settings_summary()
+        settings = settings_digest(summary)
+
+        def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
+            return {t: manifest.Entry(manifest.source_path(t, path), source_sha256, settings, pending,
+                                      summary) for t in targets}
+
+        manifest.update(entries(pending=True))
+        result = self.write(path, transcripts, targets, on_progress, replace=True)
+        manifest.update(entries(pending=False))
+        return result
 
     def write(self, path: Path, transcripts: list[Transcript], targets: list[Path],
               on_progress: OnProgress | None = None, replace: bool = False) -> Result:
@@ -309,6 +351,32 @@ def _other_streams_hint(info: MediaInfo, chosen: int) -> str:
     names = ", ".join(str(n) for n in others)
     return (f" (audio stream {chosen} is used; stream{'s' if len(others) > 1 else ''} {names} "
             f"ha{'ve' if len(others) > 1 else 's'} sound: try --audio-stream {others[0]})")
+
+
+def settings_digest(summary: dict[str, dict[str, object]]) -> str:
+    """The settings as a manifest entry records them (check --require-subs compares with it)."""
+    return digest([summary["transcription"], summary["render"]])
+
+
+def input_facts(path: Path, audio: Audio, stream: int) -> dict[str, object]:
+    """What belongs to the file, not to its audio (two files can share a transcript): its name,
+    the audio's offset from the picture, the picture's size, the file's duration."""
+    facts: dict[str, object] = {"input": path.name, "audio_stream": stream, "offset": audio.offset}
+    info = audio.info
+    if info.duration:  # the container's: decoded audio can run past it (AAC padding); cues may not
+        facts["media_duration"] = info.duration
+    if info.video:  # the picture size sizes ASS styles and burn-in
+        facts["video"] = {"width": info.video.width, "height": info.video.height, "duration": info.duration}
+    return facts
+
+
+def place(transcript: Transcript, facts: dict[str, object]) -> Transcript:
+    """A transcript on its audio's own clock made the file's: its facts in meta, its times moved
+    by the audio's offset onto the picture's clock."""
+    offset = float(facts.get("offset") or 0.0)  # type: ignore[arg-type]
+    placed = transcript.shifted(offset) if offset else dataclasses.replace(transcript)
+    placed.meta = {**transcript.meta, **facts}
+    return placed
 
 
 def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],

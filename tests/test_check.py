@@ -127,8 +127,9 @@ def test_render_relays_out_without_an_engine(sample_outputs, tmp_path):
     proc = run("render", str(transcript), "-o", str(tmp_path), "-f", "all",
                "--profile", "bbc", "--max-line-chars", "30", "--font-size", "20", "--box")
     assert proc.returncode == 0, proc.stderr
-    names = sorted(p.name for p in tmp_path.iterdir())
+    names = sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("."))
     assert names == ["sample.ass", "sample.json", "sample.srt", "sample.tsv", "sample.txt", "sample.vtt"]
+    assert (tmp_path / ".subtitler.json").is_file()  # recorded: rendering again replaces them
     lines = [line for e in pysubs2.load(str(tmp_path / "sample.srt")) for line in e.plaintext.split("\n")]
     assert max(len(line) for line in lines) <= 30
     style = pysubs2.load(str(tmp_path / "sample.ass")).styles["Default"]

@@ -52,8 +52,9 @@ def subtitler(*args: str | Path) -> Result:
 
 
 def written(folder: Path) -> set[str]:
-    """Subtitle files in folder (not the transcript or the config files)."""
-    return {p.name for p in folder.iterdir() if p.suffix not in (".json", ".toml") and p.is_file()}
+    """Subtitle files in folder (not the transcript, the config files or the manifest and its lock)."""
+    return {p.name for p in folder.iterdir()
+            if p.suffix not in (".json", ".toml") and p.is_file() and not p.name.startswith(".subtitler.")}
 
 
 def assert_config_error(result: Result, *texts: str) -> None:

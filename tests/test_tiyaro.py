@@ -382,7 +382,7 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
     assert all("prepare" in i["timings"] for i in json.loads((tmp_path / "r.json").read_text())["inputs"])
     assert len(fake.requests("submit")) == 6
     assert 2 <= fake.max_in_flight <= 3
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".subtitler.json",
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".subtitler.json", ".subtitler.lock",
                                                                     *(f"clip{n}.srt" for n in range(6))]
     assert proc.stderr.count(": started") == 6 and proc.stderr.count(": done") == 6
     # A local engine takes --jobs too: for decoding ahead, while it transcribes one file at a time.
