@@ -22,6 +22,7 @@ encoder_options, batch_options) and the option types live in cli_options.py.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -36,7 +37,7 @@ import click
 from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
-from . import __version__, config, files, whisper_compat
+from . import __version__, config, files, manifest, whisper_compat
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
@@ -506,8 +507,10 @@ def mux_command(video: Path, subtitles: tuple[str, ...], output: Path | None, la
         tracks[n] = SubtitleTrack(tracks[n].path, lang)
     if default_track:
         tracks[0] = SubtitleTrack(tracks[0].path, tracks[0].language, default=True)
-    _video_job(lambda bar: mux(video, tracks, output, overwrite=overwrite, on_progress=bar),
-               output or default_output(video), "mux", progress)
+    settings = {"command": "mux", "tracks": [[t.language, t.default] for t in tracks]}
+    _video_job(lambda bar, replace: mux(video, tracks, output, overwrite=replace, on_progress=bar),
+               video, [Path(s) for s in subtitles], output or default_output(video), "mux", progress,
+               settings, overwrite)
 
 
 @cli.command("burn")
@@ -533,19 +536,37 @@ def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style
       subtitler burn clip.mp4 clip.srt --font-size 42 --box --position top
       subtitler burn clip.mkv clip.ass -o clip.web.mp4 --crf 20 --preset slow
     """
-    _video_job(lambda bar: burn(video, subtitles, output, style=style, encoder=encoder, crf=crf,
-                                preset=preset, overwrite=overwrite, on_progress=bar, warn=_warn),
-               output or default_output(video), "burn", progress)
+    settings = {"command": "burn", "style": dataclasses.asdict(style), "encoder": encoder, "crf": crf,
+                "preset": preset}
+    _video_job(lambda bar, replace: burn(video, subtitles, output, style=style, encoder=encoder, crf=crf,
+                                         preset=preset, overwrite=replace, on_progress=bar, warn=_warn),
+               video, [subtitles], output or default_output(video), "burn", progress, settings, overwrite)
 
 
-def _video_job(job: Callable[[Any], Path], output: Path, stage: str, progress: bool | None) -> None:
-    """Run mux's or burn's `job` under a progress bar; print the new video's path, or fail."""
+def _video_job(job: Callable[[Any, bool], Path], video: Path, subtitles: list[Path], output: Path,
+               stage: str, progress: bool | None, settings: dict[str, Any], overwrite: bool) -> None:
+    """Run mux's or burn's `job(bar, replace)` under a progress bar; print the new video's path, or fail.
+
+    The new video is recorded in its folder's manifest like run's outputs: the same command again
+    finds it up to date and does nothing; with another input or setting it replaces its own file.
+    """
     show = sys.stderr.isatty() if progress is None else progress
     try:
+        record = manifest.OutputRecord(output, [video, *subtitles], settings) if video.is_file() else None
+        if record and record.up_to_date():
+            click.echo(str(output))
+            return
         with StageBar(output.name, show) as bar:
-            result = job(lambda done, total: bar.update(stage, done, total))
+            replace = overwrite or bool(record and record.mine)
+            if record and (replace or not output.exists()):  # else the job refuses: not ours to record
+                with record.writing():
+                    result = job(lambda done, total: bar.update(stage, done, total), replace)
+            else:
+                result = job(lambda done, total: bar.update(stage, done, total), replace)
     except SubtitlerError as e:
         _fail(e)
+    except OSError as e:
+        _fail(OutputError(f"{e.filename or output}: {e.strerror or e}"))
     except KeyboardInterrupt:
         click.echo("subtitler: interrupted", err=True)
         sys.exit(INTERRUPTED_EXIT_CODE)

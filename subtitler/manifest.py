@@ -18,6 +18,7 @@ processes, for the read and the write.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -26,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import OutputError
-from .files import atomic_write, remove_leftovers
+from .errors import OutputError, SubtitlerError
+from .files import atomic_write, remove_leftovers, sha256
 
 try:
     import fcntl
@@ -145,3 +146,37 @@ def _update(folder: Path, changes: dict[str, Entry | None]) -> None:
 def source_path(output: Path, input_path: Path) -> str:
     """The input as the manifest records it: relative to the output's folder."""
     return Path(os.path.relpath(input_path.resolve(), output.parent.resolve())).as_posix()
+
+
+class OutputRecord:
+    """The entry of one output made from several files (`subtitler mux` and `burn`: a video and
+    subtitle files), by their content, with these settings."""
+
+    def __init__(self, output: Path, sources: list[Path], settings: dict[str, Any]) -> None:
+        self.output, self.summary = output, settings
+        self.source = source_path(output, sources[0])
+        self.sources = hashlib.sha256(" ".join(sha256(p) for p in sources).encode()).hexdigest()
+        self.settings = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        self.entry = entry_for(output)
+        self.mine = self.entry is not None
+
+    def up_to_date(self) -> bool:
+        e = self.entry
+        return (e is not None and not e.pending and e.source_sha256 == self.sources
+                and e.settings == self.settings and self.output.is_file())
+
+    def _entry(self, pending: bool) -> Entry:
+        return Entry(self.source, self.sources, self.settings, pending, {"video": self.summary})
+
+    @contextlib.contextmanager
+    def writing(self) -> Iterator[None]:
+        """Pending while the video is written, complete after; a failure leaves no new entry."""
+        update({self.output: self._entry(pending=True)})
+        try:
+            yield
+        except BaseException:
+            if not self.mine:
+                with contextlib.suppress(SubtitlerError):
+                    update({self.output: None})
+            raise
+        update({self.output: self._entry(pending=False)})

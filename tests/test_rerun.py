@@ -273,3 +273,30 @@ def test_killed_writers_temporary_files_go_live_ones_stay(transcript_json, tmp_p
     live.communicate("\n", timeout=30)
     assert live.returncode == 0 and (out / "c1.srt").read_text() == "being written"
     assert parts(out) == []
+
+
+@pytest.mark.parametrize("command", ["mux", "burn"])
+def test_mux_and_burn_commands_run_twice(command, tmp_path):
+    """`subtitler mux|burn clip subs` again: up to date (nothing rewritten), exit 0; changed
+    subtitles replace the video it made; a video it did not make is still refused."""
+    clip = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc2=size=160x90:rate=10:duration=2", "-i", str(SAMPLE), "-t", "2",
+           "-map", "0:v", "-map", "1:a", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "aac", str(clip))
+    subs = tmp_path / "clip.srt"
+    subs.write_text("1\n00:00:00,200 --> 00:00:01,500\nFirst words\n")
+    out = tmp_path / "clip.subtitled.mp4"
+    first = run(command, clip, subs)
+    assert first.returncode == 0 and first.stdout.strip() == str(out), first.stderr
+    made = out.stat().st_mtime_ns
+    again = run(command, clip, subs)
+    assert again.returncode == 0 and again.stdout.strip() == str(out), again.stderr
+    assert out.stat().st_mtime_ns == made  # up to date: not written again
+    subs.write_text("1\n00:00:00,200 --> 00:00:01,500\nOther words\n")
+    changed = run(command, clip, subs)
+    assert changed.returncode == 0 and out.stat().st_mtime_ns != made, changed.stderr
+    assert not manifest_entries(tmp_path)[out.name].get("pending")
+    theirs = tmp_path / "theirs.mp4"
+    theirs.write_bytes(b"someone else's file")
+    refused = run(command, clip, subs, "-o", theirs)
+    assert refused.returncode == 7 and theirs.read_bytes() == b"someone else's file"
+    assert theirs.name not in manifest_entries(tmp_path)
