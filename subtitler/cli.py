@@ -35,7 +35,7 @@ from typing import Any
 import click
 from click_default_group import DefaultGroup
 
-from . import __version__, config, files
+from . import __version__, config, files, signals
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
@@ -51,7 +51,7 @@ from .cli_options import (
     profile_options,
     style_options,
 )
-from .errors import INTERRUPTED_EXIT_CODE, OutputError, SubtitlerError
+from .errors import OutputError, SubtitlerError
 from .inputs import Input, find_inputs
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
@@ -258,7 +258,7 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         files.abandon()
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(INTERRUPTED_EXIT_CODE)
+        os._exit(signals.exit_code())
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         # One input: its own error's code. Several: 1 means "some failed".
@@ -447,7 +447,7 @@ def _video_job(job: Callable[[Any], Path], output: Path, stage: str, progress: b
         _fail(e)
     except KeyboardInterrupt:
         click.echo("subtitler: interrupted", err=True)
-        sys.exit(INTERRUPTED_EXIT_CODE)
+        sys.exit(signals.exit_code())
     click.echo(str(result))
 
 
@@ -553,4 +553,11 @@ def cache_command(clear: bool, older_than: float | None) -> None:
 
 def main() -> None:
     """The `subtitler` entry point (pyproject.toml)."""
-    cli(prog_name="subtitler")
+    signals.install()  # SIGTERM stops a run as Ctrl-C does, with 143
+    files.use_private_tempdir()
+    try:
+        cli(prog_name="subtitler")
+    except SystemExit:
+        if signals.received():  # stopped outside a batch (click says "Aborted!" with 1)
+            sys.exit(signals.exit_code())
+        raise

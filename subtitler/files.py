@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -58,6 +60,28 @@ def abandon() -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         _in_progress.clear()
+    if _private_tempdir:
+        shutil.rmtree(_private_tempdir, ignore_errors=True)
+
+
+# The process's own folder for temporary files (use_private_tempdir), or None.
+_private_tempdir: str | None = None
+
+
+def use_private_tempdir() -> None:
+    """Put every temporary file and folder of this process in one folder, removed at exit.
+
+    On Ctrl-C or SIGTERM the CLI exits without waiting for busy threads, so their
+    TemporaryDirectory blocks (a burn's subtitles, an upload's encoding) never
+    finish; with all of them under one folder, `abandon` and the exit remove
+    them all, whatever made them (libraries included). Only a SIGKILL leaves it.
+    """
+    global _private_tempdir
+    root = tempfile.mkdtemp(prefix="subtitler-run-")
+    tempfile.tempdir = root
+    os.environ["TMPDIR"] = root  # and for children and C libraries
+    _private_tempdir = root
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
 
 
 def _umask() -> int:

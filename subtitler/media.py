@@ -22,6 +22,7 @@ from pathlib import Path
 import ffmpeg  # ffmpeg-python: builds argument lists, never a shell string
 import numpy as np
 
+from . import process
 from .errors import EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
 
 # Whisper's input: 16 kHz mono.
@@ -122,7 +123,7 @@ def probe(path: str | Path) -> MediaInfo:
     if tools.ffprobe is None:
         return _probe_with_ffmpeg(path, tools.ffmpeg)
     try:
-        data = ffmpeg.probe(str(path), cmd=tools.ffprobe)
+        data = process.ffprobe_json(tools.ffprobe, str(path))
     except ffmpeg.Error as e:
         raise NotMedia(f"{path}: not a media file ffmpeg can read ({_last_line(e.stderr)})") from None
     streams = data.get("streams", [])
@@ -173,9 +174,9 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     ffmpeg prints no per-stream start times there, so every stream is taken to
     start with the file; timing offsets between streams are not corrected.
     """
-    proc = subprocess.run(
+    proc = process.run(
         [ffmpeg_bin, "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True, text=True, errors="replace",
+        text=True, errors="replace",
     )
     report = proc.stderr
     match = _DURATION_RE.search(report)
@@ -251,7 +252,7 @@ def decode_audio(
     )
     chunks: list[bytes] = []
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+        proc = process.popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
         try:
             info = info or probe(path)
             chosen = info.audio_stream(stream)  # a clear error before ffmpeg's own

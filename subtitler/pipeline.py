@@ -172,7 +172,8 @@ class Subtitler:
                 transcript.meta["video"] = {"width": info.video.width, "height": info.video.height,
                                             "duration": info.duration}
             results.append(transcript.shifted(audio.offset) if audio.offset else transcript)
-        if not any(t.words for t in results):
+        # What becomes cues: words, or a segment's text (build_cues estimates its words).
+        if not any(s.words or s.text.strip() for t in results for s in t.segments):
             self.warn(f"{path}: no speech found; the subtitles are empty")
         return results
 

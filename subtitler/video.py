@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pysubs2
 
+from . import process
 from .cues import Cue
 from .errors import OutputError, OutputExists, VideoError
 from .files import atomic_path
@@ -82,7 +83,7 @@ def _ffmpeg(args: Sequence[str], target: Path, duration: float | None,
     cmd = [find_tools().ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
            "-progress", "pipe:1", "-nostats", *args, str(target)]
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
+        proc = process.popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
                                 text=True)
         try:
             assert proc.stdout is not None
