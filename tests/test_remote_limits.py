@@ -155,12 +155,13 @@ def test_huge_answer_is_refused_with_bounded_memory(clip, tmp_path):
                                "-b", "openai", "-o", str(tmp_path / "out")],
                               env=env, capture_output=True, text=True, timeout=300)
     code, peak_kib = map(int, proc.stdout.split())
+    peak = peak_kib * 1024
+    print(f"peak RSS of the CLI: {peak / 2**20:.0f} MiB")
+    # Python, numpy and httpx take ~100 MiB; at most the 64 MiB limit comes on top.
+    assert peak < 250 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"
     assert code == 20, proc.stderr
     (line,) = error_lines(proc.stderr)
     assert "over the 64 MiB limit of OPENAI_MAX_ANSWER" in line, line
-    peak = peak_kib * 1024
-    print(f"peak RSS of the CLI: {peak / 2**20:.0f} MiB")
-    assert peak < 300 * 2**20, f"peak RSS {peak / 2**20:.0f} MiB"
 
 
 @pytest.mark.parametrize("declared", [True, False])
