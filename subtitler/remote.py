@@ -320,7 +320,8 @@ class ServiceClient:
             raise self._too_large(what, int(length))
         # A watchdog for a server that stalls mid-answer: httpx's read timeout was set from the
         # time left when the request went out, so it could wait past `until`. Shutting the socket
-        # down wakes the blocked read at once.
+        # down wakes the blocked read at once. (Headers trickled a byte a second are not caught:
+        # httpx reads them before the socket can be had; only its per-read timeout bounds them.)
         stream = resp.extensions.get("network_stream")
         sock = stream.get_extra_info("socket") if stream is not None else None
         state = {"done": False, "fired": False}
@@ -330,13 +331,13 @@ class ServiceClient:
             with lock:
                 if not state["done"] and sock is not None:
                     state["fired"] = True
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
+                    with contextlib.suppress(OSError):  # the plain socket's: an SSLSocket's own
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # would unwrap it under the reader
 
         watchdog = threading.Timer(max(0.0, until - time.monotonic()), expire)
         watchdog.daemon = True
         watchdog.start()
-        chunks, size = [], 0
+        chunks, size, late = [], 0, False
         try:
             for chunk in resp.iter_bytes():
                 size += len(chunk)
@@ -344,15 +345,17 @@ class ServiceClient:
                     raise self._too_large(what, None)
                 chunks.append(chunk)
                 if time.monotonic() > until:  # a trickle: every read is quick, the whole is not
+                    late = True
                     break
         except httpx.TransportError:
             if not state["fired"] and time.monotonic() <= until:
                 raise
+            late = True
         finally:
             with lock:
                 state["done"] = True
             watchdog.cancel()
-        if state["fired"] or time.monotonic() > until:
+        if late or state["fired"]:  # fired: an end of answer may only be the shut-down socket
             raise httpx.ReadTimeout(f"no whole answer within {self.request_timeout:g} s "
                                     f"({size} bytes came)", request=resp.request)
         return b"".join(chunks)
