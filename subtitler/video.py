@@ -84,7 +84,7 @@ def _ffmpeg(args: Sequence[str], target: Path, duration: float | None,
            "-progress", "pipe:1", "-nostats", *args, str(target)]
     with tempfile.TemporaryFile() as errors:
         proc = process.popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
-                                text=True)
+                             text=True)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:  # "key=value" lines; out_time_us is the position written
