@@ -27,8 +27,11 @@ import sys
 from typing import Any
 
 # argv: the parent's pid, then the command. prctl(PR_SET_PDEATHSIG=1, SIGKILL=9); if the parent
-# died before that, no signal will ever come: exit at once.
-_SHIM = ("import ctypes, os, sys\n"
+# died before that, no signal will ever come: exit at once. Python ignores SIGPIPE and SIGXFSZ
+# at start-up: give the tool their defaults back, as subprocess does (restore_signals).
+_SHIM = ("import ctypes, os, signal, sys\n"
+         "for s in ('SIGPIPE', 'SIGXFZ', 'SIGXFSZ'):\n"
+         "    if hasattr(signal, s): signal.signal(getattr(signal, s), signal.SIG_DFL)\n"
          "ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
          "if os.getppid() != int(sys.argv[1]): os._exit(137)\n"
          "try: os.execvp(sys.argv[2], sys.argv[2:])\n"
