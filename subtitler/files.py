@@ -74,14 +74,31 @@ def use_private_tempdir() -> None:
     On Ctrl-C or SIGTERM the CLI exits without waiting for busy threads, so their
     TemporaryDirectory blocks (a burn's subtitles, an upload's encoding) never
     finish; with all of them under one folder, `abandon` and the exit remove
-    them all, whatever made them (libraries included). Only a SIGKILL leaves it.
+    them all, whatever made them (libraries included). Only a SIGKILL leaves it, and
+    the next run removes it (its name holds the pid of a process that is gone).
     """
     global _private_tempdir
-    root = tempfile.mkdtemp(prefix="subtitler-run-")
+    _remove_stale_tempdirs()
+    root = tempfile.mkdtemp(prefix=f"subtitler-run-{os.getpid()}-")
     tempfile.tempdir = root
     os.environ["TMPDIR"] = root  # and for children and C libraries
     _private_tempdir = root
     atexit.register(shutil.rmtree, root, ignore_errors=True)
+
+
+def _remove_stale_tempdirs() -> None:
+    """Remove the private folders of runs that were killed (SIGKILL, a crash of the machine)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tempfile.gettempdir()):
+            pid = entry.name.split("-")[2] if entry.name.startswith("subtitler-run-") else ""
+            if not pid.isdigit() or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:  # gone: its folder is garbage (any other answer: keep it)
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                pass
 
 
 def _umask() -> int:

@@ -96,6 +96,12 @@ def test_sigkill_during_a_burn_kills_its_ffmpeg(long_clip, tmp_path):
     if not gone:
         os.kill(child, signal.SIGKILL)  # don't leave it encoding after a failed test
     assert gone, "ffmpeg outlived the killed CLI by over 2 s"
+    # Only SIGKILL leaves the run's private temporary folder; the next run removes it.
+    (left,) = tmpdir.iterdir()
+    assert left.name.startswith(f"subtitler-run-{proc.pid}-")
+    subprocess.run([sys.executable, "-m", "subtitler", "--version"], check=True, capture_output=True,
+                   env={**os.environ, "TMPDIR": str(tmpdir)})
+    assert list(tmpdir.iterdir()) == []
 
 
 def test_sigkill_during_the_burn_command_kills_its_ffmpeg(long_clip, tmp_path):
