@@ -37,7 +37,7 @@ import click
 from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
-from . import __version__, config, files, manifest, whisper_compat
+from . import __version__, config, files, manifest, signals, whisper_compat
 from .backends import auto_backend_name, discover
 from .batch import Batch, write_report
 from .cache import Cache
@@ -53,7 +53,7 @@ from .cli_options import (
     profile_options,
     style_options,
 )
-from .errors import INTERRUPTED_EXIT_CODE, OutputError, SubtitlerError
+from .errors import OutputError, SubtitlerError
 from .inputs import Input, find_inputs
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
@@ -63,7 +63,7 @@ from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .progress import BatchDisplay, StageBar, echo, summary
 from .require import RequiredSubtitles
 from .style import Style
-from .video import SubtitleTrack, burn, default_output, mux
+from .video import SubtitleTrack, burn, check_can_write, default_output, mux
 
 
 def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
@@ -330,7 +330,7 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         files.abandon()
         sys.stderr.flush()
         sys.stdout.flush()
-        os._exit(INTERRUPTED_EXIT_CODE)
+        os._exit(signals.exit_code())
     failed = [o for o in outcomes if o.status == "failed"]
     if failed:
         # One input: its own error's code. Several: 1 means "some failed".
@@ -508,9 +508,10 @@ def mux_command(video: Path, subtitles: tuple[str, ...], output: Path | None, la
     if default_track:
         tracks[0] = SubtitleTrack(tracks[0].path, tracks[0].language, default=True)
     settings = {"command": "mux", "tracks": [[t.language, t.default] for t in tracks]}
+    target = output or default_output(video)
     _video_job(lambda bar, replace: mux(video, tracks, output, overwrite=replace, on_progress=bar),
-               video, [Path(s) for s in subtitles], output or default_output(video), "mux", progress,
-               settings, overwrite)
+               lambda: check_can_write(probe(video), target, "mux"),
+               video, [Path(s) for s in subtitles], target, "mux", progress, settings, overwrite)
 
 
 @cli.command("burn")
@@ -538,17 +539,22 @@ def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style
     """
     settings = {"command": "burn", "style": dataclasses.asdict(style), "encoder": encoder, "crf": crf,
                 "preset": preset}
+    target = output or default_output(video)
     _video_job(lambda bar, replace: burn(video, subtitles, output, style=style, encoder=encoder, crf=crf,
                                          preset=preset, overwrite=replace, on_progress=bar, warn=_warn),
-               video, [subtitles], output or default_output(video), "burn", progress, settings, overwrite)
+               lambda: check_can_write(probe(video), target, "burn", encoder=encoder, crf=crf, preset=preset,
+                                       font=style.font),
+               video, [subtitles], target, "burn", progress, settings, overwrite)
 
 
-def _video_job(job: Callable[[Any, bool], Path], video: Path, subtitles: list[Path], output: Path,
-               stage: str, progress: bool | None, settings: dict[str, Any], overwrite: bool) -> None:
+def _video_job(job: Callable[[Any, bool], Path], check: Callable[[], None], video: Path,
+               subtitles: list[Path], output: Path, stage: str, progress: bool | None,
+               settings: dict[str, Any], overwrite: bool) -> None:
     """Run mux's or burn's `job(bar, replace)` under a progress bar; print the new video's path, or fail.
 
     The new video is recorded in its folder's manifest like run's outputs: the same command again
     finds it up to date and does nothing; with another input or setting it replaces its own file.
+    What `check` refuses (from the probe) is refused before anything is recorded or written.
     """
     show = sys.stderr.isatty() if progress is None else progress
     try:
@@ -556,6 +562,8 @@ def _video_job(job: Callable[[Any, bool], Path], video: Path, subtitles: list[Pa
         if record and record.up_to_date():
             click.echo(str(output))
             return
+        if record:
+            check()
         with StageBar(output.name, show) as bar:
             replace = overwrite or bool(record and record.mine)
             if record and (replace or not output.exists()):  # else the job refuses: not ours to record
@@ -569,7 +577,7 @@ def _video_job(job: Callable[[Any, bool], Path], video: Path, subtitles: list[Pa
         _fail(OutputError(f"{e.filename or output}: {e.strerror or e}"))
     except KeyboardInterrupt:
         click.echo("subtitler: interrupted", err=True)
-        sys.exit(INTERRUPTED_EXIT_CODE)
+        sys.exit(signals.exit_code())
     click.echo(str(result))
 
 
@@ -677,4 +685,11 @@ def cache_command(clear: bool, older_than: float | None) -> None:
 
 def main() -> None:
     """The `subtitler` entry point (pyproject.toml)."""
-    cli(prog_name="subtitler")
+    signals.install()  # SIGTERM stops a run as Ctrl-C does, with 143
+    files.use_private_tempdir()
+    try:
+        cli(prog_name="subtitler")
+    except SystemExit:
+        if signals.received():  # stopped outside a batch (click says "Aborted!" with 1)
+            sys.exit(signals.exit_code())
+        raise

@@ -131,3 +131,5 @@ class RemoteTooLarge(RemoteError):
 
 # The CLI's code for Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT_CODE = 130
+# ... and for SIGTERM (128 + 15): the run stops as on Ctrl-C.
+TERMINATED_EXIT_CODE = 143

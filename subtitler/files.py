@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import hashlib
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -137,6 +139,45 @@ def abandon() -> None:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
         _in_progress.clear()
+    if _private_tempdir:
+        shutil.rmtree(_private_tempdir, ignore_errors=True)
+
+
+# The process's own folder for temporary files (use_private_tempdir), or None.
+_private_tempdir: str | None = None
+
+
+def use_private_tempdir() -> None:
+    """Put every temporary file and folder of this process in one folder, removed at exit.
+
+    On Ctrl-C or SIGTERM the CLI exits without waiting for busy threads, so their
+    TemporaryDirectory blocks (a burn's subtitles, an upload's encoding) never
+    finish; with all of them under one folder, `abandon` and the exit remove
+    them all, whatever made them (libraries included). Only a SIGKILL leaves it, and
+    the next run removes it (its name holds the pid of a process that is gone).
+    """
+    global _private_tempdir
+    _remove_stale_tempdirs()
+    root = tempfile.mkdtemp(prefix=f"subtitler-run-{os.getpid()}-")
+    tempfile.tempdir = root
+    os.environ["TMPDIR"] = root  # and for children and C libraries
+    _private_tempdir = root
+    atexit.register(shutil.rmtree, root, ignore_errors=True)
+
+
+def _remove_stale_tempdirs() -> None:
+    """Remove the private folders of runs that were killed (SIGKILL, a crash of the machine)."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(tempfile.gettempdir()):
+            pid = entry.name.split("-")[2] if entry.name.startswith("subtitler-run-") else ""
+            if not pid.isdigit() or not entry.is_dir(follow_symlinks=False):
+                continue
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:  # gone: its folder is garbage (any other answer: keep it)
+                shutil.rmtree(entry.path, ignore_errors=True)
+            except OSError:
+                pass
 
 
 def _umask() -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 import ffmpeg  # ffmpeg-python: builds argument lists, never a shell string
 import numpy as np
 
+from . import process
 from .errors import DecodeInterrupted, EmptyAudio, FFmpegNotFound, InputNotFound, NoAudioStream, NotMedia
 
 # Whisper's input: 16 kHz mono.
@@ -133,8 +134,7 @@ def probe(path: str | Path) -> MediaInfo:
         return _probe_with_ffmpeg(path, tools.ffmpeg)
     # What ffmpeg.probe runs, with its exit status kept: ffprobe killed or crashed says nothing
     # about the file, and must not be remembered as "not media".
-    proc = subprocess.run([tools.ffprobe, "-show_format", "-show_streams", "-of", "json", ffmpeg_path(path)],
-                          capture_output=True, stdin=subprocess.DEVNULL)
+    proc = process.run([tools.ffprobe, "-show_format", "-show_streams", "-of", "json", ffmpeg_path(path)])
     if proc.returncode < 0:
         raise DecodeInterrupted(f"{path}: ffprobe stopped ({_stopped(proc.returncode)}); run again")
     if proc.returncode != 0:
@@ -206,9 +206,9 @@ def _probe_with_ffmpeg(path: Path, ffmpeg_bin: str) -> MediaInfo:
     ffmpeg prints no per-stream start times there, so every stream is taken to
     start with the file; timing offsets between streams are not corrected.
     """
-    proc = subprocess.run(
+    proc = process.run(
         [ffmpeg_bin, "-hide_banner", "-nostdin", "-i", ffmpeg_path(path)],
-        capture_output=True, text=True, errors="replace",
+        text=True, errors="replace",
     )
     report = proc.stderr
     match = _DURATION_RE.search(report)
@@ -317,7 +317,7 @@ def decode_audio(
     cmd = _decode_command(path, stream)
     chunks: list[bytes] = []
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
+        proc = process.popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
         try:
             info = info or probe(path)
             chosen = info.audio_stream(stream)  # a clear error before ffmpeg's own
@@ -364,9 +364,9 @@ def audible_streams(info: MediaInfo, besides: int, seconds: float = 600.0) -> li
     for n in range(len(info.audio)):
         if n == besides:
             continue
-        proc = subprocess.run([find_tools().ffmpeg, "-nostdin", "-hide_banner", "-t", str(seconds),
-                               "-i", str(info.path), "-map", f"0:a:{n}", "-af", "volumedetect",
-                               "-f", "null", "-"], capture_output=True, text=True, errors="replace")
+        proc = process.run([find_tools().ffmpeg, "-nostdin", "-hide_banner", "-t", str(seconds),
+                            "-i", ffmpeg_path(info.path), "-map", f"0:a:{n}", "-af", "volumedetect",
+                            "-f", "null", "-"], text=True, errors="replace")
         match = _LOUDNESS_RE.search(proc.stderr)
         if match and match.group(1) != "-inf" and float(match.group(1)) > _AUDIBLE_DB:
             found.append(n)

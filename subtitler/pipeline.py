@@ -213,7 +213,8 @@ class Subtitler:
             results.append(transcript)
         if audio.stream is None:
             self.warn(f"{path}: no audio stream; the subtitles are empty")
-        elif not any(t.words for t in results):
+        # What becomes cues: words, or a segment's text (build_cues estimates its words).
+        elif not any(s.words or s.text.strip() for t in results for s in t.segments):
             hint = _other_streams_hint(audio.info, self.audio_stream)
             self.warn(f"{path}: no speech found; the subtitles are empty{hint}")
         return results

@@ -11,11 +11,12 @@ storage URL, never through a redirect) and is scrubbed from every message.
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import io
 import logging
 import random
-import subprocess
+import socket
 import tempfile
 import threading
 import time
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
+from . import process
 from .config import backend_setting
 from .errors import (
     RemoteAuthError,
@@ -42,6 +44,8 @@ from .media import SAMPLE_RATE, find_tools
 log = logging.getLogger("subtitler.remote")  # `subtitler --verbose` shows it
 
 RETRY_STATUSES = frozenset({408, 429})
+# The largest answer read (bytes): a transcription's JSON is a few MB even for hours of speech.
+DEFAULT_MAX_ANSWER = 64 * 2**20
 MAX_RETRY_AFTER = 120.0
 
 # Upload formats: ffmpeg arguments and MIME type. MP3 is the default: every
@@ -97,7 +101,7 @@ def encode_audio(samples: np.ndarray, fmt: str = DEFAULT_UPLOAD_FORMAT) -> bytes
         out = Path(folder) / f"audio.{fmt}"
         command = [find_tools().ffmpeg, "-nostdin", "-v", "error", "-f", "f32le", "-ar", str(SAMPLE_RATE),
                    "-ac", "1", "-i", "pipe:0", *args, str(out)]
-        proc = subprocess.run(command, input=np.asarray(samples, "<f4").tobytes(), capture_output=True)
+        proc = process.run(command, input=np.asarray(samples, "<f4").tobytes())
         if proc.returncode != 0:
             reason = proc.stderr.decode(errors="replace").strip().splitlines()
             raise RemoteError(f"ffmpeg could not encode the upload as {fmt}: "
@@ -183,6 +187,7 @@ class ServiceClient:
     def __init__(self, base_url: str, api_key: str | None, *, service: str, key_setting: str,
                  retries: int = 5, retry_backoff: float = 0.5, max_backoff: float = 30.0,
                  connect_timeout: float = 10.0, read_timeout: float = 60.0,
+                 max_answer: int = DEFAULT_MAX_ANSWER, max_answer_setting: str = "",
                  sleep: Callable[[float], None] = time.sleep) -> None:
         import httpx  # imported here: the core works without it, only remote backends need it
 
@@ -190,6 +195,10 @@ class ServiceClient:
         self._key = api_key or None
         self.service, self.key_setting = service, key_setting
         self.retries, self.retry_backoff, self.max_backoff = retries, retry_backoff, max_backoff
+        # One request, answer included, must be done within `read_timeout` seconds: httpx's own
+        # timeouts are per read, and a server trickling a byte a second never trips them.
+        self.request_timeout = read_timeout
+        self.max_answer, self.max_answer_setting = max_answer, max_answer_setting
         # Per thread (--jobs runs files side by side): the time.monotonic() by which the
         # current file must be done (--timeout); None: no deadline.
         self._local = threading.local()
@@ -237,13 +246,11 @@ class ServiceClient:
         delay = min(self.max_backoff, self.retry_backoff * 2 ** attempt)
         return delay * (0.5 + random.random() / 2)  # jitter: spread clients that failed together
 
-    def _timeout(self) -> Any:
-        """The request timeout, shortened so that no request outlives the deadline."""
-        if self.deadline is None:
-            return self.http.timeout
+    def _timeout(self, until: float) -> Any:
+        """httpx's timeouts (per read, per write...), shortened so that none outlives `until`."""
         import httpx
 
-        left = max(0.01, self.deadline - time.monotonic())
+        left = max(0.01, until - time.monotonic())
         t = self.http.timeout
         return httpx.Timeout(min(t.read or left, left), connect=min(t.connect or left, left),
                              write=min(t.write or left, left), pool=min(t.pool or left, left))
@@ -265,8 +272,11 @@ class ServiceClient:
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 raise self.error(RemoteTimeout, f"{self.service} {what}: {self.timeout_hint()}")
             started = time.monotonic()
+            until = started + self.request_timeout
+            if self.deadline is not None:
+                until = min(until, self.deadline)
             try:
-                resp = self.http.request(method, url, headers=headers, timeout=self._timeout(), **kwargs)
+                resp = self._send(method, url, headers, until, what, **kwargs)
             except httpx.TransportError as e:
                 log.debug("%s: %s (%s)", shown, type(e).__name__, "retrying" if retry else "not retried")
                 if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -288,6 +298,73 @@ class ServiceClient:
             if resp.is_success:
                 return resp
             raise self.failure(resp, what, retried=attempt, retry=retry)
+
+    def _send(self, method: str, url: str, headers: dict[str, str], until: float, what: str,
+              **kwargs: Any) -> Any:
+        """One request, its whole answer read by `until` (else httpx.ReadTimeout) and no larger than
+        max_answer (else RemoteError), without holding more than that in memory."""
+        request = self.http.build_request(method, url, headers=headers, timeout=self._timeout(until),
+                                          **kwargs)
+        resp = self.http.send(request, stream=True)
+        try:
+            resp._content = self._read(resp, until, what)  # what httpx's own read() sets
+        finally:
+            resp.close()
+        return resp
+
+    def _read(self, resp: Any, until: float, what: str) -> bytes:
+        import httpx
+
+        length = resp.headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.max_answer:
+            raise self._too_large(what, int(length))
+        # A watchdog for a server that stalls mid-answer: httpx's read timeout was set from the
+        # time left when the request went out, so it could wait past `until`. Shutting the socket
+        # down wakes the blocked read at once. (Headers trickled a byte a second are not caught:
+        # httpx reads them before the socket can be had; only its per-read timeout bounds them.)
+        stream = resp.extensions.get("network_stream")
+        sock = stream.get_extra_info("socket") if stream is not None else None
+        state = {"done": False, "fired": False}
+        lock = threading.Lock()
+
+        def expire() -> None:
+            with lock:
+                if not state["done"] and sock is not None:
+                    state["fired"] = True
+                    with contextlib.suppress(OSError):  # the plain socket's: an SSLSocket's own
+                        socket.socket.shutdown(sock, socket.SHUT_RDWR)  # would unwrap it under the reader
+
+        watchdog = threading.Timer(max(0.0, until - time.monotonic()), expire)
+        watchdog.daemon = True
+        watchdog.start()
+        chunks, size, late = [], 0, False
+        try:
+            for chunk in resp.iter_bytes():
+                size += len(chunk)
+                if size > self.max_answer:
+                    raise self._too_large(what, None)
+                chunks.append(chunk)
+                if time.monotonic() > until:  # a trickle: every read is quick, the whole is not
+                    late = True
+                    break
+        except httpx.TransportError:
+            if not state["fired"] and time.monotonic() <= until:
+                raise
+            late = True
+        finally:
+            with lock:
+                state["done"] = True
+            watchdog.cancel()
+        if late or state["fired"]:  # fired: an end of answer may only be the shut-down socket
+            raise httpx.ReadTimeout(f"no whole answer within {self.request_timeout:g} s "
+                                    f"({size} bytes came)", request=resp.request)
+        return b"".join(chunks)
+
+    def _too_large(self, what: str, size: int | None) -> RemoteError:
+        got = f"{size / 2**20:.0f} MiB, " if size is not None else ""
+        setting = f" of {self.max_answer_setting}" if self.max_answer_setting else ""
+        return self.error(RemoteError, f"{self.service} {what}: the answer is {got}over the "
+                                       f"{self.max_answer / 2**20:g} MiB limit{setting}; not read")
 
     def failure(self, resp: Any, what: str, *, retried: int, retry: bool) -> RemoteError:
         """The error for a non-2xx answer, with the server's own message."""

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import pysubs2
 
+from . import process
 from .cues import Cue
 from .errors import OutputError, OutputExists, VideoError
 from .files import atomic_path
@@ -90,8 +91,8 @@ def _ffmpeg(args: Sequence[str], target: Path, duration: float | None,
     cmd = [find_tools().ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y",
            "-progress", "pipe:1", "-nostats", *args, ffmpeg_path(target)]
     with tempfile.TemporaryFile() as errors:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
-                                text=True)
+        proc = process.popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL,
+                             text=True)
         try:
             assert proc.stdout is not None
             for line in proc.stdout:  # "key=value" lines; out_time_us is the position written
@@ -215,7 +216,7 @@ def _encoder_problem(encoder: str, crf: int | None, preset: str | None, ext: str
                "-i", "color=size=64x64:rate=25:duration=0.04", "-frames:v", "1",
                *_encoder_args(encoder, crf, preset), str(Path(folder) / f"trial{ext}")]
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=60)
+            proc = process.run(cmd, text=True, errors="replace", timeout=60)
         except subprocess.TimeoutExpired:
             return None  # a slow encoder, not a refusal: the real run will tell
     if proc.returncode == 0:

@@ -8,12 +8,16 @@ served in order, before the service's own answer:
     fake.malformed_next(1, "poll")                    # 200 with a truncated JSON body
     fake.reset_next(1, "put")                         # TCP reset half-way through the upload
 
+    fake.trickle_next(1, "poll")                      # the answer's body at one byte a second
+    fake.huge_next(1, "poll", 300 * 2**20)            # a 300 MiB answer, streamed
+
 and `max_upload` answers 413 to bodies larger than that many bytes; `slow_seconds`
 delays every answer.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import struct
@@ -42,9 +46,11 @@ class Seen:
 @dataclass
 class Fault:
     endpoint: str | None  # None: whatever comes next
-    kind: str  # "status", "malformed" or "reset"
+    kind: str  # "status", "malformed", "reset", "trickle" or "huge"
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    size: int = 0  # "huge": the body's bytes
+    declared: bool = True  # "huge": with a Content-Length (else the body ends when the connection closes)
 
 
 @dataclass
@@ -78,6 +84,18 @@ class FakeService:
         """The next n requests have their connection reset after half of their body was read."""
         with self._lock:
             self._faults.extend(Fault(endpoint, "reset") for _ in range(n))
+
+    def trickle_next(self, n: int, endpoint: str | None = None) -> None:
+        """The next n answers (to `endpoint` only, if given) come at one byte a second, headers first."""
+        with self._lock:
+            self._faults.extend(Fault(endpoint, "trickle") for _ in range(n))
+
+    def huge_next(self, n: int, endpoint: str | None = None, size: int = 300 * 2**20,
+                  declared: bool = True) -> None:
+        """The next n answers are 200 with a `size`-byte body, streamed (the fake never holds it);
+        without `declared`, no Content-Length: the body ends when the connection closes."""
+        with self._lock:
+            self._faults.extend(Fault(endpoint, "huge", size=size, declared=declared) for _ in range(n))
 
     def requests(self, endpoint: str) -> list[Seen]:
         with self._lock:
@@ -144,9 +162,12 @@ class FakeService:
                 body = self.rfile.read(length) if length else b""
                 with fake._lock:
                     fake.seen.append(Seen(host, endpoint, self.command, self.path, headers, body))
+                if fault and fault.kind == "huge":
+                    self._send_huge(fault.size, fault.declared)
+                    return
                 if fault and fault.kind == "malformed":  # a proxy's error page, a truncated answer...
                     answer: Answer = (200, b'{"response": {"status": "succ', {})
-                elif fault:
+                elif fault and fault.kind != "trickle":
                     answer = (fault.status, {"code": fault.status, "message": "injected fault"},
                               fault.headers)
                 elif fake.max_upload is not None and endpoint in fake.UPLOADS and length > fake.max_upload:
@@ -155,9 +176,23 @@ class FakeService:
                     time.sleep(fake.slow_seconds)
                     answer = fake.route(host, endpoint, self.command, parts.path, parse_qs(parts.query),
                                         headers, body)
-                self._send(*answer)
+                self._send(*answer, trickle=bool(fault and fault.kind == "trickle"))
 
-            def _send(self, status: int, payload: Any, extra: dict[str, str]) -> None:
+            def _send_huge(self, size: int, declared: bool) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if declared:
+                    self.send_header("Content-Length", str(size))
+                else:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                self.end_headers()
+                block = b"[" + b"0," * (2**19 - 1)  # 1 MiB of a JSON list that never ends
+                with contextlib.suppress(OSError):  # the client gave up: fine
+                    for start in range(0, size, len(block)):
+                        self.wfile.write(block[: size - start])
+
+            def _send(self, status: int, payload: Any, extra: dict[str, str], trickle: bool = False) -> None:
                 if isinstance(payload, bytes):
                     data = payload  # deliberately malformed
                 else:
@@ -169,7 +204,14 @@ class FakeService:
                     self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                if not trickle:
+                    self.wfile.write(data)
+                    return
+                with contextlib.suppress(OSError):  # a byte a second, until the client gives up
+                    for i in range(len(data)):
+                        self.wfile.write(data[i:i + 1])
+                        self.wfile.flush()
+                        time.sleep(1.0)
 
             do_GET = do_POST = do_PUT = do_DELETE = _handle
 

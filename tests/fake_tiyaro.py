@@ -12,7 +12,7 @@ job's `input` and the model name in, an openai-whisper-style dict out).
 Faults: those of fake_http.FakeService (5xx/429 bursts, malformed JSON,
 connection resets, 413 past `max_upload` on the PUT), plus `final_status` /
 `final_message` (failed, cancelled), `polls_before_success`, `job_seconds`,
-`never_finish`, `text_only` and `wrapped`.
+`never_finish`, `text_only`, `no_words` and `wrapped`.
 """
 
 from __future__ import annotations
@@ -59,6 +59,9 @@ class FakeTiyaro(FakeService):
     final_status: str = "success"  # or "failed" / "cancelled"
     final_message: str = "model crashed"
     text_only: bool = False  # the result keeps only "text"
+    # Segments without "words": openai-whisper's transcribe() without word_timestamps, what the
+    # service runs (the plugin cannot ask for word times: it is not one of Tiyaro's inputs).
+    no_words: bool = False
     max_in_flight: int = 0  # most jobs submitted and not yet finished at one time
     objects: dict[str, bytes] = field(default_factory=dict)
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -152,6 +155,9 @@ class FakeTiyaro(FakeService):
             result = self.result(self.objects[obj.group(1)], job.inputs, job.model)
             if self.text_only:
                 result = {"text": result["text"]}
+            if self.no_words:
+                result = {**result, "segments": [{k: v for k, v in s.items() if k != "words"}
+                                                 for s in result["segments"]]}
             body = {"id": job.id, "status": "success", "result": result}
             job.finished = time.monotonic()
         return 200, ({"response": body} if self.wrapped else body), {}

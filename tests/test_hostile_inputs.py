@@ -66,7 +66,8 @@ def test_a_240_character_name(clip, tmp_path):
     proc = run(media, "-f", "srt,json")
     assert proc.returncode == 0, proc.stderr
     assert media.with_suffix(".srt").is_file() and media.with_suffix(".json").is_file()
-    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == [".subtitler.json"]
+    hidden = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert hidden == [".subtitler.json", ".subtitler.lock"]  # no temporary file left
 
 
 def _transcript(**changes: object) -> dict:

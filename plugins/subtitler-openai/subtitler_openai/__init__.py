@@ -10,7 +10,8 @@ http://host:port/v1), OPENAI_API_KEY (optional: servers that need none get no
 Authorization header), OPENAI_UPLOAD_LIMIT (bytes per request, default
 26214400 = OpenAI's 25 MiB), OPENAI_UPLOAD_FORMAT (mp3, ogg, flac or wav,
 default mp3), OPENAI_MAX_PARALLEL (pieces in flight at once, default 4),
-OPENAI_TIMEOUT (seconds to wait for one answer, default 600).
+OPENAI_TIMEOUT (seconds one request may take, its whole answer included,
+default 600), OPENAI_MAX_ANSWER (the largest answer read, in bytes, default 64 MiB).
 
 Audio longer than one upload allows is cut at silences into pieces that fit,
 sent side by side, and stitched back with each piece's times shifted into
@@ -33,6 +34,7 @@ from subtitler.languages import language_code
 from subtitler.media import SAMPLE_RATE
 from subtitler.options import DecodeOptions
 from subtitler.remote import (
+    DEFAULT_MAX_ANSWER,
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
     Prepared,
@@ -48,6 +50,7 @@ from subtitler.transcript import Segment, Transcript, Word
 __all__ = ["OpenAIBackend", "to_transcript"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+MAX_ANSWER = ("max-answer", "OPENAI_MAX_ANSWER")
 DEFAULT_UPLOAD_LIMIT = 25 * 1024 * 1024
 # Pieces are planned this far under the limit: the encoded size per second varies a little.
 HEADROOM = 0.9
@@ -120,7 +123,9 @@ class OpenAIBackend(Backend):
         read_timeout = number_setting("openai", "timeout", "OPENAI_TIMEOUT", 600.0)
         self.client = ServiceClient(self.base_url, key, service="OpenAI API",
                                     key_setting=setting_name("openai", "api-key", "OPENAI_API_KEY"),
-                                    retries=3, read_timeout=read_timeout)
+                                    retries=3, read_timeout=read_timeout,
+                                    max_answer=number_setting("openai", *MAX_ANSWER, DEFAULT_MAX_ANSWER, int),
+                                    max_answer_setting=setting_name("openai", *MAX_ANSWER))
 
     def prepare(self, audio: np.ndarray) -> None:
         self._prepared.put(audio, self._plan(audio))

@@ -6,8 +6,9 @@ https://api.tiyaro.ai), TIYARO_SERVICE_TIER (cpuflex or gpuflex, default
 cpuflex), TIYARO_POLL_INTERVAL (shortest wait between polls in seconds,
 default 0.5: at most 2 polls a second per job; the wait grows to 5% of the
 time already waited, up to 15 s), TIYARO_UPLOAD_FORMAT (mp3, ogg, flac or
-wav, default mp3: 48 kbit/s mono, a fifth of WAV), TIYARO_TIMEOUT (seconds to
-wait for one answer, default 60; the upload included).
+wav, default mp3: 48 kbit/s mono, a fifth of WAV), TIYARO_TIMEOUT (seconds
+one request may take, its whole answer and the upload included, default 60),
+TIYARO_MAX_ANSWER (the largest answer read, in bytes, default 64 MiB).
 
 Resume: as soon as a job is submitted, its id and poll URL are saved in the
 user's state directory (SUBTITLER_STATE_DIR overrides it), keyed by the audio
@@ -36,6 +37,7 @@ from subtitler.errors import BackendUnavailable
 from subtitler.files import atomic_write
 from subtitler.options import DecodeOptions, check_english_only
 from subtitler.remote import (
+    DEFAULT_MAX_ANSWER,
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
     Prepared,
@@ -61,6 +63,7 @@ __all__ = ["TiyaroBackend", "TiyaroError", "TiyaroAuthError", "TiyaroNotFound",
            "to_transcript"]
 
 DEFAULT_BASE_URL = "https://api.tiyaro.ai"
+MAX_ANSWER = ("max-answer", "TIYARO_MAX_ANSWER")
 SAMPLE_RATE = 16000
 MODELS = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large")
 SERVICE_TIERS = ("cpuflex", "gpuflex")
@@ -153,7 +156,9 @@ class TiyaroBackend(Backend):
         self._prepared = Prepared()  # uploads encoded ahead, in a batch's decode stage
         self.client = TiyaroClient(self.base_url, _api_key(), service_tier=tier, poll_interval=interval,
                                    key_setting=setting_name("tiyaro", "api-key", "TIYARO_API_KEY"),
-                                   read_timeout=number_setting("tiyaro", "timeout", "TIYARO_TIMEOUT", 60.0))
+                                   read_timeout=number_setting("tiyaro", "timeout", "TIYARO_TIMEOUT", 60.0),
+                                   max_answer=number_setting("tiyaro", *MAX_ANSWER, DEFAULT_MAX_ANSWER, int),
+                                   max_answer_setting=setting_name("tiyaro", *MAX_ANSWER))
 
     def prepare(self, audio: np.ndarray) -> None:
         self._prepared.put(audio, encode_audio(audio, self.upload_format))
