@@ -109,15 +109,26 @@ def update(outputs: dict[Path, Entry | None]) -> None:
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Hold the folder's manifest lock against other processes (blocking until it is free)."""
+    lock = folder / LOCK
+    while True:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
+        if fcntl is None:
+            break
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError:
+            break  # a file system without flock: as before, unlocked
+        # The holder before us may have removed the lock file (its manifest became empty): a lock
+        # on a removed file guards nothing, so take the one now at that name.
+        with contextlib.suppress(FileNotFoundError):
+            if os.path.samestat(os.stat(lock), os.fstat(fd)):
+                break
+        os.close(fd)
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as e:
-        raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
-    try:
-        if fcntl is not None:
-            with contextlib.suppress(OSError):  # a file system without flock: as before, unlocked
-                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # releases the lock
@@ -133,10 +144,14 @@ def _update(folder: Path, changes: dict[str, Entry | None]) -> None:
             entries.pop(name, None)
         else:
             entries[name] = entry
-    summaries = {e.settings: e.summary for e in entries.values() if e.summary}
-    data = {"schema": SCHEMA, "version": VERSION, "settings": summaries,
-            "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
     try:
+        if not entries:  # nothing recorded (a failed first write took its entry back): leave no trace
+            _path(folder).unlink(missing_ok=True)
+            (folder / LOCK).unlink(missing_ok=True)  # held by us; the next holder checks (_locked)
+            return
+        summaries = {e.settings: e.summary for e in entries.values() if e.summary}
+        data = {"schema": SCHEMA, "version": VERSION, "settings": summaries,
+                "outputs": {n: entries[n].to_dict() for n in sorted(entries)}}
         atomic_write(_path(folder), (json.dumps(data, indent=1, ensure_ascii=False) + "\n")
                      .encode("utf-8", "backslashreplace"))  # a name not UTF-8: JSON's \udcff
     except OSError as e:

@@ -113,8 +113,10 @@ def test_mux_keeps_existing_tracks_and_never_touches_the_input(clips, tmp_path):
     langs = [s["tags"]["language"] for s in ffprobe_streams(second) if s["codec_type"] == "subtitle"]
     assert langs == ["eng", "ger"]
     assert first.read_bytes() == before
-    # Existing output is kept without --overwrite.
-    proc = run("mux", str(first), str(tmp_path / "b.de.srt"), "-o", str(second))
+    # An existing file that subtitler did not make is kept without --overwrite.
+    theirs = tmp_path / "theirs.mkv"
+    theirs.write_bytes(before)
+    proc = run("mux", str(first), str(tmp_path / "b.de.srt"), "-o", str(theirs))
     assert proc.returncode == 7 and "--overwrite" in proc.stderr
 
 
