@@ -109,3 +109,18 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: st
     lines = [line for line in proc.stderr.strip().splitlines() if not line.endswith(": started")]
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("subtitler: error: ") and text in lines[0], proc.stderr
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty project folder as the working directory, with its own (empty) user config folder;
+    config files are read afresh."""
+    from subtitler import config
+
+    (tmp_path / "home").mkdir()
+    monkeypatch.setenv("SUBTITLER_CONFIG_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("SUBTITLER_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config.reset()
+    yield tmp_path
+    config.reset()  # later tests must not see this test's files

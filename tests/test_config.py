@@ -20,16 +20,7 @@ from subtitler.transcript import Segment, Transcript, Word
 TEXT = "Elinor sat down beside her sister and they talked about the long journey home."
 
 
-@pytest.fixture(autouse=True)
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder as the working directory, with its own (empty) user config folder."""
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("SUBTITLER_CONFIG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SUBTITLER_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    config.reset()
-    yield tmp_path
-    config.reset()  # later tests must not see this test's files
+pytestmark = pytest.mark.usefixtures("project")  # every test in its own project (conftest)
 
 
 @pytest.fixture

@@ -33,18 +33,6 @@ WHISPER_JSON = ROOT / "tests" / "data" / "openai-whisper-short.json"
 SENTENCE = "Elinor sat down beside her sister and they talked about the long journey home."
 
 
-@pytest.fixture
-def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty working directory with an empty user config folder; config files reloaded."""
-    (tmp_path / "home").mkdir()
-    monkeypatch.setenv("SUBTITLER_CONFIG_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("SUBTITLER_CONFIG", raising=False)
-    monkeypatch.chdir(tmp_path)
-    config.reset()
-    yield tmp_path
-    config.reset()
-
-
 def saved_transcript(path: Path) -> Path:
     """A subtitler transcript of one sentence, 0.4 s a word."""
     words = [Word(i * 0.4, i * 0.4 + 0.3, f" {w}") for i, w in enumerate(SENTENCE.split())]

@@ -80,13 +80,8 @@ def wait_for_burn(proc: subprocess.Popen, timeout: float = 240) -> int:
     raise AssertionError(f"no burn started: {proc.communicate()[1]}")
 
 
-def test_sigkill_during_a_burn_kills_its_ffmpeg(long_clip, tmp_path):
-    """SIGKILL of the CLI: its ffmpeg encoded on for over a minute; now the kernel kills it with the CLI."""
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
-    out = tmp_path / "out"
-    proc = start(long_clip, "--burn", "--preset", "slow", "-o", out, tmpdir=tmpdir)
-    child = wait_for_burn(proc)
+def kill_and_expect_child_gone(proc: subprocess.Popen, child: int) -> None:
+    """SIGKILL the CLI; its ffmpeg `child` must be gone within 2 s."""
     proc.kill()
     proc.wait()
     deadline = time.time() + 2
@@ -96,6 +91,15 @@ def test_sigkill_during_a_burn_kills_its_ffmpeg(long_clip, tmp_path):
     if not gone:
         os.kill(child, signal.SIGKILL)  # don't leave it encoding after a failed test
     assert gone, "ffmpeg outlived the killed CLI by over 2 s"
+
+
+def test_sigkill_during_a_burn_kills_its_ffmpeg(long_clip, tmp_path):
+    """SIGKILL of the CLI: its ffmpeg encoded on for over a minute; now the kernel kills it with the CLI."""
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    out = tmp_path / "out"
+    proc = start(long_clip, "--burn", "--preset", "slow", "-o", out, tmpdir=tmpdir)
+    kill_and_expect_child_gone(proc, wait_for_burn(proc))
     # Only SIGKILL leaves the run's private temporary folder; the next run removes it.
     (left,) = tmpdir.iterdir()
     assert left.name.startswith(f"subtitler-run-{proc.pid}-")
@@ -111,16 +115,7 @@ def test_sigkill_during_the_burn_command_kills_its_ffmpeg(long_clip, tmp_path):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
     proc = start("burn", long_clip, subs, "--preset", "slow", "-o", tmp_path / "out.mp4", tmpdir=tmpdir)
-    child = wait_for_burn(proc)
-    proc.kill()
-    proc.wait()
-    deadline = time.time() + 2
-    while alive(child) and time.time() < deadline:
-        time.sleep(0.05)
-    gone = not alive(child)
-    if not gone:
-        os.kill(child, signal.SIGKILL)
-    assert gone, "ffmpeg outlived the killed CLI by over 2 s"
+    kill_and_expect_child_gone(proc, wait_for_burn(proc))
 
 
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
