@@ -109,7 +109,7 @@ class Transcript:
         from .whisper_compat import from_whisper_result, is_whisper_result
 
         if is_whisper_result(data):  # what `whisper clip.mp4 --output_format json` writes
-            return from_whisper_result(data)
+            return _checked(from_whisper_result(data))  # the same checks as our own JSON
         return cls.from_dict(data)
 
     def save(self, path: str | Path) -> None:

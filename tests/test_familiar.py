@@ -204,6 +204,11 @@ def test_openai_whisper_json_without_word_times_and_a_broken_one(project):
     broken = {"text": "x", "language": "en", "segments": [{"start": 0}]}
     (project / "broken.json").write_text(json.dumps(broken))
     assert "malformed openai-whisper result" in one_line_error(subtitler("render", "broken.json"), code=11)
+    # NaN and huge times are refused as in our own transcripts, not rendered as 00:00:00,000.
+    data["segments"][0]["start"] = float("nan")
+    (project / "nan.json").write_text(json.dumps(data))
+    assert "segment 0: start: nan is out of range" in one_line_error(subtitler("render", "nan.json"), code=11)
+    assert not (project / "nan.srt").exists()
 
 
 # --- into the video -------------------------------------------------------------------------
