@@ -108,7 +108,8 @@ def test_unknown_key_in_a_backend_table_is_refused(project):
     line = one_line_error(subtitler("render", "clip.json"))
     assert "subtitler.toml [backends.tiyaro]: unknown key 'bogus'" in line and "api-key" in line
     (project / "subtitler.toml").write_text('[backends.tiyaro]\napi_key = "k"\nservice-tier = "gpu"\n'
-                                            '[backends.openai]\nbase-url = "http://127.0.0.1:9/v1"\n')
+                                            'max-answer = 1048576\n[backends.openai]\n'
+                                            'base-url = "http://127.0.0.1:9/v1"\nmax-answer = 1048576\n')
     config.reset()
     assert subtitler("render", "clip.json").exit_code == 0  # their real settings are fine
     (project / "subtitler.toml").write_text('[backends.opneai]\nbase-url = "http://127.0.0.1:9/v1"\n')

@@ -106,7 +106,7 @@ class OpenAIBackend(Backend):
     parallel_files = True
     remote = True
     config_keys = frozenset({"base-url", "api-key", "upload-limit", "upload-format", "max-parallel",
-                             "timeout"})
+                             "timeout", MAX_ANSWER[0]})
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  compute_type: str = "auto", threads: int | None = None,

@@ -136,7 +136,7 @@ class TiyaroBackend(Backend):
     parallel_files = True  # the work happens on the server; the client only waits
     remote = True
     config_keys = frozenset({"api-key", "base-url", "service-tier", "poll-interval", "upload-format",
-                             "timeout"})
+                             "timeout", MAX_ANSWER[0]})
 
     def __init__(self, model: str | None = None, device: str = "auto",
                  compute_type: str = "auto", threads: int | None = None,
