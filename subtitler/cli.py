@@ -22,6 +22,7 @@ encoder_options, batch_options) and the option types live in cli_options.py.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -63,7 +64,7 @@ from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .progress import BatchDisplay, StageBar, echo, summary
 from .require import RequiredSubtitles
 from .style import Style
-from .video import SubtitleTrack, burn, check_can_write, default_output, mux
+from .video import SubtitleTrack, burn, default_output, mux
 
 
 def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
@@ -508,10 +509,9 @@ def mux_command(video: Path, subtitles: tuple[str, ...], output: Path | None, la
     if default_track:
         tracks[0] = SubtitleTrack(tracks[0].path, tracks[0].language, default=True)
     settings = {"command": "mux", "tracks": [[t.language, t.default] for t in tracks]}
-    target = output or default_output(video)
     _video_job(lambda bar, replace: mux(video, tracks, output, overwrite=replace, on_progress=bar),
-               lambda: check_can_write(probe(video), target, "mux"),
-               video, [Path(s) for s in subtitles], target, "mux", progress, settings, overwrite)
+               video, [Path(s) for s in subtitles], output or default_output(video), "mux", progress,
+               settings, overwrite)
 
 
 @cli.command("burn")
@@ -539,22 +539,17 @@ def burn_command(video: Path, subtitles: Path, output: Path | None, style: Style
     """
     settings = {"command": "burn", "style": dataclasses.asdict(style), "encoder": encoder, "crf": crf,
                 "preset": preset}
-    target = output or default_output(video)
     _video_job(lambda bar, replace: burn(video, subtitles, output, style=style, encoder=encoder, crf=crf,
                                          preset=preset, overwrite=replace, on_progress=bar, warn=_warn),
-               lambda: check_can_write(probe(video), target, "burn", encoder=encoder, crf=crf, preset=preset,
-                                       font=style.font),
-               video, [subtitles], target, "burn", progress, settings, overwrite)
+               video, [subtitles], output or default_output(video), "burn", progress, settings, overwrite)
 
 
-def _video_job(job: Callable[[Any, bool], Path], check: Callable[[], None], video: Path,
-               subtitles: list[Path], output: Path, stage: str, progress: bool | None,
-               settings: dict[str, Any], overwrite: bool) -> None:
+def _video_job(job: Callable[[Any, bool], Path], video: Path, subtitles: list[Path], output: Path,
+               stage: str, progress: bool | None, settings: dict[str, Any], overwrite: bool) -> None:
     """Run mux's or burn's `job(bar, replace)` under a progress bar; print the new video's path, or fail.
 
     The new video is recorded in its folder's manifest like run's outputs: the same command again
     finds it up to date and does nothing; with another input or setting it replaces its own file.
-    What `check` refuses (from the probe) is refused before anything is recorded or written.
     """
     show = sys.stderr.isatty() if progress is None else progress
     try:
@@ -562,15 +557,12 @@ def _video_job(job: Callable[[Any, bool], Path], check: Callable[[], None], vide
         if record and record.up_to_date():
             click.echo(str(output))
             return
-        if record:
-            check()
-        with StageBar(output.name, show) as bar:
-            replace = overwrite or bool(record and record.mine)
-            if record and (replace or not output.exists()):  # else the job refuses: not ours to record
-                with record.writing():
-                    result = job(lambda done, total: bar.update(stage, done, total), replace)
-            else:
-                result = job(lambda done, total: bar.update(stage, done, total), replace)
+        replace = overwrite or bool(record and record.mine)
+        # Recorded when it may be written; else the job refuses it (not ours): nothing to record.
+        writable = record is not None and (replace or not output.exists())
+        recording = record.writing() if record and writable else contextlib.nullcontext()
+        with StageBar(output.name, show) as bar, recording:
+            result = job(lambda done, total: bar.update(stage, done, total), replace)
     except SubtitlerError as e:
         _fail(e)
     except OSError as e:

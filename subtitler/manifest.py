@@ -18,7 +18,6 @@ processes, for the read and the write.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import threading
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .cache import digest
 from .errors import OutputError, SubtitlerError
 from .files import atomic_write, remove_leftovers, sha256
 
@@ -170,8 +170,8 @@ class OutputRecord:
     def __init__(self, output: Path, sources: list[Path], settings: dict[str, Any]) -> None:
         self.output, self.summary = output, settings
         self.source = source_path(output, sources[0])
-        self.sources = hashlib.sha256(" ".join(sha256(p) for p in sources).encode()).hexdigest()
-        self.settings = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+        self.sources = digest([sha256(p) for p in sources])
+        self.settings = digest(settings)
         self.entry = entry_for(output)
         self.mine = self.entry is not None
 
@@ -185,13 +185,13 @@ class OutputRecord:
 
     @contextlib.contextmanager
     def writing(self) -> Iterator[None]:
-        """Pending while the video is written, complete after; a failure leaves no new entry."""
+        """Pending while the video is written, complete after. A failure (refused from the probe, or
+        ffmpeg's) puts the entry back as it was: the file, written atomically, is as it was too."""
         update({self.output: self._entry(pending=True)})
         try:
             yield
         except BaseException:
-            if not self.mine:
-                with contextlib.suppress(SubtitlerError):
-                    update({self.output: None})
+            with contextlib.suppress(SubtitlerError):
+                update({self.output: self.entry})
             raise
         update({self.output: self._entry(pending=False)})

@@ -294,7 +294,12 @@ def test_mux_and_burn_commands_run_twice(command, tmp_path):
     subs.write_text("1\n00:00:00,200 --> 00:00:01,500\nOther words\n")
     changed = run(command, clip, subs)
     assert changed.returncode == 0 and out.stat().st_mtime_ns != made, changed.stderr
-    assert not manifest_entries(tmp_path)[out.name].get("pending")
+    recorded = manifest_entries(tmp_path)[out.name]
+    assert not recorded.get("pending")
+    if command == "burn":  # refused (from the probe): the video and its entry stay as they were
+        before = out.read_bytes()
+        assert run(command, clip, subs, "--encoder", "nosuchenc").returncode == 13
+        assert out.read_bytes() == before and manifest_entries(tmp_path)[out.name] == recorded
     theirs = tmp_path / "theirs.mp4"
     theirs.write_bytes(b"someone else's file")
     refused = run(command, clip, subs, "-o", theirs)
