@@ -18,7 +18,6 @@ import subprocess
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import pysubs2
@@ -206,7 +205,7 @@ def _encoder_args(encoder: str, crf: int | None, preset: str | None) -> list[str
     return args
 
 
-@lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)
 def _encoder_problem(encoder: str, crf: int | None, preset: str | None, ext: str) -> str | None:
     """None if ffmpeg encodes a frame with these settings into a file of type `ext`, else why not.
 
@@ -227,7 +226,7 @@ def _encoder_problem(encoder: str, crf: int | None, preset: str | None, ext: str
     return re.sub(r"^\[[\w-]+ @ 0x[0-9a-f]+\] ", "", first)
 
 
-@lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=32)
 def font_installed(font: str) -> bool:
     """Whether fontconfig (which libass uses) has `font` as a family, full or PostScript name;
     True when it cannot tell (no fc-list)."""

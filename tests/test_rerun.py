@@ -165,6 +165,15 @@ def transcript_json(tmp_path_factory, clips) -> Path:
     return root / "c1.json"
 
 
+def copies(transcript: Path, folder: Path, count: int) -> list[Path]:
+    """`count` copies of a transcript in `folder`: t000.json, t001.json..."""
+    folder.mkdir()
+    names = [folder / f"t{n:03}.json" for n in range(count)]
+    for name in names:
+        shutil.copy(transcript, name)
+    return names
+
+
 def test_transcript_inputs_and_render_run_twice(transcript_json, tmp_path):
     commands = ([transcript_json, "-f", "srt,vtt"], ["render", transcript_json, "-f", "srt,vtt"])
     for n, command in enumerate(commands):
@@ -179,11 +188,7 @@ def test_transcript_inputs_and_render_run_twice(transcript_json, tmp_path):
 
 
 def test_render_killed_mid_run_then_rerun_finishes(transcript_json, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    names = [inputs / f"t{n:03}.json" for n in range(150)]
-    for name in names:
-        shutil.copy(transcript_json, name)
+    names = copies(transcript_json, tmp_path / "in", 150)
     out = tmp_path / "subs"
     command = ["render", *names, "-f", "srt,vtt,ass,tsv,txt", "-o", out]
     proc = subprocess.Popen([sys.executable, "-m", "subtitler", *map(str, command)],
@@ -222,11 +227,7 @@ def test_python_subtitle_called_twice(transcript_json, clips, tmp_path):
 
 
 def test_two_runs_writing_one_folder_at_once_lose_nothing(transcript_json, tmp_path):
-    inputs = tmp_path / "in"
-    inputs.mkdir()
-    names = [inputs / f"t{n:02}.json" for n in range(80)]
-    for name in names:
-        shutil.copy(transcript_json, name)
+    names = copies(transcript_json, tmp_path / "in", 80)
     out = tmp_path / "subs"
     runs = [subprocess.Popen([sys.executable, "-m", "subtitler", "render", *map(str, order), "-f", "srt,vtt",
                               "-o", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
