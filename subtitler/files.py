@@ -78,21 +78,28 @@ def temp_prefix(path: Path) -> str:
     return f".{os.fsdecode(os.fsencode(path.stem)[:max(room, 1)])}."
 
 
+def lock_named(fd: int, path: str | Path) -> bool:
+    """flock `fd` (waiting for it), and say whether `path` still names the file locked: another
+    process may have removed it in the meantime, and a lock on a removed file guards nothing.
+    True where there is no flock (the file is then used unlocked, as before)."""
+    if fcntl is None:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError:
+        return True  # a file system without flock
+    try:
+        return os.path.samestat(os.stat(path), os.fstat(fd))
+    except FileNotFoundError:
+        return False
+
+
 def _locked_temp(path: Path) -> tuple[int, str]:
     """A new temporary file beside `path`, flocked (released by the kernel when this process dies)."""
     while True:
         fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=f".part{path.suffix}", dir=path.parent)
-        try:
-            if fcntl is None:
-                return fd, tmp
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            return fd, tmp  # a file system without flock: written unlocked, never taken for a leftover
-        try:
-            if os.path.samestat(os.stat(tmp), os.fstat(fd)):
-                return fd, tmp
-        except FileNotFoundError:
-            pass
+        if lock_named(fd, tmp):
+            return fd, tmp
         # Another run took it for a leftover in the instant before it was locked: take another.
         os.close(fd)
 

@@ -28,12 +28,7 @@ from typing import Any
 
 from .cache import digest
 from .errors import OutputError, SubtitlerError
-from .files import atomic_write, remove_leftovers, sha256
-
-try:
-    import fcntl
-except ImportError:  # not on Windows: only the threads of one process are kept apart
-    fcntl = None  # type: ignore[assignment]
+from .files import atomic_write, lock_named, remove_leftovers, sha256
 
 NAME = ".subtitler.json"
 LOCK = ".subtitler.lock"
@@ -116,17 +111,10 @@ def _locked(folder: Path) -> Iterator[None]:
             fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as e:
             raise OutputError(f"{folder}: cannot write ({e.strerror or e})") from None
-        if fcntl is None:
+        # The holder before us may have removed the lock file (its manifest became empty): then
+        # take the one now at that name.
+        if lock_named(fd, lock):
             break
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:
-            break  # a file system without flock: as before, unlocked
-        # The holder before us may have removed the lock file (its manifest became empty): a lock
-        # on a removed file guards nothing, so take the one now at that name.
-        with contextlib.suppress(FileNotFoundError):
-            if os.path.samestat(os.stat(lock), os.fstat(fd)):
-                break
         os.close(fd)
     try:
         yield
