@@ -5,17 +5,23 @@
     print(result.outputs, result.transcript.text)
 """
 
-from .batch import Batch, Outcome
-from .cache import Cache
-from .errors import SubtitlerError
-from .inputs import Input, find_inputs
-from .options import DecodeOptions
-from .pipeline import Result, Subtitler, subtitle, transcribe
-from .transcript import Segment, Transcript, Word
+# First: the modules below (the plugin contract's messages) read it.
+__version__ = "0.3.0"
 
-__version__ = "0.2.0"
+from .batch import Batch  # noqa: E402
+from .cache import Cache  # noqa: E402
+from .errors import SubtitlerError  # noqa: E402
+from .events import Events  # noqa: E402
+from .inputs import Input, find_inputs  # noqa: E402
+from .job import Job, Outcome  # noqa: E402
+from .options import DecodeOptions  # noqa: E402
+from .pipeline import Result, Subtitler, subtitle, transcribe  # noqa: E402
+from .specs import EngineSpec, JobSpec, OutputSpec, RenderSpec, TranscriptionSpec, VideoSpec  # noqa: E402
+from .transcript import Segment, Source, Transcript, Word  # noqa: E402
 
 __all__ = [
-    "Batch", "Cache", "DecodeOptions", "Input", "Outcome", "Result", "Segment", "Subtitler",
-    "SubtitlerError", "Transcript", "Word", "find_inputs", "subtitle", "transcribe", "__version__",
+    "Batch", "Cache", "DecodeOptions", "EngineSpec", "Events", "Input", "Job", "JobSpec", "Outcome",
+    "OutputSpec", "RenderSpec", "Result", "Segment", "Source", "Subtitler", "SubtitlerError",
+    "Transcript", "TranscriptionSpec", "VideoSpec", "Word", "find_inputs", "subtitle", "transcribe",
+    "__version__",
 ]

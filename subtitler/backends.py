@@ -13,59 +13,137 @@ import is reported (with the reason) and skipped; the others keep working.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
-from contextvars import ContextVar
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
-from .errors import BackendUnavailable, UnsupportedOption
+from . import __version__
+from .errors import BackendUnavailable, SubtitlerError, UnsupportedOption
+from .events import Report
 from .options import DecodeOptions
+from .specs import EngineSpec
 from .transcript import Transcript
 
+if TYPE_CHECKING:
+    from .config import Config
+
 ENTRY_POINT_GROUP = "subtitler.backends"
-
-# Called with the seconds of audio transcribed so far.
-Progress = Callable[[float], None]
-
-# Where report_status() lines go; a context variable, so each --jobs thread has its own.
-_on_status: ContextVar[Callable[[str], None] | None] = ContextVar("subtitler_on_status", default=None)
+# The plugin contract's version: a backend class says which it was written for (`api_version`).
+# 2 (subtitler 0.3): Backend(spec, settings), declared settings, Report, prepare's value.
+API_VERSION = 2
 
 
-def report_status(message: str) -> None:
-    """Tell the user a backend's work changed state ("uploading 1.2 MB", "job 3f2a: processing").
+@dataclass(frozen=True)
+class Setting:
+    """One of a backend's own settings: from the environment variable `env`, else the config
+    files' `[backends.NAME] key`, unless given explicitly (a server's request, a job spec)."""
 
-    For remote services, whose waits have no seconds-of-audio progress; a no-op
-    unless the caller set a reporter with `status_reporter`.
-    """
-    callback = _on_status.get()
-    if callback is not None:
-        callback(message)
+    key: str  # as written in [backends.NAME]: dashed, e.g. "base-url"
+    env: str | None = None
+    default: Any = None
+    kind: type = str  # str, int or float (numbers must be more than 0)
+    choices: tuple[str, ...] | None = None
+    # Never shown, recorded or sent anywhere but to its service (an API key).
+    secret: bool = False
+    # Whether it changes what the engine hears (a base URL, a served model): then it is part of
+    # the cache key and the manifest's settings. Timeouts and limits are not.
+    shapes_result: bool = True
+    help: str = ""
 
 
-@contextlib.contextmanager
-def status_reporter(callback: Callable[[str], None]) -> Iterator[None]:
-    """Send report_status() messages from this thread to `callback` while inside."""
-    token = _on_status.set(callback)
-    try:
-        yield
-    finally:
-        _on_status.reset(token)
+class BackendSettings(Mapping[str, Any]):
+    """A backend's settings as resolved for one engine: typed values by key, and how to name
+    each in a message (`named("base-url")` -> "OPENAI_BASE_URL (or base-url in [backends.openai])")."""
+
+    def __init__(self, backend: str, declared: Sequence[Setting], values: Mapping[str, Any]) -> None:
+        self.backend = backend
+        self.declared = {s.key: s for s in declared}
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def named(self, key: str) -> str:
+        setting = self.declared[key]
+        table = f"{key} in [backends.{self.backend}]"
+        return f"{setting.env} (or {table})" if setting.env else table
+
+    def shaping(self) -> dict[str, Any]:
+        """The settings that shape results (never secrets), as the cache key takes them."""
+        return {k: v for k, v in self._values.items()
+                if v is not None and self.declared[k].shapes_result and not self.declared[k].secret}
+
+    def public(self) -> dict[str, str]:
+        """Every setting but the secrets, as text: what a job spec may carry."""
+        return {k: str(v) for k, v in self._values.items() if v is not None and not self.declared[k].secret}
+
+    def __repr__(self) -> str:  # secrets stay secret, even in a traceback or a debugger
+        shown = {k: ("***" if self.declared[k].secret and v else v) for k, v in self._values.items()}
+        return f"BackendSettings({self.backend!r}, {shown!r})"
+
+
+def resolve_settings(cls: type[Backend], given: Mapping[str, str] | None = None, config: Config | None = None,
+                     environ: Mapping[str, str] | None = None) -> BackendSettings:
+    """`cls`'s declared settings, each from `given`, else the environment, else `config`'s
+    [backends.NAME] table, else its default; converted and checked (UnsupportedOption)."""
+    environ = os.environ if environ is None else environ
+    given = dict(given or {})
+    unknown = sorted(set(given) - {s.key for s in cls.declared_settings})
+    if unknown:
+        raise UnsupportedOption(f"backend {cls.name!r} has no setting {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for s in cls.declared_settings:
+        if s.key in given:
+            raw: Any = given[s.key]
+        elif s.env and environ.get(s.env):
+            raw = environ[s.env]
+        else:
+            if config is None:
+                from . import config as config_module
+
+                config = config_module.load()
+            raw = config.backend_value(cls.name, s.key)
+        values[s.key] = _convert(cls.name, s, raw)
+    return BackendSettings(cls.name, cls.declared_settings, values)
+
+
+def _convert(backend: str, s: Setting, raw: Any) -> Any:
+    named = BackendSettings(backend, [s], {}).named(s.key)
+    if raw is None or raw == "":
+        return s.default
+    if s.kind is str:
+        value: Any = str(raw)
+    else:
+        try:
+            value = s.kind(raw)
+        except ValueError:
+            raise UnsupportedOption(f"{named} must be a number, not {raw!r}") from None
+        if value <= 0:
+            raise UnsupportedOption(f"{named} must be more than 0")
+    if s.choices is not None and value not in s.choices:
+        raise UnsupportedOption(f"{named} must be one of {', '.join(s.choices)}, not {value!r}")
+    return value
 
 
 class Backend(ABC):
-    """One speech-to-text engine. Subclass it and implement `transcribe`.
+    """One speech-to-text engine. Subclass it, set `api_version = 2` and implement `transcribe`.
 
-    The constructor loads the model, once; `transcribe` is then called for
-    every file of a run.
+    Constructed once per run as `Backend(spec, settings)`: `spec` (an EngineSpec) says which
+    model and how to run it, `settings` are its own declared `settings`, resolved. The
+    constructor loads the model; `transcribe` is then called for every file of the run.
     """
 
     #: The name users pass to --backend.
@@ -83,30 +161,29 @@ class Backend(ABC):
     parallel_files: ClassVar[bool] = False
     #: Whether the audio leaves this machine: `auto` never picks such a backend.
     remote: ClassVar[bool] = False
-    #: The keys its `[backends.NAME]` config table may have (base-url, api-key...): any other
-    #: key is a typo, refused when the config is read instead of silently ignored.
-    config_keys: ClassVar[frozenset[str]] = frozenset()
+    #: Its own settings ([backends.NAME] keys and environment variables); any other key in a
+    #: config file is a typo, refused when the config is read.
+    declared_settings: ClassVar[tuple[Setting, ...]] = ()
+    #: For `auto`: among the usable local backends the highest priority wins; None: never.
+    auto_priority: ClassVar[int | None] = 0
+    #: Its priority instead when an NVIDIA GPU is there and `cuda_available()` (None: the same).
+    gpu_priority: ClassVar[int | None] = None
 
-    def __init__(
-        self,
-        model: str | None = None,
-        device: str = "auto",
-        compute_type: str = "auto",
-        threads: int | None = None,
-        timeout: float | None = None,
-    ) -> None:
-        self.model_name = model or self.default_model
-        self.device = device
-        self.compute_type = compute_type
+    def __init__(self, spec: EngineSpec, settings: BackendSettings | None = None) -> None:
+        self.spec = spec
+        self.settings = settings if settings is not None else resolve_settings(type(self))
+        self.model_name = spec.model or self.default_model
+        self.device = spec.device
+        self.compute_type = spec.compute_type
         # A deliberate thread count: engines left to guess oversubscribe shared cores.
-        self.threads = threads or len(os.sched_getaffinity(0))
-        if timeout is not None and not self.supports_timeout:
+        self.threads = spec.threads or len(os.sched_getaffinity(0))
+        if spec.timeout is not None and not self.supports_timeout:
             raise UnsupportedOption(f"backend {self.name!r} has no --timeout (it does not wait on a service)")
-        self.timeout = timeout
+        self.timeout = spec.timeout
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
-        """None when usable here, else why not (missing package, no key, ...)."""
+    def unavailable_reason(cls, settings: BackendSettings) -> str | None:
+        """None when usable here with these settings, else why not (missing package, no key...)."""
         return None
 
     @classmethod
@@ -114,23 +191,31 @@ class Backend(ABC):
         """True when this engine can run on an NVIDIA GPU here."""
         return False
 
-    def prepare(self, audio: np.ndarray) -> None:
+    @classmethod
+    def fingerprint(cls, spec: EngineSpec, settings: BackendSettings) -> Any:
+        """What else shapes this engine's transcripts (a model file's identity, a converter's
+        version), as JSON-able data; it goes into the cache key. Cheap: no model is loaded."""
+        return None
+
+    def prepare(self, audio: np.ndarray) -> Any:
         """Optional work on a file's audio ahead of `transcribe`, in a batch's decode stage.
 
-        Called from another thread while the engine may be busy with the previous
-        file. Remote backends encode their upload here, so a free job slot goes
-        straight to uploading; `transcribe` must still work when prepare was not called.
+        Called from another thread while the engine may be busy with the previous file.
+        Whatever it returns is given back to `transcribe` as `prepared` (remote backends
+        encode their upload here, so a free job slot goes straight to uploading).
+        `transcribe` must still work with `prepared=None`.
         """
         return None  # nothing to do ahead for most engines
 
     @abstractmethod
-    def transcribe(
-        self, audio: np.ndarray, options: DecodeOptions, progress: Progress | None = None
-    ) -> Transcript:
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions, report: Report,
+                   prepared: Any = None) -> Transcript:
         """Turn 16 kHz mono float32 samples into a Transcript with word timings.
 
-        The pipeline has already called `check_options`; raise UnsupportedOption
-        for combinations the engine or model cannot honour.
+        Tell progress in seconds of audio with `report.progress`, a remote job's
+        states with `report.status`. The pipeline has already called
+        `check_options`; raise UnsupportedOption for combinations the engine or
+        model cannot honour.
         """
 
     @classmethod
@@ -168,21 +253,47 @@ class BackendEntry:
     problem: str | None
 
 
-def discover() -> dict[str, BackendEntry]:
-    """Every backend registered in the entry point group, loaded or not."""
+def discover(config: Config | None = None) -> dict[str, BackendEntry]:
+    """Every backend registered in the entry point group, loaded or not; whether each can run
+    here is asked with its settings from the environment and `config` (None: the config files)."""
     found: dict[str, BackendEntry] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = ep.load()
             if not (isinstance(cls, type) and issubclass(cls, Backend)):
                 raise TypeError(f"{ep.value} is not a subtitler Backend subclass")
-            problem = cls.unavailable_reason()
         except Exception as e:  # a broken plugin must not take the tool down
-            warnings.warn(f"backend plugin {ep.name!r} failed to load: {e}", stacklevel=2)
             found[ep.name] = BackendEntry(ep.name, ep.value, None, f"failed to load: {e}")
             continue
+        problem = _incompatible(cls)
+        if problem:
+            found[ep.name] = BackendEntry(ep.name, ep.value, None, problem)
+            continue
+        try:
+            problem = cls.unavailable_reason(resolve_settings(cls, config=config))
+        except SubtitlerError as e:  # a setting that cannot be used (a bad number...)
+            problem = str(e)
         found[ep.name] = BackendEntry(ep.name, ep.value, cls, problem)
     return found
+
+
+def _incompatible(cls: type[Backend]) -> str | None:
+    """Why a plugin written for another version of the contract cannot be used, or None."""
+    version = getattr(cls, "api_version", 1)  # plugins from before versioning have none
+    if version == API_VERSION:
+        return None
+    if isinstance(version, int) and version < API_VERSION:
+        return (f"written for an older subtitler (plugin API {version}; this subtitler {__version__} "
+                f"needs {API_VERSION}): upgrade the plugin")
+    return (f"written for a newer subtitler (plugin API {version!r}; this subtitler {__version__} "
+            f"has {API_VERSION}): upgrade subtitler")
+
+
+def broken_plugins(entries: Mapping[str, BackendEntry]) -> list[str]:
+    """One line per plugin that could not be loaded at all, for a run to warn about."""
+    broken = [e for e in entries.values() if e.cls is None and e.problem]
+    return [f"backend plugin {e.name!r}{'' if e.problem.startswith('failed') else ':'} {e.problem}"
+            for e in broken]
 
 
 def _nvidia_gpu_present() -> bool:
@@ -190,25 +301,30 @@ def _nvidia_gpu_present() -> bool:
     return Path("/dev/nvidiactl").exists() or Path("/proc/driver/nvidia/gpus").exists()
 
 
-def auto_backend_name(entries: dict[str, BackendEntry] | None = None) -> str:
-    """`whisper` on a GPU, `faster-whisper` on a CPU, else any usable local backend."""
+def auto_backend_name(entries: Mapping[str, BackendEntry] | None = None) -> str:
+    """The usable local backend that declares the highest priority (`auto_priority`, or
+    `gpu_priority` on a machine with an NVIDIA GPU it can use)."""
     entries = entries if entries is not None else discover()
-    usable = {n: e for n, e in entries.items()
-              if e.cls is not None and e.problem is None and not e.cls.remote}
-    whisper = usable.get("whisper")
-    if whisper and whisper.cls and _nvidia_gpu_present() and whisper.cls.cuda_available():
-        return "whisper"
-    for preferred in ("faster-whisper", "whisper"):
-        if preferred in usable:
-            return preferred
-    if usable:
-        return sorted(usable)[0]
+    usable = [e.cls for e in entries.values()
+              if e.cls is not None and e.problem is None and not e.cls.remote]
+    gpu = _nvidia_gpu_present()
+
+    def priority(cls: type[Backend]) -> int | None:
+        if gpu and cls.gpu_priority is not None and cls.cuda_available():
+            return cls.gpu_priority
+        return cls.auto_priority
+
+    ranked = [(p, cls.name) for cls in usable if (p := priority(cls)) is not None]
+    if ranked:
+        return max(ranked, key=lambda r: (r[0], [-ord(c) for c in r[1]]))[1]  # a tie: first by name
     raise BackendUnavailable("no usable local backend installed (see `subtitler backends`; "
                              "remote ones are used only when named with --backend)")
 
 
-def get_backend_class(name: str = "auto") -> type[Backend]:
-    entries = discover()
+def get_backend_class(name: str = "auto", entries: Mapping[str, BackendEntry] | None = None) -> type[Backend]:
+    """The class of backend `name` (auto: see auto_backend_name); BackendUnavailable if it cannot
+    run here."""
+    entries = entries if entries is not None else discover()
     if name == "auto":
         name = auto_backend_name(entries)
     entry = entries.get(name)
@@ -220,6 +336,16 @@ def get_backend_class(name: str = "auto") -> type[Backend]:
     return entry.cls
 
 
-def load_backend(name: str = "auto", model: str | None = None, **settings: object) -> Backend:
-    """Find backend `name` and load `model` into it (once per run)."""
-    return get_backend_class(name)(model, **settings)  # type: ignore[arg-type]
+def load_backend(name: str = "auto", model: str | None = None, *, config: Config | None = None,
+                 settings: Mapping[str, str] | None = None, **engine: Any) -> Backend:
+    """Find backend `name` and load `model` into it (once per run): a shorthand for
+    `load_engine(EngineSpec(name, model, ...))`. `engine`: EngineSpec's other fields."""
+    return load_engine(EngineSpec(name, model, settings=tuple((settings or {}).items()), **engine), config)
+
+
+def load_engine(spec: EngineSpec, config: Config | None = None,
+                environ: Mapping[str, str] | None = None) -> Backend:
+    """The engine `spec` asks for, loaded: its settings from the spec, else the environment,
+    else `config`'s [backends.NAME] table (None: the config files)."""
+    cls = get_backend_class(spec.backend, discover(config))
+    return cls(spec, resolve_settings(cls, dict(spec.settings), config, environ))

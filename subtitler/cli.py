@@ -29,7 +29,6 @@ import logging
 import os
 import sys
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,7 +38,7 @@ from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
 from . import __version__, config, files, manifest, signals, whisper_compat
-from .backends import auto_backend_name, discover
+from .backends import auto_backend_name, broken_plugins, discover
 from .batch import Batch, write_report
 from .cache import Cache
 from .check import RULES, FileReport, check_file
@@ -56,19 +55,20 @@ from .cli_options import (
 )
 from .errors import OutputError, SubtitlerError
 from .inputs import Input, find_inputs
+from .job import Job
 from .media import probe
 from .models import DEFAULT_MODEL, list_models
 from .options import DecodeOptions
-from .pipeline import Subtitler, VideoSettings
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .progress import BatchDisplay, StageBar, echo, summary
 from .require import RequiredSubtitles
+from .specs import EngineSpec, JobSpec, OutputSpec, RenderSpec, TranscriptionSpec, VideoSpec
 from .style import Style
 from .video import SubtitleTrack, burn, default_output, mux
 
 
-def _warn(message: Any, *args: Any, **kwargs: Any) -> None:
-    """A warning on stderr (also what Python's warnings show as)."""
+def _warn(message: str) -> None:
+    """A warning on stderr."""
     echo(f"subtitler: warning: {message}", err=True)  # above the bars, if any
 
 
@@ -159,7 +159,6 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
       subtitler config                      # settings from subtitler.toml, and their sources
       subtitler cache                       # where transcripts are cached, and how much
     """
-    warnings.showwarning = _warn
     config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 
@@ -238,7 +237,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
       cat clip.mp4 | subtitler - -o subs/          # media on stdin: subs/stdin.srt
       subtitler -- -x.mp4                          # a name that starts with "-"
     """
-    pipeline = _pipeline(output_dir=output_dir, **settings)
+    spec = _job_spec(output_dir=output_dir, **settings)
     show = sys.stderr.isatty() if progress is None else progress
     if not inputs and not lists:
         raise click.UsageError("give an INPUT, a folder, or --from-list FILE")
@@ -247,36 +246,35 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
     except SubtitlerError as e:
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
-    _run_batch(Batch(pipeline, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs),
+    job = Job(spec)
+    _run_batch(Batch(job, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs),
                items, show, dry_run, report, single)
 
 
-def _pipeline(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
+def _job_spec(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
               style: Style, mux: bool, burn: bool, video_format: str | None, default_track: bool,
               add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str, backend: str,
               model: str | None, audio_stream: int, device: str, compute_type: str, threads: int | None,
-              timeout: float | None, **rest: Any) -> Subtitler:
-    """The pipeline `run` makes of its parameters, as `run` gets them: `rest` holds the decoding
+              timeout: float | None, **rest: Any) -> JobSpec:
+    """The job spec `run` makes of its parameters, as `run` gets them: `rest` holds the decoding
     options, and may hold the batch's own parameters (ignored). Loads no model."""
     video = None
     video_mode = _video_mode(mux, burn)
     if video_mode:
-        video = VideoSettings(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
-                              default_track, [_track(t) for t in add_tracks])
+        video = VideoSpec(video_mode, f".{video_format}" if video_format else None, encoder, crf, preset,
+                          default_track, tuple(_track(t) for t in add_tracks))
     elif add_tracks or default_track or video_format:
         raise click.UsageError("--add-track, --default-track and --video-format need --mux or --burn")
     decoding = {name: rest[name] for name in DecodeOptions.names()}
     try:
-        pipeline = Subtitler(
-            backend=backend, model=model, options=DecodeOptions(**decoding), formats=formats,
-            output_dir=output_dir, overwrite=overwrite, audio_stream=audio_stream,
-            device=device, compute_type=compute_type, threads=threads, timeout=timeout,
-            profile=profile, style=style,
-            video=video, warn=_warn,
-        )
+        return JobSpec(
+            TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
+                              audio_stream, DecodeOptions(**decoding)),
+            RenderSpec(tuple(formats), profile, style, video),
+            OutputSpec(output_dir, overwrite))
     except SubtitlerError as e:
         _fail(e)
-    return pipeline
+        raise  # not reached: _fail exits
 
 
 def _video_mode(mux: bool, burn: bool) -> str | None:
@@ -298,8 +296,8 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
     """Run a batch with a display, write its report, exit with its code."""
     started = time.time()
     display = BatchDisplay(len(items), show, {id(item): n for n, item in enumerate(items, 1)},
-                           detected=batch.pipeline.options.language is None)
-    batch.on_event = display
+                           detected=batch.job.spec.transcription.options.language is None)
+    batch.events.add(display)
     interrupted = False
     try:
         outcomes = batch.run(items, dry_run=dry_run)
@@ -358,10 +356,10 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
     not_json = [str(p) for p in transcripts if p.suffix.lower() != ".json"]
     if not_json:
         raise click.BadParameter(f"not a transcript .json: {not_json[0]}", param_hint="TRANSCRIPTS")
-    pipeline = Subtitler(backend="none", formats=formats, output_dir=output_dir, overwrite=overwrite,
-                         profile=profile, style=style)
+    job = Job(JobSpec(render=RenderSpec(tuple(formats), profile, style),
+                      output=OutputSpec(output_dir, overwrite)))
     items = [Input(p, PurePosixPath(p.name)) for p in transcripts]
-    _run_batch(Batch(pipeline), items, show=False, single=len(items) == 1)
+    _run_batch(Batch(job), items, show=False, single=len(items) == 1)
 
 
 @cli.command()
@@ -455,12 +453,13 @@ def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Pr
     params = _run_params(ctx)
     if output_dir is not None:
         params["output_dir"] = output_dir
-    pipeline = _pipeline(**params)
+    job = Job(_job_spec(**params))
     try:
         items = find_inputs([str(f) for f in folders], params["include"], params["exclude"])
+        return RequiredSubtitles(job, rules).check(items)
     except SubtitlerError as e:
         _fail(e, code=2)
-    return RequiredSubtitles(Batch(pipeline), rules).check(items)
+        raise  # not reached: _fail exits
 
 
 def _typed(ctx: click.Context, name: str) -> Any:
@@ -622,6 +621,8 @@ def backends() -> None:
       subtitler backends
     """
     entries = discover()
+    for line in broken_plugins(entries):
+        _warn(line)
     if not entries:
         click.echo("no backends installed (pip install a subtitler backend plugin)")
         return

@@ -297,7 +297,7 @@ def apply(ctx: click.Context, explicit: Path | None, commands: Mapping[str, clic
     if any(layer.data.get(BACKENDS) for layer in loaded.layers):
         from .backends import discover  # plugins are imported only when a file has backend tables
 
-        loaded.check_backends({name: e.cls.config_keys if e.cls else None
+        loaded.check_backends({name: frozenset(s.key for s in e.cls.declared_settings) if e.cls else None
                                for name, e in discover().items()})
     ctx.meta[_META_KEY] = settings
     ctx.default_map = {name: {p: s.value for p, s in values.items()} for name, values in settings.items()}

@@ -368,10 +368,10 @@ def media_end(transcript: Transcript) -> float | None:
     audio it was made from, or the file's duration as ffprobe (and `check --video`) reads it when
     shorter; None when unknown."""
     ends = []
+    source = transcript.source
     if transcript.duration > 0:
-        ends.append(transcript.duration + float(transcript.meta.get("offset") or 0.0))
-    video = transcript.meta.get("video") or {}
-    for known in (video.get("duration"), transcript.meta.get("media_duration")):
+        ends.append(transcript.duration + (source.offset if source else 0.0))
+    for known in (source.video_duration, source.media_duration) if source else ():
         if known:
             ends.append(float(known))
     return min(ends) if ends else None

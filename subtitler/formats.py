@@ -76,8 +76,8 @@ def _ass_colour(text: str) -> pysubs2.Color:
 
 
 def picture_size(transcript: Transcript) -> tuple[int, int]:
-    video = transcript.meta.get("video") or {}
-    return int(video.get("width") or DEFAULT_WIDTH), int(video.get("height") or DEFAULT_HEIGHT)
+    source = transcript.source
+    return ((source and source.width) or DEFAULT_WIDTH), ((source and source.height) or DEFAULT_HEIGHT)
 
 
 class ASS(Format):

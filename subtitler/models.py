@@ -138,3 +138,16 @@ def model_source(name: str) -> tuple[str, bool]:
     raise BackendUnavailable(
         f"unknown model {name!r}: give a name ({', '.join(KNOWN_MODELS)}) or a path"
     )
+
+
+def model_fingerprint(name: str) -> list[object] | None:
+    """A model given as a path, as the cache key takes it: its files' sizes and times, so a
+    model replaced at the same path is not taken for the one transcripts were cached with."""
+    if bundled_ct2_dir(name) is not None or name in KNOWN_MODELS:
+        return None  # a name means one set of weights
+    path = Path(name).expanduser()
+    files = [path] if path.is_file() else sorted(p for p in path.glob("*") if p.is_file())
+    try:
+        return [[f.name, f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    except OSError:
+        return None

@@ -18,6 +18,18 @@ from typing import Any
 
 import click
 
+from .events import (
+    Event,
+    Finished,
+    JobStatus,
+    Progress,
+    Stage,
+    StageEnded,
+    StageStarted,
+    Started,
+    Status,
+    Warned,
+)
 from .languages import LANGUAGES
 
 STAGE_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s [{elapsed}<{remaining}]"
@@ -98,7 +110,7 @@ def _describe(outcome: Any, detected: bool) -> str:
     elif outcome.status == "up-to-date":
         return "up to date"
     else:
-        return outcome.status
+        return str(outcome.status)
     if outcome.language:  # what the engine heard, when nobody said (--language)
         name = LANGUAGES.get(outcome.language, outcome.language).capitalize()
         text += f", language {name}" + (" (detected)" if detected and outcome.status == "done" else "")
@@ -109,7 +121,7 @@ def summary(outcomes: Sequence[Any], seconds: float) -> str:
     """The run in one line: `4 files: 2 done, 1 rendered, 1 failed; 16.0 s of media in 4.6 s`."""
     counts: dict[str, int] = {}
     for o in outcomes:
-        counts[o.status] = counts.get(o.status, 0) + 1
+        counts[str(o.status)] = counts.get(str(o.status), 0) + 1
     order = ["done", "rendered", "up-to-date", "failed", "skipped"]
     parts = [f"{counts[k]} {k}" for k in sorted(counts, key=lambda k: (order.index(k) if k in order else 9))]
     media = sum(o.duration or 0.0 for o in outcomes if o.status in ("done", "rendered"))
@@ -118,7 +130,7 @@ def summary(outcomes: Sequence[Any], seconds: float) -> str:
 
 
 class BatchDisplay:
-    """Receives a Batch's events (from any thread) and shows them.
+    """Shows a run's events (from any thread): a sink (events.py).
 
     On a terminal: bars, and a line per input as it ends; in a log: a line per input as its
     transcription starts and as it ends. `detected`: the language was not given, so a line
@@ -144,39 +156,48 @@ class BatchDisplay:
                                             "[{elapsed}<{remaining}]")
             self.overall.set_postfix_str("0 s of media")
 
-    def _tag(self, outcome: Any) -> str:
-        n = self.numbers.get(id(outcome.input))
-        return f"[{n}/{self.total}] {outcome.input}" if self.total > 1 else str(outcome.input)
+    def _tag(self, item: Any) -> str:
+        n = self.numbers.get(id(item))
+        return f"[{n}/{self.total}] {item}" if self.total > 1 else str(item)
 
-    def __call__(self, kind: str, outcome: Any, *args: Any) -> None:
+    def __call__(self, event: Event) -> None:
+        """A sink (events.py): shows the events of a run."""
         with self.lock:
-            if kind == "start":
-                if not self.show_bars and outcome.status == "transcribe":
-                    echo(f"subtitler: {self._tag(outcome)}: started", err=True)
-            elif kind == "model":  # ("model", outcome, True) while the model loads, then False
-                if args[0]:
-                    self.model.update("loading model", 0, 0)  # the run's, not one input's
-                else:
+            if isinstance(event, Started):
+                if not self.show_bars and event.action == Status.TRANSCRIBE:
+                    echo(f"subtitler: {self._tag(event.input)}: started", err=True)
+            elif isinstance(event, StageStarted):
+                if event.stage == Stage.LOAD_MODEL:
+                    self.model.update(str(event.stage), 0, 0)  # the run's, not one input's
+                elif event.stage == Stage.VAD:  # inside the engine, until its first progress
+                    self._progress(event.input, str(event.stage), 0.0, event.total)
+            elif isinstance(event, StageEnded):
+                if event.stage == Stage.LOAD_MODEL:
                     self.model.close()
-            elif kind == "progress":
-                if self.current is None:
-                    self.current = outcome
-                    self.stage.label = outcome.input.path.name
-                if self.current is outcome:
-                    self.stage.update(*args)
-            elif kind == "status":
-                echo(f"subtitler: {self._tag(outcome)}: {args[0]}", err=True)
-            elif kind == "end":
-                self._end(outcome)
+            elif isinstance(event, Progress):
+                self._progress(event.input, str(event.stage), event.done, event.total)
+            elif isinstance(event, JobStatus):
+                echo(f"subtitler: {self._tag(event.input)}: {event.message}", err=True)
+            elif isinstance(event, Warned):
+                echo(f"subtitler: warning: {event.message}", err=True)  # above the bars, if any
+            elif isinstance(event, Finished):
+                self._end(event.outcome)
+
+    def _progress(self, item: Any, stage: str, done: float, total: float) -> None:
+        if self.current is None:
+            self.current = item
+            self.stage.label = item.path.name
+        if self.current is item:
+            self.stage.update(stage, done, total)
 
     def _end(self, outcome: Any) -> None:
-        if self.current is outcome:
+        if self.current is outcome.input:
             self.stage.close()
             self.current = None
         if outcome.status == "failed":
             echo(f"subtitler: error: {outcome.error}", err=True)
         else:
-            echo(f"subtitler: {self._tag(outcome)}: {_describe(outcome, self.detected)}", err=True)
+            echo(f"subtitler: {self._tag(outcome.input)}: {_describe(outcome, self.detected)}", err=True)
         for path in outcome.outputs:
             echo(str(path))  # stdout: the files made, for scripts
         self.media += outcome.duration or 0.0

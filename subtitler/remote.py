@@ -21,7 +21,6 @@ import tempfile
 import threading
 import time
 import wave
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,14 +29,12 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from . import process
-from .config import backend_setting
 from .errors import (
     RemoteAuthError,
     RemoteError,
     RemoteNotFound,
     RemoteTimeout,
     RemoteTooLarge,
-    UnsupportedOption,
 )
 from .media import SAMPLE_RATE, find_tools
 
@@ -60,34 +57,6 @@ UPLOAD_FORMATS: dict[str, tuple[list[str], str]] = {
     "wav": ([], "audio/wav"),  # written in-process (wav_bytes): no ffmpeg needed
 }
 DEFAULT_UPLOAD_FORMAT = "mp3"
-
-
-def setting_name(backend: str, key: str, env: str) -> str:
-    """How to name a setting in an error: both places it can come from."""
-    return f"{env} (or {key} in [backends.{backend}])"
-
-
-def text_setting(backend: str, key: str, env: str, default: str | None = None,
-                 choices: tuple[str, ...] | None = None) -> str | None:
-    """A remote backend's setting: environment first, then the config file, then `default`."""
-    value = backend_setting(backend, key, env, default)
-    if choices is not None and value not in choices:
-        raise UnsupportedOption(f"{setting_name(backend, key, env)} must be one of {', '.join(choices)}, "
-                                f"not {value!r}")
-    return value
-
-
-def number_setting(backend: str, key: str, env: str, default: float, kind: type = float) -> Any:
-    """A positive number setting (seconds, bytes, a count), checked."""
-    value = backend_setting(backend, key, env)
-    try:
-        number = kind(value) if value else default
-    except ValueError:
-        raise UnsupportedOption(f"{setting_name(backend, key, env)} must be a number, "
-                                f"not {value!r}") from None
-    if number <= 0:
-        raise UnsupportedOption(f"{setting_name(backend, key, env)} must be more than 0")
-    return number
 
 
 def encode_audio(samples: np.ndarray, fmt: str = DEFAULT_UPLOAD_FORMAT) -> bytes:
@@ -119,30 +88,6 @@ def wav_bytes(samples: np.ndarray) -> bytes:
         w.setframerate(SAMPLE_RATE)
         w.writeframes(pcm.tobytes())
     return buf.getvalue()
-
-
-class Prepared:
-    """Work a backend did in `prepare` for an audio array, kept until `transcribe` takes it.
-
-    Keyed by the array's identity (arrays cannot be dict keys); a weak reference
-    makes sure a recycled id never hands over another array's work.
-    """
-
-    def __init__(self) -> None:
-        self._items: dict[int, tuple[weakref.ref[np.ndarray], Any]] = {}
-        self._lock = threading.Lock()
-
-    def put(self, audio: np.ndarray, value: Any) -> None:
-        with self._lock:
-            self._items[id(audio)] = (weakref.ref(audio), value)
-
-    def take(self, audio: np.ndarray) -> Any:
-        with self._lock:
-            ref, value = self._items.pop(id(audio), (None, None))
-            # Drop entries whose array is gone (prepared but never transcribed: a failed run).
-            for key in [k for k, (r, _) in self._items.items() if r() is None]:
-                del self._items[key]
-        return value if ref is not None and ref() is audio else None
 
 
 def retry_after(headers: Any) -> float | None:

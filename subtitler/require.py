@@ -27,13 +27,14 @@ from pathlib import Path
 from typing import Any
 
 from . import manifest
-from .batch import Batch
 from .cache import Cache
 from .check import FileReport, Violation, check_file
 from .errors import SubtitlerError
 from .inputs import Input
+from .job import Job
 from .media import probe
 from .profiles import Profile
+from .specs import settings_digest
 
 # The formats `check_file` reads; the others (txt, tsv, json) are only required to be there and fresh.
 LINTED = ("srt", "vtt", "ass")
@@ -55,14 +56,14 @@ class _Video:
 
 
 class RequiredSubtitles:
-    """Checks the subtitles `run`, as set up in `batch`, writes for each input; see the module's docstring."""
+    """Checks the subtitles `run`, as set up in `job`, writes for each input; see the module's docstring."""
 
-    def __init__(self, batch: Batch, profile: Profile, cache: Cache | None = None) -> None:
-        self.batch, self.profile = batch, profile
+    def __init__(self, job: Job, profile: Profile, cache: Cache | None = None) -> None:
+        self.job, self.profile = job, profile
         self.cache = cache or Cache()
         # What a run records in the manifest entries, to compare them with.
-        self.settings = batch.settings_digest
-        self.summary = json.loads(json.dumps(batch.summary, default=str))
+        self.settings = settings_digest(job.summary)
+        self.summary = json.loads(json.dumps(job.summary, default=str))
         self._manifests = manifest.Reader()
 
     def check(self, items: Iterable[Input]) -> list[FileReport]:
@@ -80,9 +81,8 @@ class RequiredSubtitles:
 
     def subtitles(self, item: Input) -> list[tuple[str, Path]]:
         """(format, path) of each subtitle file `run` writes for `item`."""
-        pipeline = self.batch.pipeline
-        targets = pipeline.targets(item.path, self.batch.folder_for(item))
-        return list(zip(pipeline.formats, targets, strict=False))  # the video, if any, is last: left out
+        targets = self.job.targets(item)
+        return list(zip(self.job.spec.render.formats, targets, strict=False))  # the video, if last: left out
 
     def _check(self, path: Path, fmt: str, video: _Video) -> FileReport:
         if not path.is_file():

@@ -45,13 +45,55 @@ class Segment:
     temperature: float | None = None
 
 
+@dataclass(frozen=True)
+class Source:
+    """Where a transcript's audio came from: what rendering needs of the file, beyond the words."""
+
+    # The input's file name.
+    input: str | None = None
+    audio_stream: int = 0
+    # Seconds the audio starts after the picture: already added to every time (`place`).
+    offset: float = 0.0
+    # The container's duration: cues may not run past it (decoded audio can, with AAC padding).
+    media_duration: float | None = None
+    # The picture's size (ASS styles and burn-in are sized on it) and length; None: audio only.
+    width: int | None = None
+    height: int | None = None
+    video_duration: float | None = None
+    # transcribe, or translate (an English track).
+    task: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Source:
+        try:
+            return cls(**data)
+        except TypeError as e:
+            raise BadTranscript(f"malformed transcript: source: {e}") from None
+
+    @classmethod
+    def from_meta(cls, meta: dict[str, Any]) -> Source | None:
+        """The facts version 1 transcripts kept in `meta` (subtitler 0.2), if any."""
+        if not any(k in meta for k in ("input", "offset", "video", "media_duration")):
+            return None
+        video = meta.get("video") if isinstance(meta.get("video"), dict) else {}
+        options = meta.get("options") if isinstance(meta.get("options"), dict) else {}
+        return cls(meta.get("input"), int(meta.get("audio_stream") or 0), float(meta.get("offset") or 0.0),
+                   meta.get("media_duration"), video.get("width"), video.get("height"),
+                   video.get("duration"), options.get("task"))
+
+
 @dataclass
 class Transcript:
     language: str | None
     duration: float
     segments: list[Segment] = field(default_factory=list)
-    # Free-form facts about how it was made: backend, model, options.
+    # Free-form facts the engine tells about how it was made: backend, model, options.
     meta: dict[str, Any] = field(default_factory=dict)
+    # The file it was heard in, once known (pipeline: job.place).
+    source: Source | None = None
 
     @property
     def words(self) -> list[Word]:
@@ -75,10 +117,13 @@ class Transcript:
             )
             for s in self.segments
         ]
-        return Transcript(self.language, self.duration, segments, dict(self.meta))
+        return Transcript(self.language, self.duration, segments, dict(self.meta), self.source)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, **asdict(self)}
+        data = asdict(self)
+        if self.source is None:
+            del data["source"]
+        return {"schema": SCHEMA_NAME, "version": SCHEMA_VERSION, **data}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Transcript:
@@ -91,7 +136,13 @@ class Transcript:
                 Segment(**{**s, "words": [Word(**w) for w in s.get("words", [])]})
                 for s in data["segments"]
             ]
-            return _checked(cls(data["language"], float(data["duration"]), segments, data.get("meta", {})))
+            meta = data.get("meta", {})
+            source = data.get("source")
+            if source is not None and not isinstance(source, dict):
+                raise BadTranscript("malformed transcript: source: not an object")
+            placed = Source.from_dict(source) if source is not None else (
+                Source.from_meta(meta) if isinstance(meta, dict) else None)
+            return _checked(cls(data["language"], float(data["duration"]), segments, meta, placed))
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise BadTranscript(f"malformed transcript: {e}") from None
 
@@ -154,6 +205,13 @@ def _checked(t: Transcript) -> Transcript:
     _number(t.duration, "duration", is_time=True)
     if not isinstance(t.meta, dict):
         raise BadTranscript("malformed transcript: meta: not an object")
+    if t.source is not None:
+        s = t.source
+        _number(s.offset, "source: offset")
+        for name in ("media_duration", "video_duration"):
+            _number(getattr(s, name), f"source: {name}", is_time=True, optional=True)
+        for name in ("width", "height"):
+            _number(getattr(s, name), f"source: {name}", optional=True)
     for n, s in enumerate(t.segments):
         _text(s.text, f"segment {n}: text")
         _number(s.start, f"segment {n}: start", is_time=True)

@@ -31,7 +31,7 @@ from .languages import LANGUAGES, iso639_2, language_code
 from .media import MediaInfo, VideoStream, ffmpeg_path, find_tools, probe
 from .mp4 import set_subtitles_enabled
 from .style import Style
-from .transcript import Transcript
+from .transcript import Source, Transcript
 
 # Text subtitle codec each container takes (MKV: srt, or ass to keep styling).
 _CONTAINER_CODEC = {".mp4": "mov_text", ".m4v": "mov_text", ".mov": "mov_text", ".mkv": "srt",
@@ -274,8 +274,8 @@ def _styled_ass(subs: pysubs2.SSAFile, suffix: str, video: VideoStream, style: S
     if suffix.lower() in (".ass", ".ssa"):
         return subs.to_string("ass")
     cues = [Cue(e.start / 1000, e.end / 1000, e.plaintext) for e in subs if not e.is_comment]
-    meta = {"video": {"width": video.width, "height": video.height}}
-    return ASS().dumps(Transcript(None, 0.0, [], meta), cues, style)
+    source = Source(width=video.width, height=video.height)
+    return ASS().dumps(Transcript(None, 0.0, [], source=source), cues, style)
 
 
 def missing_glyphs(text: str, limit: int = 200) -> list[str]:

@@ -10,12 +10,24 @@ from typing import Any
 
 import numpy as np
 
-from subtitler.backends import Backend, Progress, missing
-from subtitler.errors import UnsupportedOption
-from subtitler.models import load_failure, model_source
-from subtitler.options import DecodeOptions, check_english_only
-from subtitler.transcript import Segment, Transcript, Word
-from subtitler.vad import vad_options
+from subtitler.plugin import (
+    API_VERSION,
+    Backend,
+    BackendSettings,
+    DecodeOptions,
+    EngineSpec,
+    Report,
+    Segment,
+    Transcript,
+    UnsupportedOption,
+    Word,
+    check_english_only,
+    load_failure,
+    missing,
+    model_fingerprint,
+    model_source,
+    vad_options,
+)
 
 # --compute-type names this engine takes, beside "auto".
 COMPUTE_TYPES = ("int8", "int8_float16", "int8_float32", "float16", "float32", "bfloat16")
@@ -50,13 +62,15 @@ def engine_kwargs(options: DecodeOptions) -> dict[str, Any]:
 
 
 class FasterWhisperBackend(Backend):
+    api_version = API_VERSION
     name = "faster-whisper"
     description = "faster-whisper (CTranslate2): int8 on CPU, float16 on GPU"
+    # `auto` on a CPU: int8 is the fastest engine there. On a GPU whisper's gpu_priority wins.
+    auto_priority = 20
 
-    def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None,
-                 timeout: float | None = None) -> None:
-        super().__init__(model, device, compute_type, threads, timeout)
+    def __init__(self, spec: EngineSpec, settings: BackendSettings | None = None) -> None:
+        super().__init__(spec, settings)
+        device, compute_type = self.device, self.compute_type
         import ctranslate2
         from faster_whisper import WhisperModel
 
@@ -77,7 +91,7 @@ class FasterWhisperBackend(Backend):
             raise load_failure("faster-whisper", self.model_name, e) from None
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, settings: BackendSettings | None = None) -> str | None:
         absent = missing("faster_whisper")
         return "faster-whisper is not installed (pip install faster-whisper)" if absent else None
 
@@ -87,21 +101,22 @@ class FasterWhisperBackend(Backend):
 
         return ctranslate2.get_cuda_device_count() > 0
 
-    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
-                   progress: Progress | None = None) -> Transcript:
+    @classmethod
+    def fingerprint(cls, spec: EngineSpec, settings: BackendSettings) -> Any:
+        return model_fingerprint(spec.model or cls.default_model)
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions, report: Report,
+                   prepared: Any = None) -> Transcript:
         check_english_only(self.model_name, self.model.model.is_multilingual, options)
         segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
-        if progress:
-            progress(0.0)  # VAD and language detection are done: decoding starts
+        report.progress(0.0)  # VAD and language detection are done: decoding starts
         segments = []
         for s in segments_iter:  # a generator: decoding happens as we iterate
             words = [Word(w.start, w.end, w.word, w.probability) for w in s.words or []]
             segments.append(Segment(s.start, s.end, s.text, words, s.avg_logprob,
                                     s.no_speech_prob, s.compression_ratio, s.temperature))
-            if progress:
-                progress(s.end)
-        if progress:
-            progress(info.duration)  # with VAD, trailing non-speech yields no segment
+            report.progress(s.end)
+        report.progress(info.duration)  # with VAD, trailing non-speech yields no segment
         return Transcript(info.language, info.duration, segments, {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,

@@ -21,36 +21,41 @@ halves, down to 10 s pieces.
 
 from __future__ import annotations
 
-import contextvars
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
-from subtitler.backends import Backend, Progress, missing, report_status
-from subtitler.errors import RemoteError, RemoteNoTimings, RemoteTooLarge
-from subtitler.languages import language_code
-from subtitler.media import SAMPLE_RATE
-from subtitler.options import DecodeOptions
-from subtitler.remote import (
+from subtitler.plugin import (
+    API_VERSION,
     DEFAULT_MAX_ANSWER,
     DEFAULT_UPLOAD_FORMAT,
+    SAMPLE_RATE,
     UPLOAD_FORMATS,
-    Prepared,
+    Backend,
+    BackendSettings,
+    DecodeOptions,
+    EngineSpec,
+    RemoteError,
+    RemoteNoTimings,
+    RemoteTooLarge,
+    Report,
+    Segment,
     ServiceClient,
+    Setting,
+    Transcript,
+    Word,
     encode_audio,
-    number_setting,
-    setting_name,
-    text_setting,
+    language_code,
+    missing,
+    split_at_silences,
+    stitch,
 )
-from subtitler.splitting import split_at_silences, stitch
-from subtitler.transcript import Segment, Transcript, Word
 
 __all__ = ["OpenAIBackend", "to_transcript"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
-MAX_ANSWER = ("max-answer", "OPENAI_MAX_ANSWER")
 DEFAULT_UPLOAD_LIMIT = 25 * 1024 * 1024
 # Pieces are planned this far under the limit: the encoded size per second varies a little.
 HEADROOM = 0.9
@@ -97,6 +102,7 @@ def _segment_for(segments: list[Segment], w: Word) -> Segment:
 
 
 class OpenAIBackend(Backend):
+    api_version = API_VERSION
     name = "openai"
     description = "OpenAI-compatible /audio/transcriptions (OPENAI_BASE_URL, OPENAI_API_KEY)"
     # What the endpoint takes: language, prompt, temperature; translate uses /audio/translations.
@@ -105,70 +111,68 @@ class OpenAIBackend(Backend):
     supports_timeout = True
     parallel_files = True
     remote = True
-    config_keys = frozenset({"base-url", "api-key", "upload-limit", "upload-format", "max-parallel",
-                             "timeout", MAX_ANSWER[0]})
+    auto_priority = None
+    declared_settings = (
+        # Another server is another engine: its transcripts are not the same as OpenAI's.
+        Setting("base-url", "OPENAI_BASE_URL", DEFAULT_BASE_URL),
+        Setting("api-key", "OPENAI_API_KEY", secret=True),
+        # Where the audio is cut changes what is heard at the cuts.
+        Setting("upload-limit", "OPENAI_UPLOAD_LIMIT", DEFAULT_UPLOAD_LIMIT, int),
+        Setting("upload-format", "OPENAI_UPLOAD_FORMAT", DEFAULT_UPLOAD_FORMAT,
+                choices=tuple(UPLOAD_FORMATS)),
+        Setting("max-parallel", "OPENAI_MAX_PARALLEL", 4, int, shapes_result=False),
+        Setting("timeout", "OPENAI_TIMEOUT", 600.0, float, shapes_result=False),
+        Setting("max-answer", "OPENAI_MAX_ANSWER", DEFAULT_MAX_ANSWER, int, shapes_result=False),
+    )
 
-    def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None,
-                 timeout: float | None = None) -> None:
-        super().__init__(model, device, compute_type, threads, timeout)
-        self.base_url = text_setting("openai", "base-url", "OPENAI_BASE_URL", DEFAULT_BASE_URL)
-        self.upload_limit = number_setting("openai", "upload-limit", "OPENAI_UPLOAD_LIMIT",
-                                           DEFAULT_UPLOAD_LIMIT, int)
-        self.upload_format = text_setting("openai", "upload-format", "OPENAI_UPLOAD_FORMAT",
-                                          DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
-        self.max_parallel = number_setting("openai", "max-parallel", "OPENAI_MAX_PARALLEL", 4, int)
-        key = text_setting("openai", "api-key", "OPENAI_API_KEY")
-        self._prepared = Prepared()  # pieces encoded ahead, in a batch's decode stage
-        read_timeout = number_setting("openai", "timeout", "OPENAI_TIMEOUT", 600.0)
-        self.client = ServiceClient(self.base_url, key, service="OpenAI API",
-                                    key_setting=setting_name("openai", "api-key", "OPENAI_API_KEY"),
-                                    retries=3, read_timeout=read_timeout,
-                                    max_answer=number_setting("openai", *MAX_ANSWER, DEFAULT_MAX_ANSWER, int),
-                                    max_answer_setting=setting_name("openai", *MAX_ANSWER))
+    def __init__(self, spec: EngineSpec, settings: BackendSettings | None = None) -> None:
+        super().__init__(spec, settings)
+        s = self.settings
+        self.base_url, self.upload_limit = s["base-url"], s["upload-limit"]
+        self.upload_format, self.max_parallel = s["upload-format"], s["max-parallel"]
+        self.client = ServiceClient(self.base_url, s["api-key"], service="OpenAI API",
+                                    key_setting=s.named("api-key"), retries=3, read_timeout=s["timeout"],
+                                    max_answer=s["max-answer"], max_answer_setting=s.named("max-answer"))
 
-    def prepare(self, audio: np.ndarray) -> None:
-        self._prepared.put(audio, self._plan(audio))
+    def prepare(self, audio: np.ndarray) -> list[tuple[int, int, bytes]]:
+        """The upload's pieces, encoded ahead (in a batch's decode stage)."""
+        return self._plan(audio)
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, settings: BackendSettings) -> str | None:
         if missing("httpx"):
             return "httpx is not installed (pip install httpx)"
         # OpenAI's own API answers 401 to every request without a key: say so before any upload.
         # A self-hosted server (another base URL) may need none.
-        base_url = text_setting("openai", "base-url", "OPENAI_BASE_URL", DEFAULT_BASE_URL) or ""
-        if not text_setting("openai", "api-key", "OPENAI_API_KEY") and \
-                base_url.rstrip("/") == DEFAULT_BASE_URL:
+        if not settings["api-key"] and (settings["base-url"] or "").rstrip("/") == DEFAULT_BASE_URL:
             return ("OPENAI_API_KEY is not set (nor api-key in [backends.openai]); "
                     "a self-hosted server needs OPENAI_BASE_URL (or base-url) instead")
         return None
 
-    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
-                   progress: Progress | None = None) -> Transcript:
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions, report: Report,
+                   prepared: Any = None) -> Transcript:
         self.client.start_deadline(self.timeout)
         deadline = self.client.deadline
         duration = len(audio) / SAMPLE_RATE
-        pieces = self._prepared.take(audio) or self._plan(audio)
+        pieces = prepared or self._plan(audio)
         if len(pieces) > 1:
-            report_status(f"{len(pieces)} pieces cut at silences "
+            report.status(f"{len(pieces)} pieces cut at silences "
                           f"(over {self.upload_limit / 2**20:.1f} MiB as one upload)")
         done, lock = [0.0], threading.Lock()
 
         def run(start: int, end: int, data: bytes) -> list[tuple[float, float, Transcript]]:
             self.client.deadline = deadline  # the client's deadline is per thread
-            parts = self._send(audio, start, end, data, options, len(pieces))
+            parts = self._send(audio, start, end, data, options, len(pieces), report)
             with lock:
                 done[0] += (end - start) / SAMPLE_RATE
-                if progress:
-                    progress(min(done[0], duration))
+                report.progress(min(done[0], duration))
             return parts
 
         if len(pieces) == 1:
             parts = run(*pieces[0])
         else:
             with ThreadPoolExecutor(self.max_parallel, thread_name_prefix="openai-upload") as pool:
-                # copy_context: report_status() lines from the pool reach this file's reporter.
-                futures = [pool.submit(contextvars.copy_context().run, run, *p) for p in pieces]
+                futures = [pool.submit(run, *p) for p in pieces]
                 parts = [part for f in futures for part in f.result()]
         transcript = stitch(parts, duration)
         transcript.meta.update({"backend": self.name, "model": self.model_name, "base_url": self.base_url,
@@ -203,23 +207,23 @@ class OpenAIBackend(Backend):
         return out
 
     def _send(self, audio: np.ndarray, start: int, end: int, data: bytes, options: DecodeOptions,
-              count: int) -> list[tuple[float, float, Transcript]]:
+              count: int, report: Report) -> list[tuple[float, float, Transcript]]:
         """Transcribe one piece: [(offset, length, transcript)]; split in two if the server says 413."""
         offset, length = start / SAMPLE_RATE, (end - start) / SAMPLE_RATE
         where = f"{offset:.0f}-{offset + length:.0f} s: " if count > 1 else ""
-        report_status(f"{where}uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
+        report.status(f"{where}uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
         try:
             body = self._request(data, options)
         except RemoteTooLarge as e:
             if length < 2 * MIN_PIECE_SECONDS:
                 raise RemoteTooLarge(f"{e}; pieces of {length:.0f} s are still too large: "
                                      "set OPENAI_UPLOAD_LIMIT to the server's limit") from None
-            report_status(f"{where}too large for the server (413): sending it in two pieces")
+            report.status(f"{where}too large for the server (413): sending it in two pieces")
             (a, m), (_, b) = _halves(audio[start:end])
             return [part for s, e in ((start + a, start + m), (start + m, start + b))
                     for part in self._send(audio, s, e, encode_audio(audio[s:e], self.upload_format),
-                                           options, count + 1)]
-        report_status(f"{where}transcribed")
+                                           options, count + 1, report)]
+        report.status(f"{where}transcribed")
         return [(offset, length, to_transcript(body, length, options.language))]
 
     def _request(self, data: bytes, options: DecodeOptions) -> Any:

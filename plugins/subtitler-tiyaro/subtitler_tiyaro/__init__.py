@@ -25,28 +25,32 @@ import hashlib
 import json
 import os
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import platformdirs
 
-from subtitler.backends import Backend, Progress, missing, report_status
-from subtitler.errors import BackendUnavailable
-from subtitler.files import atomic_write
-from subtitler.options import DecodeOptions, check_english_only
-from subtitler.remote import (
+from subtitler.plugin import (
+    API_VERSION,
     DEFAULT_MAX_ANSWER,
     DEFAULT_UPLOAD_FORMAT,
     UPLOAD_FORMATS,
-    Prepared,
+    Backend,
+    BackendSettings,
+    BackendUnavailable,
+    DecodeOptions,
+    EngineSpec,
+    Report,
+    Segment,
+    Setting,
+    Transcript,
+    Word,
+    atomic_write,
+    check_english_only,
     encode_audio,
-    number_setting,
-    setting_name,
-    text_setting,
+    missing,
 )
-from subtitler.transcript import Segment, Transcript, Word
 
 from .client import (
     TiyaroAuthError,
@@ -63,7 +67,6 @@ __all__ = ["TiyaroBackend", "TiyaroError", "TiyaroAuthError", "TiyaroNotFound",
            "to_transcript"]
 
 DEFAULT_BASE_URL = "https://api.tiyaro.ai"
-MAX_ANSWER = ("max-answer", "TIYARO_MAX_ANSWER")
 SAMPLE_RATE = 16000
 MODELS = ("tiny", "tiny.en", "base", "base.en", "small", "small.en", "medium", "medium.en", "large")
 SERVICE_TIERS = ("cpuflex", "gpuflex")
@@ -76,10 +79,6 @@ def tiyaro_input(options: DecodeOptions) -> dict[str, Any]:
     if data["language"] is None:
         del data["language"]  # omitted = detect the language
     return data
-
-
-def _api_key() -> str | None:
-    return text_setting("tiyaro", "api-key", "TIYARO_API_KEY")
 
 
 def state_dir() -> Path:
@@ -128,6 +127,7 @@ def to_transcript(result: dict[str, Any], duration: float, language: str | None,
 
 
 class TiyaroBackend(Backend):
+    api_version = API_VERSION
     name = "tiyaro"
     description = "Tiyaro's async Whisper API (TIYARO_API_KEY; TIYARO_BASE_URL for another server)"
     # The service runs its own pipeline: subtitler's `vad` cannot be passed on, so --no-vad is refused.
@@ -135,75 +135,78 @@ class TiyaroBackend(Backend):
     supports_timeout = True
     parallel_files = True  # the work happens on the server; the client only waits
     remote = True
-    config_keys = frozenset({"api-key", "base-url", "service-tier", "poll-interval", "upload-format",
-                             "timeout", MAX_ANSWER[0]})
+    auto_priority = None
+    declared_settings = (
+        Setting("api-key", "TIYARO_API_KEY", secret=True),
+        Setting("base-url", "TIYARO_BASE_URL", DEFAULT_BASE_URL),
+        Setting("service-tier", "TIYARO_SERVICE_TIER", "cpuflex", choices=SERVICE_TIERS),
+        Setting("poll-interval", "TIYARO_POLL_INTERVAL", 0.5, float, shapes_result=False),
+        Setting("upload-format", "TIYARO_UPLOAD_FORMAT", DEFAULT_UPLOAD_FORMAT,
+                choices=tuple(UPLOAD_FORMATS)),
+        Setting("timeout", "TIYARO_TIMEOUT", 60.0, float, shapes_result=False),
+        Setting("max-answer", "TIYARO_MAX_ANSWER", DEFAULT_MAX_ANSWER, int, shapes_result=False),
+    )
 
-    def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None,
-                 timeout: float | None = None) -> None:
-        super().__init__(model, device, compute_type, threads, timeout)
-        reason = self.unavailable_reason()
+    def __init__(self, spec: EngineSpec, settings: BackendSettings | None = None) -> None:
+        super().__init__(spec, settings)
+        s = self.settings
+        reason = self.unavailable_reason(s)
         if reason:
             raise BackendUnavailable(f"backend 'tiyaro' is unavailable: {reason}")
         if self.model_name not in MODELS:
             raise BackendUnavailable(f"Tiyaro has no model {self.model_name!r} "
                                      f"(choose one of {', '.join(MODELS)})")
-        tier = text_setting("tiyaro", "service-tier", "TIYARO_SERVICE_TIER", "cpuflex", SERVICE_TIERS)
-        interval = number_setting("tiyaro", "poll-interval", "TIYARO_POLL_INTERVAL", 0.5)
-        self.base_url = text_setting("tiyaro", "base-url", "TIYARO_BASE_URL", DEFAULT_BASE_URL)
-        self.upload_format = text_setting("tiyaro", "upload-format", "TIYARO_UPLOAD_FORMAT",
-                                          DEFAULT_UPLOAD_FORMAT, tuple(UPLOAD_FORMATS))
-        self._prepared = Prepared()  # uploads encoded ahead, in a batch's decode stage
-        self.client = TiyaroClient(self.base_url, _api_key(), service_tier=tier, poll_interval=interval,
-                                   key_setting=setting_name("tiyaro", "api-key", "TIYARO_API_KEY"),
-                                   read_timeout=number_setting("tiyaro", "timeout", "TIYARO_TIMEOUT", 60.0),
-                                   max_answer=number_setting("tiyaro", *MAX_ANSWER, DEFAULT_MAX_ANSWER, int),
-                                   max_answer_setting=setting_name("tiyaro", *MAX_ANSWER))
+        self.base_url, self.upload_format = s["base-url"], s["upload-format"]
+        self.client = TiyaroClient(self.base_url, s["api-key"], service_tier=s["service-tier"],
+                                   poll_interval=s["poll-interval"], key_setting=s.named("api-key"),
+                                   read_timeout=s["timeout"], max_answer=s["max-answer"],
+                                   max_answer_setting=s.named("max-answer"))
 
-    def prepare(self, audio: np.ndarray) -> None:
-        self._prepared.put(audio, encode_audio(audio, self.upload_format))
+    def prepare(self, audio: np.ndarray) -> bytes:
+        """The upload, encoded ahead (in a batch's decode stage)."""
+        return encode_audio(audio, self.upload_format)
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, settings: BackendSettings) -> str | None:
         if missing("httpx"):
             return "httpx is not installed (pip install httpx)"
-        if not _api_key():
+        if not settings["api-key"]:
             return "TIYARO_API_KEY is not set (nor api-key in [backends.tiyaro])"
         return None
 
-    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
-                   progress: Progress | None = None) -> Transcript:
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions, report: Report,
+                   prepared: Any = None) -> Transcript:
         check_english_only(self.model_name, not self.model_name.endswith(".en"), options)
         self.client.start_deadline(self.timeout)
         inputs = tiyaro_input(options)
         settings = json.dumps([self.base_url, self.model_name, self.client.service_tier,
                                self.upload_format, inputs], sort_keys=True)
         key = hashlib.sha256(np.asarray(audio, "<f4").tobytes() + settings.encode()).hexdigest()[:32]
-        result = self._result(state_dir() / f"{key}.json", audio, inputs)
+        result = self._result(state_dir() / f"{key}.json", audio, inputs, report, prepared)
         duration = len(audio) / SAMPLE_RATE
         transcript = to_transcript(result, duration, options.language, {
             "backend": self.name, "model": self.model_name, "base_url": self.base_url,
             "service_tier": self.client.service_tier, "options": options.to_dict(),
         })
-        if progress:
-            progress(duration)
+        report.progress(duration)
         return transcript
 
-    def _result(self, state_path: Path, audio: np.ndarray, inputs: dict[str, Any]) -> dict[str, Any]:
+    def _result(self, state_path: Path, audio: np.ndarray, inputs: dict[str, Any], report: Report,
+                prepared: bytes | None) -> dict[str, Any]:
         """The job's result: kept, re-attached to, or from a new upload and submission."""
         state = _load_state(state_path)
         if state and isinstance(state.get("result"), dict):
-            report_status(f"job {state.get('job_id')}: result kept from an earlier run")
+            report.status(f"job {state.get('job_id')}: result kept from an earlier run")
             return state["result"]
         if state:
-            report_status(f"job {state.get('job_id')}: re-attaching")
+            report.status(f"job {state.get('job_id')}: re-attaching")
             try:
-                return self._finish(state_path, state)
+                return self._finish(state_path, state, report)
             except TiyaroNotFound:  # the service forgot the job: start again
                 _forget(state_path)
-        data = self._prepared.take(audio) or encode_audio(audio, self.upload_format)
+        data = prepared or encode_audio(audio, self.upload_format)
         url = self.client.upload_url(self.upload_format)
-        report_status(f"uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
+        report.status(f"uploading {len(data) / 1e6:.2f} MB ({self.upload_format})")
         self.client.upload(url, data, UPLOAD_FORMATS[self.upload_format][1])
         job_id, poll_url = self.client.submit(self.model_name, inputs, url)
         # Saved before the first poll, so a crash from here on re-attaches instead of resubmitting.
@@ -212,15 +215,15 @@ class TiyaroBackend(Backend):
         try:
             _save_state(state_path, state)
         except OSError as e:  # an unwritable state folder costs the re-attaching, not the job
-            warnings.warn(f"cannot remember job {job_id} in {state_path.parent} ({e.strerror or e}): "
-                          "if this run is killed, the next one submits it again", stacklevel=1)
-        report_status(f"job {job_id}: submitted")
-        return self._finish(state_path, state)
+            report.warning(f"cannot remember job {job_id} in {state_path.parent} ({e.strerror or e}): "
+                           "if this run is killed, the next one submits it again")
+        report.status(f"job {job_id}: submitted")
+        return self._finish(state_path, state, report)
 
-    def _finish(self, state_path: Path, state: dict[str, Any]) -> dict[str, Any]:
+    def _finish(self, state_path: Path, state: dict[str, Any], report: Report) -> dict[str, Any]:
         job = state.get("job_id")
         try:
-            result = self.client.wait(state["poll_url"], lambda status: report_status(f"job {job}: {status}"))
+            result = self.client.wait(state["poll_url"], lambda status: report.status(f"job {job}: {status}"))
         except TiyaroJobFailed:
             _forget(state_path)  # a failed job is not re-attached to
             raise

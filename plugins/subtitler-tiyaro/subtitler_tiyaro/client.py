@@ -12,15 +12,15 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urljoin
 
-from subtitler.errors import (
+from subtitler.plugin import (
     RemoteAuthError,
     RemoteError,
     RemoteJobFailed,
     RemoteNotFound,
     RemoteNoTimings,
     RemoteTimeout,
+    ServiceClient,
 )
-from subtitler.remote import ServiceClient
 
 MODEL_PATH = "/v1/async/ent/tiyarofs/1/openai/whisper-{model}"
 UPLOAD_PATH = "/v1/input/upload-url"

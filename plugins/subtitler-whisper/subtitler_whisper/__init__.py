@@ -13,18 +13,36 @@ import hashlib
 import importlib
 import threading
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from subtitler.backends import Backend, Progress, missing
-from subtitler.errors import BackendUnavailable, UnsupportedOption
-from subtitler.models import bundled_ct2_dir, cache_dir, load_failure, model_source
-from subtitler.options import DecodeOptions, check_english_only
-from subtitler.transcript import Segment, Transcript, Word
-from subtitler.vad import SpeechOnly
+from subtitler.plugin import (
+    API_VERSION,
+    Backend,
+    BackendSettings,
+    BackendUnavailable,
+    DecodeOptions,
+    EngineSpec,
+    Report,
+    Segment,
+    SpeechOnly,
+    Transcript,
+    UnsupportedOption,
+    Word,
+    bundled_ct2_dir,
+    cache_dir,
+    check_english_only,
+    load_failure,
+    missing,
+    model_fingerprint,
+    model_source,
+)
+
+# Called with the seconds of audio transcribed so far.
+Progress = Callable[[float], None]
 
 # Bumped when convert.py changes what it writes, so stale caches are redone.
 CONVERTER_VERSION = 1
@@ -56,13 +74,16 @@ def engine_kwargs(options: DecodeOptions, fp16: bool) -> dict[str, Any]:
 
 
 class WhisperBackend(Backend):
+    api_version = API_VERSION
     name = "whisper"
     description = "openai-whisper on torch: CUDA + fp16 on a GPU, fp32 on CPU"
+    # `auto`: on a CPU after faster-whisper (int8 is faster there); on a GPU first (fp16, batched).
+    auto_priority = 10
+    gpu_priority = 30
 
-    def __init__(self, model: str | None = None, device: str = "auto",
-                 compute_type: str = "auto", threads: int | None = None,
-                 timeout: float | None = None) -> None:
-        super().__init__(model, device, compute_type, threads, timeout)
+    def __init__(self, spec: EngineSpec, settings: BackendSettings | None = None) -> None:
+        super().__init__(spec, settings)
+        device, compute_type = self.device, self.compute_type
         import torch
 
         if device == "auto":
@@ -84,7 +105,7 @@ class WhisperBackend(Backend):
             raise load_failure("whisper", self.model_name, e) from None
 
     @classmethod
-    def unavailable_reason(cls) -> str | None:
+    def unavailable_reason(cls, settings: BackendSettings | None = None) -> str | None:
         absent = missing("torch", "whisper")
         return f"{absent} is not installed (pip install openai-whisper torch)" if absent else None
 
@@ -94,9 +115,16 @@ class WhisperBackend(Backend):
 
         return torch.cuda.is_available()
 
-    def transcribe(self, audio: np.ndarray, options: DecodeOptions,
-                   progress: Progress | None = None) -> Transcript:
+    @classmethod
+    def fingerprint(cls, spec: EngineSpec, settings: BackendSettings) -> Any:
+        # The converter's version: a converted checkpoint from a newer converter hears differently.
+        return [CONVERTER_VERSION, model_fingerprint(spec.model or cls.default_model)]
+
+    def transcribe(self, audio: np.ndarray, options: DecodeOptions, report: Report,
+                   prepared: Any = None) -> Transcript:
         import whisper
+
+        progress: Progress | None = report.progress
 
         check_english_only(self.model_name, self.model.is_multilingual, options)
         kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")

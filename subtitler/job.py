@@ -1,0 +1,617 @@
+"""One input, these settings, this engine: the one path every host runs.
+
+    job = Job(JobSpec(...), cache=Cache(), events=Events([display]))
+    outcome = job.run(Input.of("clip.mp4"))
+
+For each input the job first decides what it needs, cheapest first (`plan`):
+
+1. up to date: every output exists and its manifest entry (manifest.py) says
+   it was made from this very file with these settings: nothing to do;
+2. render: a transcript of this audio with these transcription settings is
+   in the cache (cache.py), or the input is a saved transcript: lay it out
+   and write the files, no decoding;
+3. transcribe: decode, run the engine, cache the transcript, write.
+
+and then does it: `decode`, `hear` (the engine), `write` (render, write,
+record in the manifest). `run` does all of it for one input; a batch
+(batch.py) calls the same steps, overlapping inputs; the CLI, `subtitle()`,
+`Subtitler`, a server's worker or a cluster's actor are hosts of this path.
+Everything it does is told as events (events.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import manifest
+from .backends import Backend, BackendSettings, discover, get_backend_class, resolve_settings
+from .cache import Cache, audio_hash
+from .cleanup import collapse_repetitions
+from .cues import build_cues
+from .errors import (
+    EmptyAudio,
+    InputNotFound,
+    NoAudioStream,
+    NotMedia,
+    OutputError,
+    OutputExists,
+    SubtitlerError,
+)
+from .events import Events, Finished, Sink, Stage, StageEnded, StageStarted, Started, Status, Warned
+from .files import atomic_write, remove_leftovers, sha256
+from .formats import get_format
+from .inputs import Input
+from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio, probe
+from .profiles import Profile
+from .specs import JobSpec, settings_digest
+from .style import Style
+from .transcript import Source, Transcript
+from .video import SubtitleTrack, burn, check_can_write, default_output, mux, mux_format
+
+if TYPE_CHECKING:
+    from .config import Config
+
+# Failures that depend only on the file's bytes: remembered, so a re-run does not decode it again.
+UNDECODABLE = (NotMedia, NoAudioStream, EmptyAudio)
+
+
+@dataclass
+class Outcome:
+    """How one input went: what was planned, then how it ended, and what it made."""
+
+    input: Input
+    # up-to-date | render | transcribe (planned, or for --dry-run), then done | rendered | failed | skipped.
+    status: Status
+    outputs: list[Path] = field(default_factory=list)
+    language: str | None = None
+    duration: float | None = None
+    # Seconds spent per stage: decode, transcribe, write, total...
+    timings: dict[str, float] = field(default_factory=dict)
+    # ...and when each ran: (start, end) in seconds from the start of the run.
+    spans: dict[str, tuple[float, float]] = field(default_factory=dict)
+    error: str | None = None
+    exit_code: int | None = None
+    # The transcripts the outputs were made from (one per task), when known; not in the report.
+    transcripts: list[Transcript] = field(default_factory=list, repr=False)
+    # The subtitled video (--mux, --burn), also last in `outputs`.
+    video: Path | None = None
+    # The error itself, for the Python API to raise; not in the report.
+    exception: SubtitlerError | None = field(default=None, repr=False)
+
+    @property
+    def decoded(self) -> bool:
+        return "decode" in self.timings
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input": str(self.input), "status": str(self.status),
+                "outputs": [str(p) for p in self.outputs], "language": self.language,
+                "duration": self.duration, "decoded": self.decoded,
+                "timings": {k: round(v, 4) for k, v in self.timings.items()},
+                "spans": {k: list(v) for k, v in self.spans.items()},
+                "error": self.error, "exit_code": self.exit_code}
+
+
+@dataclass
+class Plan:
+    input: Input
+    targets: list[Path]
+    action: Status
+    file_hash: str | None = None
+    settings: str = ""  # digest of all the settings, as recorded in the manifest
+    summary: dict[str, Any] = field(default_factory=dict)
+    # The transcripts, when the cache (or a transcript .json input) already has them.
+    transcripts: list[Transcript] | None = None
+
+
+def is_transcript_file(path: Path) -> bool:
+    return path.suffix.lower() == ".json"
+
+
+def output_paths(path: Path, formats: Iterable[str], output_dir: Path | None = None) -> list[Path]:
+    """Where each format's file goes: beside the input, or in `output_dir`."""
+    folder = output_dir if output_dir is not None else path.parent
+    return [folder / (path.stem + get_format(f).extension) for f in formats]
+
+
+class Job:
+    """Runs inputs with one JobSpec and one engine (loaded on first need, once, or given).
+
+    `cache`: the transcript cache (None: none); `force`: transcribe again even what is up to
+    date or cached; `events`: where events go (a sink or an Events channel); `config`: the
+    config files' settings for the backend's own settings (None: read them when needed).
+    `want_transcripts`: every outcome carries its transcripts (an up-to-date input's from the
+    cache, else transcribed again): what the Python API returns.
+    """
+
+    def __init__(self, spec: JobSpec, *, engine: Backend | None = None, cache: Cache | None = None,
+                 events: Events | Sink | None = None, config: Config | None = None, force: bool = False,
+                 want_transcripts: bool = False) -> None:
+        self.spec = spec
+        self.cache, self.force, self.config = cache, force, config
+        self.want_transcripts = want_transcripts
+        self.events = events if isinstance(events, Events) else Events([events] if events else [])
+        self._slot = _Slot(engine)
+        self._manifests = manifest.Reader()
+        self.t0 = time.perf_counter()  # spans are told from here
+
+    # -- the engine and the settings that depend on it ----------------------------------
+
+    def derive(self, *, cache: Cache | None = None, force: bool = False,
+               events: Events | Sink | None = None) -> Job:
+        """Another job with the same spec and config sharing this one's engine (loaded once)."""
+        job = Job(self.spec, cache=cache, events=events, config=self.config, force=force,
+                  want_transcripts=self.want_transcripts)
+        job._slot = self._slot
+        return job
+
+    @property
+    def _engine(self) -> Backend | None:
+        return self._slot.engine
+
+    @functools.cached_property
+    def backend_class(self) -> type[Backend]:
+        if self._engine is not None:
+            return type(self._engine)
+        return get_backend_class(self.spec.transcription.engine.backend, discover(self.config))
+
+    @functools.cached_property
+    def backend_settings(self) -> BackendSettings:
+        if self._engine is not None:
+            return self._engine.settings
+        given = dict(self.spec.transcription.engine.settings)
+        return resolve_settings(self.backend_class, given, self.config)
+
+    @functools.cached_property
+    def summary(self) -> dict[str, Any]:
+        """Everything that shapes a media input's outputs, as the manifest records it."""
+        return self.spec.settings_summary(self._shaping())
+
+    def _shaping(self) -> dict[str, Any]:
+        """The backend's settings that shape results; none to know for `auto` (local engines)."""
+        if self._engine is None and self.spec.transcription.engine.backend == "auto":
+            return {}
+        return self.backend_settings.shaping()
+
+    @functools.cached_property
+    def transcript_summary(self) -> dict[str, Any]:
+        """What shapes the outputs of a saved transcript (.json) input: the rendering alone."""
+        return {"transcription": None, "render": self.spec.render.to_dict()}
+
+    def transcript_key(self, audio: str) -> str:
+        """The cache key of this audio's transcripts: the transcription settings and the engine's
+        fingerprint (a model file's identity...)."""
+        fingerprint = self.backend_class.fingerprint(self.spec.transcription.engine, self.backend_settings)
+        return Cache.transcript_key(audio, {**self.summary["transcription"], "fingerprint": fingerprint})
+
+    @property
+    def engine(self) -> Backend:
+        """The loaded engine: loaded here on first use (told as the `loading model` stage)."""
+        with self._slot.lock:
+            if self._slot.engine is None:
+                with self.timed(None, Stage.LOAD_MODEL):
+                    self._slot.engine = self.backend_class(self.spec.transcription.engine,
+                                                           self.backend_settings)
+            return self._slot.engine
+
+    def check_engine(self) -> None:
+        """Refuse an engine that cannot run here, or options it would ignore, before any work
+        (no model is loaded for it)."""
+        for options in self.spec.tasks():
+            self.backend_class.check_options(options)
+
+    # -- planning ---------------------------------------------------------------------
+
+    def folder_for(self, item: Input) -> Path | None:
+        """Outputs of `item` go here: its mirror under the output folder (-o), or None: beside it
+        (or where a stdin input's go)."""
+        if self.spec.output.output_dir is None:
+            return item.folder
+        return self.spec.output.output_dir / item.relative.parent
+
+    def targets(self, item: Input) -> list[Path]:
+        """Every file subtitling `item` writes: the subtitle files, then the video if asked."""
+        folder = self.folder_for(item)
+        path = item.path
+        outputs = output_paths(path, self.spec.render.formats, folder)
+        video = self.spec.render.video
+        if video:
+            if is_transcript_file(path):
+                raise OutputError(f"{path}: --{video.mode} needs the video, not a transcript")
+            target = default_output(path).with_suffix(video.container or path.suffix)
+            outputs.append(folder / target.name if folder is not None else target)
+        return outputs
+
+    def plan(self, item: Input) -> Plan | Outcome:
+        """What `item` needs; an Outcome if it cannot be planned (a missing file...)."""
+        try:
+            targets = self.targets(item)
+            if not item.path.is_file():
+                raise InputNotFound(f"{item.path}: no such file" + (
+                    " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
+            if not self.spec.output.record:
+                # Nothing recorded: existing outputs are refused unless --overwrite, before any work.
+                self.check_targets(item.path, targets)
+            # Hashed even without the cache: every output is recorded in the manifest, so running
+            # the same command again is never an error.
+            file_hash = self.cache.file_hash(item.path) if self.cache else sha256(item.path)
+            transcript_input = is_transcript_file(item.path)
+            summary = self.transcript_summary if transcript_input else self.summary
+            plan = Plan(item, targets, Status.RENDER if transcript_input else Status.TRANSCRIBE, file_hash,
+                        settings_digest(summary), summary)
+            if self.cache and not self.force and not transcript_input:
+                failed = self.cache.failure(file_hash, self.spec.transcription.audio_stream)
+                if failed:  # the same bytes cannot decode now either
+                    return Outcome(item, Status.FAILED, exit_code=failed["exit_code"],
+                                   error=f"{item.path}: {failed['detail']} (as in an earlier run; "
+                                         "--force tries again)")
+            if not self.force and self.spec.output.record and self._up_to_date(plan):
+                plan.action = Status.UP_TO_DATE
+            if transcript_input:
+                if plan.action == Status.RENDER or self.want_transcripts:
+                    plan.transcripts = [Transcript.load(item.path)]
+            elif self.cache and not self.force and (plan.action == Status.TRANSCRIBE
+                                                    or self.want_transcripts):
+                plan.transcripts = self._cached(file_hash)
+                if plan.transcripts is not None and plan.action == Status.TRANSCRIBE:
+                    plan.action = Status.RENDER
+            if plan.action == Status.UP_TO_DATE and self.want_transcripts and plan.transcripts is None:
+                plan.action = Status.TRANSCRIBE  # the caller wants the transcript: hear it again
+            if plan.action != Status.UP_TO_DATE:
+                self.check_video(item.path, targets)  # before any work on it
+            return plan
+        except SubtitlerError as e:
+            return Outcome(item, Status.FAILED, error=str(e), exit_code=e.exit_code, exception=e)
+        except OSError as e:
+            error = InputNotFound(f"{item.path}: cannot read ({e.strerror or e})")
+            return Outcome(item, Status.FAILED, error=str(error), exit_code=3, exception=error)
+
+    def _cached(self, file_hash: str) -> list[Transcript] | None:
+        """This file's transcripts from the cache, made this file's (its offset, picture...)."""
+        assert self.cache is not None
+        known = self.cache.input_of(file_hash, self.spec.transcription.audio_stream)
+        if not known:
+            return None
+        audio, source = known
+        heard = self.cache.transcripts(self.transcript_key(audio))
+        return None if heard is None else [place(t, Source.from_dict(source)) for t in heard]
+
+    def refresh(self) -> None:
+        """Read the manifests afresh (a batch does before planning: as they are before it writes)."""
+        self._manifests = manifest.Reader()
+        self.t0 = time.perf_counter()
+
+    def _up_to_date(self, plan: Plan) -> bool:
+        for target in plan.targets:
+            entry = self._manifests.entry(target)
+            if (entry is None or entry.pending or entry.settings != plan.settings
+                    or entry.source_sha256 != plan.file_hash or not target.is_file()):
+                return False
+        return True
+
+    def check_video(self, path: Path, targets: list[Path]) -> None:
+        """Refuse a video --mux/--burn cannot make of `path` (see video.check_can_write): from its
+        probe, before any decoding or transcribing."""
+        v = self.spec.render.video
+        if v is None or is_transcript_file(path):
+            return
+        check_can_write(probe(path), targets[-1], v.mode, encoder=v.encoder, crf=v.crf, preset=v.preset,
+                        font=self.spec.render.style.font)
+
+    def check_targets(self, path: Path, targets: list[Path], replaceable: Iterable[Path] = ()) -> None:
+        """Refuse to overwrite the input, or an existing file unless --overwrite or `replaceable`."""
+        mine = {p.resolve() for p in replaceable}
+        for target in targets:
+            if target.resolve() == path.resolve():
+                raise OutputError(f"{target}: output would overwrite the input")
+            if target.exists() and not self.spec.output.overwrite and target.resolve() not in mine:
+                raise OutputExists(f"{target}: already exists (use --overwrite to replace it)")
+
+    # -- doing it ---------------------------------------------------------------------
+
+    def run(self, item: Input) -> Outcome:
+        """Plan `item` and do what it needs; failures are in the outcome, as for every input of a
+        batch (SubtitlerError from the engine's loading aside)."""
+        plan = self.plan(item)
+        if isinstance(plan, Outcome):
+            return self.finish(plan)
+        if plan.action != Status.TRANSCRIBE:
+            return self.render(plan)
+        self.check_engine()
+        outcome = Outcome(item, Status.TRANSCRIBE)
+        self.events(Started(item, Status.TRANSCRIBE))
+        with self.timed(outcome, "total"):
+            try:
+                audio, prepared = self.decode(plan, outcome)
+                self.transcribe(plan, outcome, audio, prepared)
+            except SubtitlerError as e:
+                self.failed(plan, outcome, e)
+        return self.finish(outcome)
+
+    def render(self, plan: Plan) -> Outcome:
+        """Up to date, or only rendering: no decoding, no engine."""
+        outcome = Outcome(plan.input, plan.action, transcripts=plan.transcripts or [])
+        if plan.action == Status.UP_TO_DATE:
+            outcome.outputs = plan.targets
+            if plan.transcripts:
+                outcome.language = plan.transcripts[-1].language
+            return self.finish(outcome)
+        self.events(Started(plan.input, plan.action))
+        with self.timed(outcome, "total"):
+            try:
+                assert plan.transcripts is not None
+                self.write(plan, plan.transcripts, outcome)
+                outcome.status = Status.RENDERED
+            except SubtitlerError as e:
+                outcome.status, outcome.error, outcome.exit_code = Status.FAILED, str(e), e.exit_code
+                outcome.exception = e
+        return self.finish(outcome)
+
+    def decode(self, plan: Plan, outcome: Outcome) -> tuple[Audio, Any]:
+        """The input's audio, and the engine's work done ahead on it (Backend.prepare)."""
+        path = plan.input.path
+        with self.timed(outcome, Stage.DECODE):
+            audio = decode_input(path, self.spec.transcription.audio_stream,
+                                 self.events.report(plan.input, Stage.DECODE), self._warn(plan.input))
+        prepared = None
+        # Only backends with their own prepare: the others' model must not load in a decode thread.
+        # No samples: no audio stream, nothing to send.
+        if self.backend_class.prepare is not Backend.prepare and len(audio.samples):
+            with self.timed(outcome, Stage.PREPARE):
+                prepared = self.engine.prepare(audio.samples)
+        return audio, prepared
+
+    def transcribe(self, plan: Plan, outcome: Outcome, audio: Audio, prepared: Any = None) -> None:
+        """Run the engine on decoded audio, cache what it heard, write the outputs."""
+        outcome.duration = audio.duration
+        with self.timed(outcome, Stage.TRANSCRIBE):
+            heard = self.hear(plan.input, audio, prepared)
+        source = input_source(plan.input.path, audio, self.spec.transcription.audio_stream)
+        if self.cache and plan.file_hash:
+            # Saved before the outputs: a run killed while writing only renders next time. On the
+            # audio's clock; this file's offset, picture... are kept with its hash.
+            key = audio_hash(audio.samples)
+            self.cache.store(self.transcript_key(key), heard)
+            self.cache.remember_input(plan.file_hash, self.spec.transcription.audio_stream, key,
+                                      source.to_dict())
+        transcripts = [place(t, source) for t in heard]
+        del audio  # the samples can go before writing (long inputs are big)
+        self.write(plan, transcripts, outcome)
+        outcome.status = Status.DONE
+
+    def failed(self, plan: Plan, outcome: Outcome, e: SubtitlerError) -> None:
+        """`outcome` failed with `e`; a file whose bytes cannot be decoded is remembered as such."""
+        outcome.status, outcome.error, outcome.exit_code, outcome.exception = \
+            Status.FAILED, str(e), e.exit_code, e
+        if isinstance(e, UNDECODABLE) and self.cache and plan.file_hash:
+            self.cache.remember_failure(plan.file_hash, self.spec.transcription.audio_stream,
+                                        _without_path(str(e), plan.input.path), e.exit_code)
+
+    def hear(self, item: Input, audio: Audio, prepared: Any = None) -> list[Transcript]:
+        """Run the engine once per task on decoded audio: times on the audio's own clock, nothing
+        of the file it came from (what the cache keeps: `place` makes them the file's)."""
+        results: list[Transcript] = []
+        path = item.path
+        for options in self.spec.tasks():
+            if options.task == "translate" and any(t.language == "en" for t in results):
+                continue  # English speech: its transcript is the English track already, not a second one
+            stage = Stage.TRANSLATE if options.task == "translate" else Stage.TRANSCRIBE
+            report = self.events.report(item, stage, audio.duration)
+            if not len(audio.samples):  # no audio stream: nothing for the engine
+                transcript = Transcript(None, 0.0, meta={"options": options.to_dict()})
+            else:
+                engine = self.engine
+                if options.vad and "vad" in engine.supported_options:
+                    # Voice activity detection runs inside the engine first: shown until its first
+                    # progress.
+                    report.stage_started(Stage.VAD)
+                # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
+                transcript = collapse_repetitions(engine.transcribe(
+                    audio.samples, options, report, prepared if not results else None))
+            removed = transcript.meta.get("repetitions_removed")
+            if removed:
+                self._warn(item)(f"{path}: removed a repetition loop ({removed['words']} words, "
+                                 f"{removed['segments']} repeated segments)")
+            transcript.duration = len(audio.samples) / SAMPLE_RATE
+            transcript.source = dataclasses.replace(transcript.source or Source(), task=options.task)
+            results.append(transcript)
+        if audio.stream is None:
+            self._warn(item)(f"{path}: no audio stream; the subtitles are empty")
+        # What becomes cues: words, or a segment's text (build_cues estimates its words).
+        elif not any(s.words or s.text.strip() for t in results for s in t.segments):
+            hint = _other_streams_hint(audio.info, self.spec.transcription.audio_stream)
+            self._warn(item)(f"{path}: no speech found; the subtitles are empty{hint}")
+        return results
+
+    def write(self, plan: Plan, transcripts: list[Transcript], outcome: Outcome) -> None:
+        """Write the outputs; recorded: with their manifest entries pending first and complete
+        after, so a run killed in between leaves files the next one knows are its own (and redoes)."""
+        with self.timed(outcome, Stage.WRITE):
+            path, targets = plan.input.path, plan.targets
+            if self.spec.output.record:
+                ours = [t for t in targets if manifest.entry_for(t) is not None]
+                self.check_targets(path, targets, replaceable=ours)
+                for target in ours:
+                    remove_leftovers(target)  # a killed run's temporary files
+                assert plan.file_hash is not None
+
+                def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
+                    return {t: manifest.Entry(manifest.source_path(t, path), plan.file_hash or "",
+                                              plan.settings, pending, plan.summary) for t in targets}
+
+                manifest.update(entries(pending=True))
+                self._write_files(plan, transcripts, outcome, replace=True)
+                manifest.update(entries(pending=False))
+            else:
+                self.check_targets(path, targets)
+                self._write_files(plan, transcripts, outcome, replace=self.spec.output.overwrite)
+            outcome.transcripts = transcripts
+            outcome.language = transcripts[-1].language
+            outcome.duration = outcome.duration or transcripts[-1].duration
+
+    def _write_files(self, plan: Plan, transcripts: list[Transcript], outcome: Outcome,
+                     replace: bool) -> None:
+        render = self.spec.render
+        files = plan.targets[: len(render.formats)]
+        write_outputs(transcripts[-1], zip(render.formats, files, strict=True), render.profile, render.style)
+        outcome.outputs = list(files)
+        if render.video:
+            outcome.video = self._write_video(plan, transcripts, plan.targets[-1], replace)
+            outcome.outputs.append(outcome.video)
+
+    def _write_video(self, plan: Plan, transcripts: list[Transcript], target: Path, overwrite: bool) -> Path:
+        render = self.spec.render
+        settings = render.video
+        assert settings is not None
+        path = plan.input.path
+        stage = Stage.BURN if settings.mode == "burn" else Stage.MUX
+        report = self.events.report(plan.input, stage)
+
+        def progress(done: float, total: float) -> None:
+            report.total = total
+            report.progress(done)
+
+        with tempfile.TemporaryDirectory(prefix="subtitler-") as folder:
+            if settings.mode == "burn":
+                subs = Path(folder) / "subtitles.ass"
+                write_outputs(transcripts[-1], [("ass", subs)], render.profile, render.style)
+                return burn(path, subs, target, style=render.style, encoder=settings.encoder,
+                            crf=settings.crf, preset=settings.preset, overwrite=overwrite,
+                            on_progress=progress, warn=self._warn(plan.input))
+            fmt = mux_format(target, render.formats)
+            tracks = []
+            for n, t in enumerate(transcripts):
+                language = "en" if t.source and t.source.task == "translate" else t.language
+                subs = Path(folder) / f"track{n}.{fmt}"
+                write_outputs(t, [(fmt, subs)], render.profile, render.style)
+                tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
+            return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=overwrite,
+                       on_progress=progress)
+
+    # -- telling it ---------------------------------------------------------------------
+
+    def finish(self, outcome: Outcome) -> Outcome:
+        outcome.error = outcome.input.told(outcome.error) if outcome.error else None
+        self.events(Finished(outcome))
+        return outcome
+
+    def _warn(self, item: Input | None) -> Any:
+        return lambda message: self.events(Warned(item, message))
+
+    @contextlib.contextmanager
+    def timed(self, outcome: Outcome | None, stage: Stage | str) -> Iterator[None]:
+        """Time a stage: told as it starts and ends; its seconds, and when it ran (from the start
+        of the run), kept in the outcome for the report."""
+        item = outcome.input if outcome is not None else None
+        if isinstance(stage, Stage):
+            self.events(StageStarted(item, stage))
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            end = time.perf_counter()
+            if outcome is not None:
+                outcome.timings[str(stage)] = end - start
+                outcome.spans[str(stage)] = (round(start - self.t0, 4), round(end - self.t0, 4))
+            if isinstance(stage, Stage):
+                self.events(StageEnded(item, stage, end - start))
+
+
+class _Slot:
+    """An engine, loaded once and shared by the jobs (and threads) that hold the slot."""
+
+    def __init__(self, engine: Backend | None = None) -> None:
+        self.engine = engine
+        # A batch's engine threads may all ask for the engine first thing: it must load once.
+        self.lock = threading.Lock()
+
+
+def decode_input(path: Path, stream: int, report: Any = None, warn: Any = None) -> Audio:
+    """The input's audio; a file without sound is a normal case (no samples, no cues), a file
+    that decodes only in part is told (`warn`)."""
+    progress = None
+    if report is not None:
+        def progress(done: float, total: float) -> None:
+            report.total = total
+            report.progress(done)
+    try:
+        audio = decode_audio(path, stream, progress)
+    except NoAudioStream:
+        info = probe(path)
+        if info.audio:
+            raise  # not the stream asked for: a mistake to report
+        # A video without sound is a normal case, like one without speech: no samples, no cues.
+        return Audio(np.zeros(0, np.float32), 0.0, info, None)
+    expected = audio.expected_duration
+    # A truncated or damaged file decodes without an error up to where it breaks: say so.
+    if expected and audio.duration < expected - 1.0 and warn is not None:
+        warn(f"{path}: only {audio.duration:.1f} s of its {expected:.1f} s of audio could be "
+             "decoded (truncated or damaged?); subtitling what was read")
+    return audio
+
+
+def input_source(path: Path, audio: Audio, stream: int) -> Source:
+    """What belongs to the file, not to its audio (two files can share a transcript): its name,
+    the audio's offset from the picture, the picture's size, the file's duration."""
+    info = audio.info
+    return Source(input=path.name, audio_stream=stream, offset=audio.offset,
+                  media_duration=info.duration or None,  # the container's: cues may not pass it
+                  width=info.video.width if info.video else None,
+                  height=info.video.height if info.video else None,
+                  video_duration=info.duration if info.video else None)
+
+
+def place(transcript: Transcript, source: Source) -> Transcript:
+    """A transcript on its audio's own clock made the file's: its source facts set, its times
+    moved by the audio's offset onto the picture's clock."""
+    placed = transcript.shifted(source.offset) if source.offset else dataclasses.replace(transcript)
+    task = transcript.source.task if transcript.source else None
+    placed.source = dataclasses.replace(source, task=task or source.task)
+    return placed
+
+
+def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],
+                  profile: Profile | None = None, style: Style | None = None) -> None:
+    """Lay out cues once and write each (format, path) atomically."""
+    cues = build_cues(transcript, profile)
+    for fmt, target in targets:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            text = get_format(fmt).dumps(transcript, cues, style)
+            # An input name that is not UTF-8 (the JSON's source "input") as JSON's \udce9 escape.
+            atomic_write(target, text.encode("utf-8", "backslashreplace"))
+        except OSError as e:
+            raise OutputError(f"{target}: cannot write ({e.strerror or e})") from None
+
+
+def _other_streams_hint(info: MediaInfo, chosen: int) -> str:
+    """When the chosen audio stream had no speech, which others have sound (another language, a
+    commentary track, a camera's silent first track)."""
+    others = audible_streams(info, chosen) if len(info.audio) > 1 else []
+    if not others:
+        return ""
+    names = ", ".join(str(n) for n in others)
+    return (f" (audio stream {chosen} is used; stream{'s' if len(others) > 1 else ''} {names} "
+            f"ha{'ve' if len(others) > 1 else 's'} sound: try --audio-stream {others[0]})")
+
+
+def _without_path(message: str, path: Path) -> str:
+    """An error's message without the path it starts with, to be told again under another name."""
+    prefix = f"{path}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
+
+
+def single_input(path: str | Path) -> Input:
+    """An Input for a file named directly (the Python API, a server's upload)."""
+    path = Path(path)
+    return Input(path, PurePosixPath(path.name))

@@ -1,0 +1,55 @@
+"""What a backend plugin may use: the contract, and the core's helpers for engines.
+
+A plugin imports from here only, so the core can move its modules around
+without breaking it:
+
+    from subtitler.plugin import API_VERSION, Backend, DecodeOptions, Report, Transcript
+
+    class MyBackend(Backend):
+        api_version = API_VERSION
+        name = "mine"
+        def transcribe(self, audio, options, report, prepared=None) -> Transcript: ...
+
+See README.md, "Writing a backend plugin", and `subtitler.testing` for tests.
+"""
+
+from .backends import API_VERSION, Backend, BackendSettings, Setting, missing
+from .errors import (
+    BackendUnavailable,
+    RemoteAuthError,
+    RemoteError,
+    RemoteJobFailed,
+    RemoteNotFound,
+    RemoteNoTimings,
+    RemoteTimeout,
+    RemoteTooLarge,
+    SubtitlerError,
+    UnsupportedOption,
+)
+from .events import Report
+from .files import atomic_write
+from .languages import language_code
+from .media import SAMPLE_RATE
+from .models import bundled_ct2_dir, cache_dir, load_failure, model_fingerprint, model_source
+from .options import DecodeOptions, check_english_only
+from .remote import (
+    DEFAULT_MAX_ANSWER,
+    DEFAULT_UPLOAD_FORMAT,
+    UPLOAD_FORMATS,
+    ServiceClient,
+    encode_audio,
+)
+from .specs import EngineSpec
+from .splitting import split_at_silences, stitch
+from .transcript import Segment, Transcript, Word
+from .vad import SpeechOnly, vad_options
+
+__all__ = [
+    "API_VERSION", "Backend", "BackendSettings", "BackendUnavailable", "DEFAULT_MAX_ANSWER",
+    "DEFAULT_UPLOAD_FORMAT", "DecodeOptions", "EngineSpec", "RemoteAuthError", "RemoteError",
+    "RemoteJobFailed", "RemoteNoTimings", "RemoteNotFound", "RemoteTimeout", "RemoteTooLarge", "Report",
+    "SAMPLE_RATE", "Segment", "ServiceClient", "Setting", "SpeechOnly", "SubtitlerError", "Transcript",
+    "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "bundled_ct2_dir", "cache_dir",
+    "check_english_only", "encode_audio", "language_code", "load_failure", "missing", "model_fingerprint",
+    "model_source", "split_at_silences", "stitch", "vad_options",
+]
