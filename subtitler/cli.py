@@ -6,7 +6,7 @@ a distinct exit code (see errors.py), never a traceback.
 
 Where things are, in this file's order:
   _warn, _fail          one-line warnings and errors on stderr
-  cli                   the group: --config, --verbose; loads config files (config.py)
+  cli                   the group: --config, --verbose; loads config files (cli_config.py)
   run                   the default command; _pipeline turns its parameters into a
                         Subtitler, _run_batch runs the inputs and sets the exit code
   render                re-lays out saved transcripts (.json)
@@ -37,7 +37,7 @@ import click
 from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
-from . import __version__, config, files, manifest, signals, whisper_compat
+from . import __version__, cli_config, files, manifest, signals, whisper_compat
 from .backends import auto_backend_name, broken_plugins, discover
 from .batch import Batch, write_report
 from .cache import Cache
@@ -89,7 +89,7 @@ def _verbose(ctx: click.Context, param: click.Parameter, value: bool) -> None:
 _VERBOSE_HELP = "Log what happens underneath (requests to remote services...) on stderr."
 
 
-class _Command(config.ConfiguredCommand):
+class _Command(cli_config.ConfiguredCommand):
     """Every command takes -v after its name too, and openai-whisper's option spellings
     (--output_dir, --word_timestamps True...: whisper_compat.py) for the options it has."""
 
@@ -110,7 +110,7 @@ class _Command(config.ConfiguredCommand):
 
 
 class _Group(DefaultGroup):
-    command_class = _Command  # a bad config value names its file and key (config.ConfiguredCommand)
+    command_class = _Command  # a bad config value names its file and key (cli_config.ConfiguredCommand)
 
     # The group's parser takes a "--" for its own, so the command never saw it and read the
     # file in `subtitler -- -x.mp4` as an option: what follows "--" is kept for the command.
@@ -134,7 +134,7 @@ class _Group(DefaultGroup):
 _AFTER_DASHES = "subtitler.after_dashes"
 
 
-# Commands whose options a config file can set (see config.py).
+# Commands whose options a config file can set (see config.py, cli_config.py).
 CONFIGURABLE = ("run", "render", "check", "mux", "burn")
 
 
@@ -159,7 +159,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
       subtitler config                      # settings from subtitler.toml, and their sources
       subtitler cache                       # where transcripts are cached, and how much
     """
-    config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
+    cli_config.apply(ctx, config_file, {name: cli.commands[name] for name in CONFIGURABLE})
 
 
 
@@ -246,7 +246,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
     except SubtitlerError as e:
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
-    job = Job(spec)
+    job = Job(spec, config=cli_config.loaded(click.get_current_context()))
     _run_batch(Batch(job, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs),
                items, show, dry_run, report, single)
 
@@ -453,7 +453,7 @@ def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Pr
     params = _run_params(ctx)
     if output_dir is not None:
         params["output_dir"] = output_dir
-    job = Job(_job_spec(**params))
+    job = Job(_job_spec(**params), config=cli_config.loaded(ctx))
     try:
         items = find_inputs([str(f) for f in folders], params["include"], params["exclude"])
         return RequiredSubtitles(job, rules).check(items)
@@ -595,7 +595,7 @@ def config_command(ctx: click.Context, command_name: str, as_json: bool, args: t
     """
     command = cli.commands[command_name]
     assert isinstance(command, _Command)
-    shown = config.effective(ctx, command, whisper_compat.rewrite_args(list(args), command.flags()))
+    shown = cli_config.effective(ctx, command, whisper_compat.rewrite_args(list(args), command.flags()))
     if as_json:
         click.echo(json.dumps({"command": command_name, "settings": {
             key: {"value": _plain(value), "source": source} for key, (value, source) in shown.items()}},
@@ -613,14 +613,15 @@ def _plain(value: Any) -> Any:
 
 
 @cli.command()
-def backends() -> None:
+@click.pass_context
+def backends(ctx: click.Context) -> None:
     """List installed backends and whether each can run here.
 
     \b
     Examples:
       subtitler backends
     """
-    entries = discover()
+    entries = discover(cli_config.loaded(ctx))
     for line in broken_plugins(entries):
         _warn(line)
     if not entries:

@@ -12,17 +12,18 @@ Layers, lowest precedence first:
 The command line beats both. Keys are the long option names (`max-line-chars`;
 underscores work too). A top-level key applies to every command that has that
 option; the tables `[run]`, `[check]`... override it for one command;
-`[backends.NAME]` holds a backend's own settings (`backend_setting`).
+`[backends.NAME]` holds a backend's own settings (`Config.backend_values`).
 
-Values reach click through `ctx.default_map`, so they are converted, checked
-and passed through the option's callback exactly like typed values, and an
-option typed on the command line still wins.
+This module is data only: `load()` reads the files each time it is called and
+returns a frozen `Config` of plain TOML values, each with the file and table it
+comes from; nothing is kept between calls, so one process (a server) can hold
+several configurations at once. How the values become click options (checked
+and converted like typed ones) is cli_config.py's business.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import sys
 from collections.abc import Mapping
@@ -30,9 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import platformdirs
-from click.core import ParameterSource
+
+from .errors import SubtitlerError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -43,26 +44,19 @@ PROJECT_FILE = "subtitler.toml"
 PYPROJECT = "pyproject.toml"
 PYPROJECT_TABLE = "tool.subtitler"
 BACKENDS = "backends"  # the table of backend settings, not a command's table
-# Options that take comma-separated values, so a TOML list is natural too.
-COMMA_SEPARATED = {"format", "suppress-tokens"}
-# Where the click context keeps each command's settings, for errors and `subtitler config`.
-_META_KEY = "subtitler.config"
 
 
-class ConfigError(click.ClickException):
+class ConfigError(SubtitlerError):
     """A config file that cannot be used: one line, and exit code 2 like any usage error."""
 
     exit_code = 2
-
-    def show(self, file: Any = None) -> None:
-        click.echo(f"subtitler: error: {self.format_message()}", err=True)
 
 
 @dataclass(frozen=True)
 class Layer:
     """The subtitler settings of one file."""
 
-    path: Path  # as found: relative for the project's files, so messages stay short
+    path: Path  # as found: relative to the working directory for the project's files, so messages stay short
     table: str  # where the settings sit in the file: "" or "tool.subtitler"
     data: dict[str, Any]
 
@@ -71,26 +65,55 @@ class Layer:
         name = ".".join(t for t in (self.table, table) if t)
         return f"{self.path} [{name}]" if name else str(self.path)
 
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The file's tables ([run], [backends]...) by name."""
+        return {k: v for k, v in self.data.items() if isinstance(v, dict)}
+
+    def top_level(self) -> dict[str, Any]:
+        """The keys that apply to every command, as written."""
+        return {k: v for k, v in self.data.items() if not isinstance(v, dict)}
+
 
 @dataclass(frozen=True)
-class Setting:
-    """One option's value from the config files, as click takes it from default_map."""
+class Value:
+    """One setting as a file says it: the plain TOML value and where it comes from."""
 
     value: Any
     where: str  # file and table, e.g. "subtitler.toml [run]"
-    key: str  # as written there
+    key: str  # as written there (max_line_chars or max-line-chars)
+    file: Path | None = None  # the file that says it: a relative path in `value` is relative to its folder
 
 
 @dataclass(frozen=True)
 class Config:
     layers: tuple[Layer, ...]  # lowest precedence first
 
+    def values(self, command: str) -> dict[str, Value]:
+        """The values that apply to `command` by dashed key: each layer's top-level keys, then its
+        [command] table; a later one wins. The order is that precedence, lowest first, so that
+        two spellings of one option (`vad`, `no-vad`) are settled by whichever comes last."""
+        found: dict[str, Value] = {}
+        for layer in self.layers:
+            table = layer.tables().get(command, {}) if command != BACKENDS else {}
+            for key, value, where in [*((k, v, layer.where()) for k, v in layer.top_level().items()),
+                                      *((k, v, layer.where(command)) for k, v in table.items())]:
+                found.pop(_key(key), None)  # re-inserted last: the order stays the precedence
+                found[_key(key)] = Value(value, where, key, layer.path)
+        return found
+
+    def backend_values(self, backend: str) -> dict[str, Value]:
+        """The backend's [backends.NAME] settings by dashed key; a later layer wins."""
+        found: dict[str, Value] = {}
+        for layer in self.layers:
+            where = layer.where(f"{BACKENDS}.{backend}")
+            for key, value in layer.data.get(BACKENDS, {}).get(backend, {}).items():
+                found[_key(key)] = Value(value, where, key, layer.path)
+        return found
+
     def backend_value(self, backend: str, key: str) -> str | None:
-        for layer in reversed(self.layers):
-            table = _dashed(layer.data.get(BACKENDS, {}).get(backend, {}))
-            if _key(key) in table:
-                return _text(table[_key(key)])
-        return None
+        """One backend setting as text (true/false for a TOML boolean), or None."""
+        value = self.backend_values(backend).get(_key(key))
+        return None if value is None else _text(value.value)
 
     def check_backends(self, known: Mapping[str, frozenset[str] | None]) -> None:
         """Refuse a [backends.NAME] table of a backend not installed, or a key it does not read
@@ -107,114 +130,48 @@ class Config:
                         raise ConfigError(f"{where}: unknown key {key!r} "
                                           f"({name}'s settings: {', '.join(sorted(keys)) or 'none'})")
 
-    def settings(self, commands: Mapping[str, click.Command]) -> dict[str, dict[str, Setting]]:
-        """Each command's settings by parameter name; a later layer, then a command's table, wins."""
-        result: dict[str, dict[str, Setting]] = {name: {} for name in commands}
-        for layer in self.layers:
-            tables = {k: v for k, v in layer.data.items() if isinstance(v, dict)}
-            for name in tables:
-                if name != BACKENDS and name not in commands:
-                    raise ConfigError(f"{layer.where()}: unknown table [{name}] "
-                                      f"(tables: {', '.join([*commands, BACKENDS + '.NAME'])})")
-            for key, value in layer.data.items():
-                if key in tables:
-                    continue
-                targets = {n: found for n in commands if (found := _option(commands[n], key))}
-                if not targets:
-                    raise ConfigError(f"{layer.where()}: unknown key {key!r} (not an option of any command)")
-                for name, found in targets.items():
-                    _put(result[name], found, layer.where(), layer, key, value)
-            for name, table in tables.items():
-                if name == BACKENDS:
-                    continue  # backend settings, read by backend_value
-                for key, value in table.items():
-                    found = _option(commands[name], key)
-                    if not found:
-                        raise ConfigError(f"{layer.where(name)}: unknown key {key!r} "
-                                          f"({name} has no --{_key(key)} option)")
-                    _put(result[name], found, layer.where(name), layer, key, value)
-        return result
-
 
 def _key(key: str) -> str:
     return key.replace("_", "-")
-
-
-def _dashed(table: dict[str, Any]) -> dict[str, Any]:
-    return {_key(k): v for k, v in table.items()}
 
 
 def _text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _option(command: click.Command, key: str) -> tuple[click.Option, str] | None:
-    """The option a key names, and the flag it names (--vad or --no-vad)."""
-    for param in command.params:
-        if isinstance(param, click.Option) and param.expose_value:  # -v is no setting
-            for flag in [*param.opts, *param.secondary_opts]:
-                if flag == f"--{_key(key)}":
-                    return param, flag
-    return None
-
-
-def _put(settings: dict[str, Setting], option: tuple[click.Option, str], where: str, layer: Layer,
-         key: str, value: Any) -> None:
-    param, flag = option
-    assert param.name is not None
-    settings[param.name] = Setting(_value(layer, where, key, param, flag, value), where, key)
-
-
-def _value(layer: Layer, where: str, key: str, param: click.Option, flag: str, value: Any) -> Any:
-    """A TOML value as click would get it from the command line; click checks the rest."""
-
-    def bad(expected: str) -> ConfigError:
-        return ConfigError(f"{where}: {key} = {json.dumps(value, default=str)}: expected {expected}")
-
-    if param.is_flag:
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value if flag in param.opts else not value  # `no-vad = true` means vad off
-    if isinstance(value, list) and not param.multiple:
-        if _key(key) not in COMMA_SEPARATED:
-            raise bad("one value, not a list")
-        value = ",".join(str(v) for v in value)
-    items = value if isinstance(value, list) else [value]
-    # A bool or a date would pass click's conversion as something else (True -> 1).
-    if any(isinstance(v, (bool, dict, list, datetime.date, datetime.time)) for v in items):
-        raise bad("text or a number")
-    if isinstance(param.type, click.Path):
-        # Relative to the file that says it, not to wherever the command runs.
-        items = [str(layer.path.parent / Path(str(v)).expanduser()) for v in items]
-    return items if param.multiple else items[0]
-
-
-def user_config_file() -> Path:
-    folder = os.environ.get("SUBTITLER_CONFIG_HOME") or platformdirs.user_config_dir("subtitler")
+def user_config_file(environ: Mapping[str, str] | None = None) -> Path:
+    environ = os.environ if environ is None else environ
+    folder = environ.get("SUBTITLER_CONFIG_HOME") or platformdirs.user_config_dir("subtitler")
     return Path(folder) / "config.toml"
 
 
-def find_layers(explicit: Path | None = None) -> list[Layer]:
-    """The config files that exist, lowest precedence first."""
-    if explicit is None and os.environ.get("SUBTITLER_CONFIG"):
-        explicit = Path(os.environ["SUBTITLER_CONFIG"])
-    user = user_config_file()
+def find_layers(explicit: Path | None = None, *, cwd: Path | None = None,
+                environ: Mapping[str, str] | None = None) -> list[Layer]:
+    """The config files that exist, lowest precedence first. `cwd` and `environ` stand for the
+    working directory and the environment (a server's job has its own); a relative `explicit`
+    is relative to `cwd`."""
+    environ = os.environ if environ is None else environ
+    if explicit is None and environ.get("SUBTITLER_CONFIG"):
+        explicit = Path(environ["SUBTITLER_CONFIG"])
+    user = user_config_file(environ)
     candidates = [(user, "")] if user.is_file() else []
     layers = [layer for path, table in candidates if (layer := _read(path, table)) is not None]
     if explicit is None:
-        project = find_project_layer()
+        project = find_project_layer(cwd)
         if project is not None:
             layers.append(project)
-    elif (layer := _read(explicit, PYPROJECT_TABLE if explicit.name == PYPROJECT else "")) is not None:
-        layers.append(layer)
+    else:
+        path = explicit if cwd is None else cwd / explicit  # as given: messages name it so
+        if (layer := _read(path, PYPROJECT_TABLE if explicit.name == PYPROJECT else "")) is not None:
+            layers.append(layer)
     return layers
 
 
 def find_project_layer(start: Path | None = None) -> Layer | None:
-    """The project's settings, as ruff and black find theirs: in the working directory or the
-    nearest folder above it with a subtitler.toml, or a pyproject.toml that has [tool.subtitler];
-    the search stops at the repository root (the folder with .git), so a checkout never picks
-    up a file from outside it."""
+    """The project's settings, as ruff and black find theirs: in the working directory (or
+    `start`) or the nearest folder above it with a subtitler.toml, or a pyproject.toml that has
+    [tool.subtitler]; the search stops at the repository root (the folder with .git), so a
+    checkout never picks up a file from outside it."""
     here = Path.cwd() if start is None else start
     for folder in [here, *here.parents]:
         for name, table in ((PROJECT_FILE, ""), (PYPROJECT, PYPROJECT_TABLE)):
@@ -256,96 +213,9 @@ def _read(path: Path, table: str) -> Layer | None:
     return layer
 
 
-# Read once per process: the command line loads it (with --config) before any
-# command runs; backends read it later through backend_setting.
-_loaded: Config | None = None
-
-
-def load(explicit: Path | None = None) -> Config:
-    """Read the config files now and keep them for `current()`."""
-    global _loaded
-    _loaded = Config(tuple(find_layers(explicit)))
-    return _loaded
-
-
-def current() -> Config:
-    return _loaded if _loaded is not None else load()
-
-
-def reset() -> None:
-    """Forget the loaded files (tests, or a long-lived process whose files changed)."""
-    global _loaded
-    _loaded = None
-
-
-def backend_setting(backend: str, key: str, env: str | None = None, default: str | None = None) -> str | None:
-    """A backend's setting: the environment variable `env` (when set and not empty),
-    else `[backends.BACKEND] key` from the config files, else `default`."""
-    if env and os.environ.get(env):
-        return os.environ[env]
-    value = current().backend_value(backend, key)
-    return default if value is None else value
-
-
-# --- click wiring ---------------------------------------------------------
-
-
-def apply(ctx: click.Context, explicit: Path | None, commands: Mapping[str, click.Command]) -> None:
-    """Load the config files and make them the defaults of `commands`, subcommands of ctx's group."""
-    loaded = load(explicit)
-    settings = loaded.settings(commands)
-    if any(layer.data.get(BACKENDS) for layer in loaded.layers):
-        from .backends import discover  # plugins are imported only when a file has backend tables
-
-        loaded.check_backends({name: frozenset(s.key for s in e.cls.declared_settings) if e.cls else None
-                               for name, e in discover().items()})
-    ctx.meta[_META_KEY] = settings
-    ctx.default_map = {name: {p: s.value for p, s in values.items()} for name, values in settings.items()}
-
-
-class ConfiguredCommand(click.Command):
-    """A command that blames a bad config value on the file and key that set it."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        try:
-            return super().parse_args(ctx, args)
-        except click.BadParameter as e:
-            setting = _setting_behind(ctx, e.param)
-            if setting is None:
-                raise
-            raise ConfigError(f"{setting.where}: {setting.key}: {e.message}") from None
-
-
-def _setting_behind(ctx: click.Context, param: click.Parameter | None) -> Setting | None:
-    if param is None or param.name is None:
-        return None
-    if ctx.get_parameter_source(param.name) is not ParameterSource.DEFAULT_MAP:
-        return None
-    return ctx.meta.get(_META_KEY, {}).get(ctx.command.name, {}).get(param.name)
-
-
-_SOURCES = {ParameterSource.COMMANDLINE: "command line",
-            ParameterSource.ENVIRONMENT: "environment"}
-
-
-def effective(ctx: click.Context, command: click.Command, args: list[str]) -> dict[str, tuple[Any, str]]:
-    """What `command` would run with, given `args`: each option's value and its source, by long name.
-
-    `ctx` is a context under the group that loaded the config (see `apply`).
-    """
-    options = [p for p in command.params if isinstance(p, click.Option) and p.expose_value]
-    name = command.name or ""
-    probe = ConfiguredCommand(name, params=options)  # its options only: no inputs needed
-    settings = ctx.meta.get(_META_KEY, {}).get(name, {})
-    defaults = {param: s.value for param, s in settings.items()}
-    shown: dict[str, tuple[Any, str]] = {}
-    with probe.make_context(name, list(args), parent=ctx, default_map=defaults) as sub:
-        for param in options:
-            assert param.name is not None
-            value = sub.params.get(param.name)
-            source = sub.get_parameter_source(param.name)
-            where = (settings[param.name].where if source is ParameterSource.DEFAULT_MAP
-                     else _SOURCES.get(source, "default"))  # type: ignore[arg-type]
-            long = next(o for o in param.opts if o.startswith("--"))
-            shown[long[2:]] = (value, where)
-    return shown
+def load(explicit: Path | None = None, *, cwd: Path | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Read the config files now (nothing is cached): `explicit` is --config's file, else
+    $SUBTITLER_CONFIG's, else the project's found from `cwd` (the working directory); the
+    user config comes first in any case. With `cwd` given, files are named by absolute paths."""
+    return Config(tuple(find_layers(explicit, cwd=cwd, environ=environ)))

@@ -113,14 +113,10 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: st
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty project folder as the working directory, with its own (empty) user config folder;
-    config files are read afresh."""
-    from subtitler import config
-
+    """An empty project folder as the working directory, with its own (empty) user config folder
+    (config files are read afresh by every command: nothing is cached)."""
     (tmp_path / "home").mkdir()
     monkeypatch.setenv("SUBTITLER_CONFIG_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("SUBTITLER_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
-    config.reset()
-    yield tmp_path
-    config.reset()  # later tests must not see this test's files
+    return tmp_path

@@ -8,14 +8,20 @@ engine is loaded.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from subtitler import config
+from subtitler import cli_config, config
 from subtitler.cli import cli
+from subtitler.config import Value
 from subtitler.transcript import Segment, Transcript, Word
+
+from .conftest import assert_one_line_error
 
 TEXT = "Elinor sat down beside her sister and they talked about the long journey home."
 
@@ -147,7 +153,7 @@ def test_backend_setting_env_beats_config_beats_default(project, monkeypatch):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "https://api"
     write(project / "subtitler.toml", '[backends.openai]\nbase_url = "http://host:8000/v1"\nmax-mib = 25\n')
-    config.reset()
+    # Nothing is cached: the file written now is the one read.
     assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "http://host:8000/v1"
     assert config.backend_setting("openai", "max_mib") == "25"
     assert config.backend_setting("tiyaro", "base-url") is None
@@ -155,13 +161,91 @@ def test_backend_setting_env_beats_config_beats_default(project, monkeypatch):
     assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "http://env:9000/v1"
 
 
-def test_backend_settings_follow_layers_and_the_cli_config_option(project, clip):
-    write(project / "home" / "config.toml", '[backends.openai]\napi-key = "user"\nbase-url = "http://user"\n')
+def test_backend_values_follow_layers_and_name_their_file(project):
+    user = write(project / "home" / "config.toml",
+                 '[backends.openai]\napi-key = "user"\nbase-url = "http://user"\n')
+    write(project / "other.toml", '[backends.openai]\nbase_url = "http://other"\nmax-answer = 1024\n')
+    loaded = config.load(Path("other.toml"))
+    assert loaded.backend_values("openai") == {
+        "api-key": Value("user", f"{user} [backends.openai]", "api-key", user),
+        "base-url": Value("http://other", "other.toml [backends.openai]", "base_url", Path("other.toml")),
+        "max-answer": Value(1024, "other.toml [backends.openai]", "max-answer", Path("other.toml")),
+    }
+    assert loaded.backend_value("openai", "base_url") == "http://other"
+    assert loaded.backend_value("openai", "max-answer") == "1024"
+    assert loaded.backend_values("tiyaro") == {} and loaded.backend_value("tiyaro", "api-key") is None
+    assert config.load().backend_value("openai", "base-url") == "http://user"  # no --config: the user's
+
+
+def test_the_cli_config_option_reaches_the_backends(project, monkeypatch):
+    """--config's [backends.openai] is what the backends read in that invocation."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    write(project / "other.toml", '[backends.openai]\nbase-url = "http://127.0.0.1:8000/v1"\n')
+
+    def openai_line(*args: str) -> str:
+        result = subtitler(*args, "backends")
+        assert result.exit_code == 0, result.output
+        return next(line for line in result.stdout.splitlines() if line.startswith("openai"))
+
+    assert "\tunavailable: " in openai_line()
+    assert "\tavailable\t" in openai_line("--config", "other.toml")  # a self-hosted server needs no key
+
+
+def test_loaded_gives_subcommands_the_groups_config(project):
     write(project / "other.toml", '[backends.openai]\nbase-url = "http://other"\n')
-    assert subtitler("--config", "other.toml", "render", clip).exit_code == 0
-    # The command line loaded the files once; backends read the same ones later.
-    assert config.backend_setting("openai", "base-url") == "http://other"
-    assert config.backend_setting("openai", "api-key") == "user"
+    group = click.Context(cli)
+    got = cli_config.apply(group, Path("other.toml"), {"render": cli.commands["render"]})
+    sub = click.Context(cli.commands["render"], parent=group)
+    assert cli_config.loaded(sub) is got
+    assert cli_config.loaded(sub).backend_value("openai", "base-url") == "http://other"
+
+
+def test_two_configurations_coexist_in_one_process(project):
+    """No module state: configs of two project folders, loaded without changing directory, each
+    answer with their own values and sources."""
+    a, b = project / "a", project / "b"
+    write(a / "subtitler.toml", 'format = "vtt"\nmax-lines = 1\n\n[run]\nformat = "srt"\n\n'
+                                '[backends.openai]\nbase-url = "http://a"\n')
+    pyproject = write(b / "pyproject.toml", '[tool.subtitler]\nformat = ["txt", "tsv"]\n\n'
+                                '[tool.subtitler.backends.openai]\nbase-url = "http://b"\n')
+    home_b = write(project / "home-b" / "config.toml", 'model = "base"\n')
+    config_a = config.load(cwd=a)
+    config_b = config.load(cwd=b, environ={"SUBTITLER_CONFIG_HOME": str(home_b.parent)})
+    assert Path.cwd() == project  # nothing moved
+    assert config_a.values("run") == {
+        "max-lines": Value(1, f"{a / 'subtitler.toml'}", "max-lines", a / "subtitler.toml"),
+        "format": Value("srt", f"{a / 'subtitler.toml'} [run]", "format", a / "subtitler.toml"),
+    }
+    assert config_a.values("render")["format"].value == "vtt"
+    assert config_b.values("run") == {
+        "model": Value("base", str(home_b), "model", home_b),
+        "format": Value(["txt", "tsv"], f"{pyproject} [tool.subtitler]", "format", pyproject),
+    }
+    assert config_a.backend_value("openai", "base-url") == "http://a"
+    url_b = config_b.backend_values("openai")["base-url"]
+    assert url_b.where == f"{pyproject} [tool.subtitler.backends.openai]"
+    assert config_b.backend_value("openai", "base-url") == "http://b"
+    assert config.load().layers == ()  # the working directory's own: none
+    # An explicit file is relative to cwd.
+    assert config.load(Path("subtitler.toml"), cwd=a).values("check")["max-lines"].value == 1
+
+
+def test_config_module_does_not_import_click():
+    """Reading config files is data only: a server or a library user does not load the CLI."""
+    code = "import subtitler.config, sys; assert 'click' not in sys.modules, 'click imported'"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bad_toml_is_one_error_line_and_exit_2_from_the_real_command(project):
+    write(project / "subtitler.toml", "format = \n")
+    proc = subprocess.run([sys.executable, "-m", "subtitler", "config"], capture_output=True, text=True)
+    assert_one_line_error(proc, 2, "subtitler.toml: not valid TOML")
+    write(project / "subtitler.toml", "[backends.openai]\nbogus = 1\n")  # refused by the plugin's keys
+    proc = subprocess.run([sys.executable, "-m", "subtitler", "backends"], capture_output=True, text=True)
+    assert_one_line_error(proc, 2, "subtitler.toml [backends.openai]: unknown key 'bogus'")
+    assert proc.stdout == ""
 
 
 def settings_shown(result: Result) -> dict[str, tuple[str, str]]:

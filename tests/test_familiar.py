@@ -19,7 +19,6 @@ import pytest
 import srt
 from click.testing import CliRunner, Result
 
-from subtitler import config
 from subtitler.cli import cli
 from subtitler.transcript import Segment, Transcript, Word
 
@@ -80,13 +79,11 @@ def test_config_is_found_in_a_parent_folder_up_to_the_repository_root(project):
     assert subtitler("config").stdout.count("# ../../subtitler.toml") == 2  # named as found, from here
     # A bad value there is blamed on that file.
     (repo / "subtitler.toml").write_text("max-lines = 0\n")
-    config.reset()
     assert "../../subtitler.toml: max-lines" in one_line_error(subtitler("render", "clip.json"))
     # pyproject.toml counts only with a [tool.subtitler] table: a plain one on the way is passed by.
     (repo / "subtitler.toml").unlink()
     (repo / "pyproject.toml").write_text('[tool.subtitler]\nformat = "txt"\n')
     (repo / "talks" / "pyproject.toml").write_text('[project]\nname = "talks"\n')
-    config.reset()
     assert subtitler("render", "clip.json", "--overwrite").exit_code == 0
     assert (work / "clip.txt").is_file()
 
@@ -110,10 +107,8 @@ def test_unknown_key_in_a_backend_table_is_refused(project):
     (project / "subtitler.toml").write_text('[backends.tiyaro]\napi_key = "k"\nservice-tier = "gpu"\n'
                                             'max-answer = 1048576\n[backends.openai]\n'
                                             'base-url = "http://127.0.0.1:9/v1"\nmax-answer = 1048576\n')
-    config.reset()
     assert subtitler("render", "clip.json").exit_code == 0  # their real settings are fine
     (project / "subtitler.toml").write_text('[backends.opneai]\nbase-url = "http://127.0.0.1:9/v1"\n')
-    config.reset()
     assert "no backend 'opneai' is installed" in one_line_error(subtitler("render", "clip.json"))
 
 
@@ -263,7 +258,6 @@ def test_backends_marks_openai_unusable_without_key_or_own_server(project, monke
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
 
     def openai_line() -> str:
-        config.reset()
         result = subtitler("backends")
         assert result.exit_code == 0, result.output
         return next(line for line in result.stdout.splitlines() if line.startswith("openai"))
@@ -281,6 +275,5 @@ def test_backends_marks_openai_unusable_without_key_or_own_server(project, monke
     assert "\tavailable\t" in openai_line()
     # Named anyway, it is refused before any audio is read.
     (project / "subtitler.toml").unlink()
-    config.reset()
     result = subtitler(SAMPLE, "--backend", "openai", "-o", project / "out")
     assert result.exit_code == 8 and "OPENAI_API_KEY is not set" in result.stderr

@@ -269,14 +269,11 @@ def test_slow_server_and_timeout(env, fake, audio):
 
 def test_settings_from_the_config_file(env, fake, audio, tmp_path):
     """[backends.openai] in subtitler.toml: used when the environment has nothing, overridden when it has."""
-    from subtitler import config
-
     env.delenv("OPENAI_BASE_URL")
     env.delenv("OPENAI_API_KEY")
     (tmp_path / "subtitler.toml").write_text(
         f'[backends.openai]\nbase-url = "{fake.base_url}"\napi-key = "{KEY}"\nupload-format = "ogg"\n')
     env.chdir(tmp_path)
-    config.reset()
     try:
         assert make().transcribe(audio[: 16000 * 2], DecodeOptions()).words
         assert fake.uploads[0].content_type == "audio/ogg"
@@ -286,7 +283,6 @@ def test_settings_from_the_config_file(env, fake, audio, tmp_path):
         assert fake.uploads[1].content_type == "audio/flac"
     finally:
         env.undo()
-        config.reset()
 
 
 def test_unreachable_host(env, audio):
