@@ -96,8 +96,7 @@ def sample_outputs(fw_backend, tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("own")
     job = Subtitler(backend="faster-whisper", formats=["srt", "vtt", "ass", "txt", "tsv", "json"],
-                    output_dir=folder)
-    job._engine = fw_backend
+                    output_dir=folder, engine=fw_backend)
     return job.subtitle(SAMPLE)
 
 

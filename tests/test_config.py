@@ -149,16 +149,31 @@ def test_missing_config_file(project, clip):
     assert_config_error(subtitler("--config", "nowhere.toml", "render", clip), "nowhere.toml: cannot read")
 
 
-def test_backend_setting_env_beats_config_beats_default(project, monkeypatch):
+def test_backend_settings_given_beat_env_beat_config_beat_default(project, monkeypatch):
+    from subtitler_openai import OpenAIBackend as openai  # noqa: N813
+
+    from subtitler.backends import resolve_settings
+    from subtitler.errors import UnsupportedOption
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
-    assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "https://api"
-    write(project / "subtitler.toml", '[backends.openai]\nbase_url = "http://host:8000/v1"\nmax-mib = 25\n')
-    # Nothing is cached: the file written now is the one read.
-    assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "http://host:8000/v1"
-    assert config.backend_setting("openai", "max_mib") == "25"
-    assert config.backend_setting("tiyaro", "base-url") is None
+    monkeypatch.delenv("OPENAI_UPLOAD_LIMIT", raising=False)
+    assert resolve_settings(openai)["base-url"] == "https://api.openai.com/v1"
+    write(project / "subtitler.toml",
+          '[backends.openai]\nbase_url = "http://host:8000/v1"\nupload-limit = 25\n')
+    # Nothing is cached: the file written now is the one read; numbers come typed.
+    settings = resolve_settings(openai)
+    assert settings["base-url"] == "http://host:8000/v1" and settings["upload-limit"] == 25
     monkeypatch.setenv("OPENAI_BASE_URL", "http://env:9000/v1")
-    assert config.backend_setting("openai", "base-url", "OPENAI_BASE_URL", "https://api") == "http://env:9000/v1"
+    assert resolve_settings(openai)["base-url"] == "http://env:9000/v1"
+    # Given explicitly (a server's request, a job spec): wins over both.
+    assert resolve_settings(openai, {"base-url": "http://given"})["base-url"] == "http://given"
+    # A config loaded elsewhere (another project) is used instead of the working directory's.
+    other = write(project / "other" / "subtitler.toml", '[backends.openai]\nupload-limit = 7\n')
+    assert resolve_settings(openai, config=config.load(cwd=other.parent))["upload-limit"] == 7
+    with pytest.raises(UnsupportedOption,
+                       match=r"OPENAI_UPLOAD_LIMIT \(or upload-limit in \[backends.openai\]\) must be a number"):
+        resolve_settings(openai, {"upload-limit": "lots"})
+    with pytest.raises(UnsupportedOption, match="has no setting 'colour'"):
+        resolve_settings(openai, {"colour": "red"})
 
 
 def test_backend_values_follow_layers_and_name_their_file(project):

@@ -20,8 +20,8 @@ def sample_transcripts(backends, tmp_path_factory):
     out = {}
     for name, engine in backends.items():
         folder = tmp_path_factory.mktemp(name)
-        pipeline = Subtitler(backend=name, formats=["srt", "vtt", "json"], output_dir=folder)
-        pipeline._engine = engine  # reuse the session's loaded model
+        # engine=: reuse the session's loaded model
+        pipeline = Subtitler(backend=name, formats=["srt", "vtt", "json"], output_dir=folder, engine=engine)
         result = pipeline.subtitle(SAMPLE)
         out[name] = (result, Transcript.load(folder / "sample.json"))
     return out

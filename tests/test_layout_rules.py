@@ -71,8 +71,7 @@ def real_transcripts(fw_backend, tmp_path_factory) -> dict[str, tuple[Transcript
     from subtitler import Subtitler
 
     folder = tmp_path_factory.mktemp("fast")
-    job = Subtitler(backend="faster-whisper", formats=["json"], output_dir=folder)
-    job._engine = fw_backend
+    job = Subtitler(backend="faster-whisper", formats=["json"], output_dir=folder, engine=fw_backend)
     media = {"sample": SAMPLE}
     for tempo in ("1.3", "1.6"):
         media[tempo] = folder / f"fast{tempo}.mp4"
@@ -118,8 +117,8 @@ def test_audio_cut_mid_speech_ends_with_its_cues(fw_backend, tmp_path):
 
     audio = tmp_path / "cut.m4a"
     ffmpeg("-i", str(SAMPLE), "-t", "7.3", "-vn", str(audio))  # mid-word: "...do for them."
-    job = Subtitler(backend="faster-whisper", formats=["srt"], output_dir=tmp_path, profile=PROFILES["bbc"])
-    job._engine = fw_backend
+    job = Subtitler(backend="faster-whisper", formats=["srt"], output_dir=tmp_path, profile=PROFILES["bbc"],
+                    engine=fw_backend)
     result = job.subtitle(audio)
     report = check_file(result.outputs[0], PROFILES["bbc"], probe(audio).duration)
     assert report.violations == [], [v.message for v in report.violations]

@@ -260,8 +260,7 @@ def test_an_option_the_engine_cannot_honour_is_refused(backends, short_clip, nam
     with pytest.raises(UnsupportedOption, match=r"does not support option\(s\): beam_size, patience$"):
         limited.check_options(DecodeOptions(beam_size=3, patience=2.0))
     # The core enforces it on every file, whatever the backend's transcribe does.
-    pipeline = Subtitler(backend=name, options=DecodeOptions(beam_size=3))
-    pipeline._engine = limited  # the loaded engine, as if `engine` had loaded it
+    pipeline = Subtitler(backend=name, options=DecodeOptions(beam_size=3), engine=limited)
     with engine_spy(limited) as spy, pytest.raises(UnsupportedOption, match="beam_size"):
         pipeline.transcribe(short_clip)
     assert spy.calls == []

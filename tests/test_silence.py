@@ -167,8 +167,7 @@ def test_no_speech_file_gives_empty_valid_subtitles(fw_backend, media_dir: Path)
     ffmpeg("-f", "lavfi", "-i", SOURCES["music"], "-t", "20", "-ac", "1", "-ar", "16000", str(clip))
     warned: list[str] = []
     pipeline = Subtitler(backend="faster-whisper", formats=("srt", "vtt"), output_dir=media_dir / "out",
-                         warn=warned.append)
-    pipeline._engine = fw_backend  # the session's loaded model
+                         warn=warned.append, engine=fw_backend)  # the session's loaded model
     result = pipeline.subtitle(clip)
     assert len(warned) == 1 and "no speech found" in warned[0]
     srt_path, vtt_path = result.outputs

@@ -166,13 +166,16 @@ def test_what_cannot_be_written_is_refused_before_transcribing(inputs, tmp_path,
 
 def test_python_api_refuses_before_the_engine(inputs, tmp_path):
     from subtitler.errors import VideoError
+    from subtitler.events import Stage, StageStarted
     from subtitler.pipeline import Subtitler, VideoSettings
 
+    seen = []
     pipeline = Subtitler(backend="faster-whisper", model="tiny.en", output_dir=tmp_path,
-                         video=VideoSettings("burn"))
+                         video=VideoSettings("burn"), events=[seen.append])
     with pytest.raises(VideoError, match="no video stream"):
         pipeline.subtitle(inputs["m4a"])
-    assert pipeline._engine is None and list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == []
+    assert not [e for e in seen if isinstance(e, StageStarted) and e.stage == Stage.LOAD_MODEL]  # no model
 
 
 @pytest.mark.parametrize("container", ["mkv", "mp4"])
