@@ -12,28 +12,24 @@ several files at once (remote services) get `jobs` inputs in flight.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .cache import Cache
 from .errors import OutputError, SubtitlerError
 from .events import Event, Events, Finished, Sink, Started, Status
-from .files import atomic_write
 from .inputs import Input
-from .job import Job, Outcome, Plan
+from .job import Job, Outcome, Plan, is_transcript_file
 from .pipeline import Subtitler
 
 # 0.2's names for the statuses (they compare equal to the enum's values).
 UP_TO_DATE, RENDER, TRANSCRIBE = Status.UP_TO_DATE, Status.RENDER, Status.TRANSCRIBE
 DONE, RENDERED, FAILED, SKIPPED = Status.DONE, Status.RENDERED, Status.FAILED, Status.SKIPPED
 
-__all__ = ["Batch", "Outcome", "Plan", "write_report"]
+__all__ = ["Batch", "Outcome", "Plan"]
 
 
 class Batch:
@@ -68,6 +64,8 @@ class Batch:
         """Plan every input, then do the work; outcomes come back in input order."""
         job = self.job
         job.refresh()  # the manifests as they are now, before this run writes any
+        if not all(is_transcript_file(item.path) for item in items):
+            job.summary  # noqa: B018  # an unknown backend or a bad setting: one error, before any work
         plans = _without_collisions([job.plan(item) for item in items])
         if dry_run:
             return [job.finish(p) if isinstance(p, Outcome) else Outcome(p.input, p.action, p.targets)
@@ -175,26 +173,3 @@ def _lower_priority() -> None:
     """Nice this thread (on Linux a thread's own attribute), and so the ffmpeg it starts."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
-def write_report(path: Path, outcomes: list[Outcome], batch: Batch, started: float,
-                 interrupted: bool = False) -> None:
-    """The run as JSON: settings, a summary, and every input's outcome (atomically written)."""
-    counts: dict[str, int] = {}
-    for o in outcomes:
-        counts[str(o.status)] = counts.get(str(o.status), 0) + 1
-    data = {
-        "schema": "subtitler.report", "version": 1,
-        "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
-        "seconds": round(time.time() - started, 3), "interrupted": interrupted,
-        "settings": batch.summary,
-        "summary": {"inputs": len(outcomes), **counts,
-                    "decoded": sum(o.decoded for o in outcomes),
-                    "media_seconds": round(sum(o.duration or 0.0 for o in outcomes if o.decoded), 3)},
-        "inputs": [o.to_dict() for o in outcomes],
-    }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(data, indent=1, ensure_ascii=False) + "\n"
-    # backslashreplace: a file name that is not UTF-8 is written as JSON's \udcff escape.
-    atomic_write(path, text.encode("utf-8", "backslashreplace"))
-

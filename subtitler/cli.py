@@ -39,7 +39,7 @@ from click_default_group import DefaultGroup
 
 from . import __version__, cli_config, files, manifest, signals, whisper_compat
 from .backends import auto_backend_name, broken_plugins, discover
-from .batch import Batch, write_report
+from .batch import Batch
 from .cache import Cache
 from .check import RULES, FileReport, check_file
 from .cli_options import (
@@ -61,6 +61,7 @@ from .models import DEFAULT_MODEL, list_models
 from .options import DecodeOptions
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
 from .progress import BatchDisplay, StageBar, echo, summary
+from .report import JsonReport
 from .require import RequiredSubtitles
 from .specs import EngineSpec, JobSpec, OutputSpec, RenderSpec, TranscriptionSpec, VideoSpec
 from .style import Style
@@ -298,6 +299,9 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
     display = BatchDisplay(len(items), show, {id(item): n for n, item in enumerate(items, 1)},
                            detected=batch.job.spec.transcription.options.language is None)
     batch.events.add(display)
+    json_report = JsonReport(report, started) if report is not None else None
+    if json_report is not None:
+        batch.events.add(json_report)
     interrupted = False
     try:
         outcomes = batch.run(items, dry_run=dry_run)
@@ -317,9 +321,9 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
             detail = o.error if o.error else ", ".join(str(p) for p in o.outputs)
             click.echo(f"{o.status}\t{o.input.path}\t{detail}")
     report_error = None
-    if report is not None:
+    if json_report is not None:
         try:
-            write_report(report, outcomes, batch, started, interrupted)
+            json_report.write(items, batch.summary, interrupted, outcomes)
         except OSError as e:
             report_error = OutputError(f"{report}: cannot write the report ({e.strerror or e})")
             click.echo(f"subtitler: error: {report_error}", err=True)

@@ -232,8 +232,11 @@ class Job:
             outputs.append(folder / target.name if folder is not None else target)
         return outputs
 
-    def plan(self, item: Input) -> Plan | Outcome:
-        """What `item` needs; an Outcome if it cannot be planned (a missing file...)."""
+    def plan(self, item: Input, manifests: manifest.Reader | None = None) -> Plan | Outcome:
+        """What `item` needs; an Outcome if it cannot be planned (a missing file...).
+
+        `manifests`: the manifests as read for this plan (a batch reads them once, before it
+        writes any: `refresh`)."""
         try:
             targets = self.targets(item)
             if not item.path.is_file():
@@ -255,7 +258,7 @@ class Job:
                     return Outcome(item, Status.FAILED, exit_code=failed["exit_code"],
                                    error=f"{item.path}: {failed['detail']} (as in an earlier run; "
                                          "--force tries again)")
-            if not self.force and self.spec.output.record and self._up_to_date(plan):
+            if not self.force and self.spec.output.record and self._up_to_date(plan, manifests):
                 plan.action = Status.UP_TO_DATE
             if transcript_input:
                 if plan.action == Status.RENDER or self.want_transcripts:
@@ -291,9 +294,9 @@ class Job:
         self._manifests = manifest.Reader()
         self.t0 = time.perf_counter()
 
-    def _up_to_date(self, plan: Plan) -> bool:
+    def _up_to_date(self, plan: Plan, manifests: manifest.Reader | None) -> bool:
         for target in plan.targets:
-            entry = self._manifests.entry(target)
+            entry = (manifests or self._manifests).entry(target)
             if (entry is None or entry.pending or entry.settings != plan.settings
                     or entry.source_sha256 != plan.file_hash or not target.is_file()):
                 return False
@@ -322,7 +325,7 @@ class Job:
     def run(self, item: Input) -> Outcome:
         """Plan `item` and do what it needs; failures are in the outcome, as for every input of a
         batch (SubtitlerError from the engine's loading aside)."""
-        plan = self.plan(item)
+        plan = self.plan(item, manifest.Reader())  # as they are now: an earlier run() wrote them
         if isinstance(plan, Outcome):
             return self.finish(plan)
         if plan.action != Status.TRANSCRIBE:

@@ -7,6 +7,7 @@ import copy
 import pytest
 
 from subtitler.cleanup import collapse_repetitions
+from subtitler.events import Report
 from subtitler.options import DecodeOptions
 from subtitler.transcript import Segment, Transcript, Word
 
@@ -126,6 +127,6 @@ def test_input_is_not_modified() -> None:
 @pytest.mark.slow
 def test_real_transcript_is_unchanged(fw_backend, sample_audio) -> None:
     """Real speech (the whole sample) has no loop to remove and nothing said impossibly fast."""
-    t = fw_backend.transcribe(sample_audio.samples, DecodeOptions())
+    t = fw_backend.transcribe(sample_audio.samples, DecodeOptions(), Report())
     assert len(t.words) > 60
     assert collapse_repetitions(t) == t

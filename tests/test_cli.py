@@ -20,6 +20,7 @@ from subtitler.errors import (
     OutputExists,
     UnsupportedOption,
 )
+from subtitler.events import Report
 
 from .conftest import SAMPLE, assert_one_line_error, ffmpeg
 
@@ -69,7 +70,8 @@ def test_existing_output_is_kept_without_overwrite(tmp_path):
 def test_saved_transcript_rerenders_without_an_engine(tmp_path, fw_backend, sample_audio):
     from subtitler import DecodeOptions
 
-    fw_backend.transcribe(sample_audio.samples[: 16000 * 8], DecodeOptions()).save(tmp_path / "clip.json")
+    heard = fw_backend.transcribe(sample_audio.samples[: 16000 * 8], DecodeOptions(), Report())
+    heard.save(tmp_path / "clip.json")
     # A backend that does not exist proves no engine is loaded for a transcript input.
     proc = run(str(tmp_path / "clip.json"), "-f", "srt,vtt", "--backend", "no-such-engine")
     assert proc.returncode == 0, proc.stderr

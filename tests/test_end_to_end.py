@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from subtitler import DecodeOptions, Subtitler, Transcript
+from subtitler.events import Report
 
 from .accuracy import timing_hits, wer
 from .conftest import SAMPLE
@@ -44,8 +45,8 @@ def test_engines_agree_word_for_word(backends, sample_audio):
 
     fw32 = load_backend("faster-whisper", "tiny.en", compute_type="float32")
     greedy = DecodeOptions(beam_size=1, best_of=None, temperature_increment_on_fallback=None)
-    a = fw32.transcribe(sample_audio.samples, greedy)
-    b = backends["whisper"].transcribe(sample_audio.samples, greedy)
+    a = fw32.transcribe(sample_audio.samples, greedy, Report())
+    b = backends["whisper"].transcribe(sample_audio.samples, greedy, Report())
     assert [w.text for w in a.words] == [w.text for w in b.words]
     assert len(a.words) > 60
     assert max(abs(x.start - y.start) for x, y in zip(a.words, b.words, strict=True)) <= 0.1

@@ -10,6 +10,7 @@ import webvtt
 
 from subtitler.cues import Cue, build_cues
 from subtitler.errors import BadTranscript
+from subtitler.events import Report
 from subtitler.formats import get_format
 from subtitler.transcript import Segment, Transcript, Word
 
@@ -35,7 +36,7 @@ def test_json_round_trip_is_lossless(tmp_path):
 def test_real_transcript_round_trip(fw_backend, sample_audio, tmp_path):
     from subtitler.options import DecodeOptions
 
-    t = fw_backend.transcribe(sample_audio.samples[: 16000 * 8], DecodeOptions())
+    t = fw_backend.transcribe(sample_audio.samples[: 16000 * 8], DecodeOptions(), Report())
     assert t.words, "engine returned no words"
     t.save(tmp_path / "real.json")
     assert Transcript.load(tmp_path / "real.json") == t

@@ -28,8 +28,10 @@ from subtitler.errors import (
     RemoteTooLarge,
     UnsupportedOption,
 )
+from subtitler.events import Report
 from subtitler.options import DecodeOptions
 from subtitler.remote import wav_bytes
+from subtitler.specs import EngineSpec
 from subtitler.transcript import Transcript
 
 from .accuracy import timing_hits, wer
@@ -57,7 +59,7 @@ def env(fake, monkeypatch):
 
 
 def make(**settings) -> openai.OpenAIBackend:
-    b = openai.OpenAIBackend(**settings)
+    b = openai.OpenAIBackend(EngineSpec("openai", **settings))
     b.client.retry_backoff = 0.001
     return b
 
@@ -83,7 +85,7 @@ def test_registered_remote_and_never_auto(monkeypatch):
 
 
 def test_same_words_as_local_engine(backend, fake, local, audio):
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert got.language == "en"  # OpenAI says "english"
     assert same_words(got, local)
     # The same text; where a segment breaks may differ (the service hears the MP3, a hair apart).
@@ -104,12 +106,13 @@ def test_same_words_as_local_engine(backend, fake, local, audio):
 @pytest.mark.parametrize("language", ["English", "en", "english"])
 def test_language_names_or_codes(backend, fake, audio, language):
     fake.language_as_code = True  # as self-hosted servers answer
-    got = backend.transcribe(audio[: 16000 * 3], DecodeOptions(language=language))
+    got = backend.transcribe(audio[: 16000 * 3], DecodeOptions(language=language), Report())
     assert fake.uploads[0].fields["language"] == ["en"] and got.language == "en"
 
 
 def test_options_reach_the_form(backend, fake, audio):
-    backend.transcribe(audio[: 16000 * 3], DecodeOptions(temperature=0.4, initial_prompt="Dashwood."))
+    options = DecodeOptions(temperature=0.4, initial_prompt="Dashwood.")
+    backend.transcribe(audio[: 16000 * 3], options, Report())
     form = fake.uploads[0].fields
     assert form["temperature"] == ["0.4"] and form["prompt"] == ["Dashwood."]
 
@@ -118,7 +121,7 @@ def test_no_key_no_authorization_header(env, fake, audio):
     fake.key = None
     env.delenv("OPENAI_API_KEY")
     b = make(model="Systran/faster-whisper-tiny.en")
-    assert b.transcribe(audio[: 16000 * 3], DecodeOptions()).words
+    assert b.transcribe(audio[: 16000 * 3], DecodeOptions(), Report()).words
     (request,) = fake.requests("transcriptions")
     assert not any(k.lower() == "authorization" for k in request.headers)
     assert fake.uploads[0].fields["model"] == ["Systran/faster-whisper-tiny.en"]
@@ -136,7 +139,7 @@ def test_split_upload_stitches_without_losing_or_doubling_words(env, fake, sampl
     samples = sample_audio.samples
     oracle = ReferenceOracle(samples, reference)
     fake.transcribe = oracle.openai
-    got = make().transcribe(samples, DecodeOptions())
+    got = make().transcribe(samples, DecodeOptions(), Report())
     pieces = got.meta["pieces"]
     assert len(fake.uploads) == len(pieces) >= 3
     assert all(len(u.data) <= 70000 for u in fake.uploads)
@@ -169,7 +172,7 @@ def test_split_upload_with_the_real_engine(env, fake, sample, reference):
 
 def test_server_413_sends_smaller_pieces(env, fake, sample_audio, reference):
     fake.max_upload = 120_000  # the server's limit is lower than the one we were told
-    got = make().transcribe(sample_audio.samples, DecodeOptions())
+    got = make().transcribe(sample_audio.samples, DecodeOptions(), Report())
     sizes = [len(r.body) for r in fake.requests("transcriptions")]
     assert sizes[0] > 120_000 and all(s <= 120_000 for s in sizes[1:]) and len(sizes) >= 3
     assert len(got.meta["pieces"]) == len(sizes) - 1
@@ -179,14 +182,14 @@ def test_server_413_sends_smaller_pieces(env, fake, sample_audio, reference):
 def test_413_when_pieces_cannot_get_small_enough(backend, fake, audio):
     fake.max_upload = 20_000
     with pytest.raises(RemoteTooLarge, match="OPENAI_UPLOAD_LIMIT") as e:
-        backend.transcribe(audio, DecodeOptions())
+        backend.transcribe(audio, DecodeOptions(), Report())
     assert e.value.exit_code == 26
 
 
 def test_upload_limit_too_small_for_any_piece(env, audio):
     env.setenv("OPENAI_UPLOAD_LIMIT", "5000")
     with pytest.raises(RemoteTooLarge, match="raise it"):
-        make().transcribe(np.tile(audio, 2), DecodeOptions())
+        make().transcribe(np.tile(audio, 2), DecodeOptions(), Report())
     env.setenv("OPENAI_UPLOAD_LIMIT", "lots")
     with pytest.raises(UnsupportedOption,
                        match=r"OPENAI_UPLOAD_LIMIT \(or upload-limit in \[backends.openai\]\) must be a "):
@@ -197,55 +200,55 @@ def test_bursts_resets_and_retry_after_are_retried(backend, fake, local, audio):
     fake.fail_next(1, 503, "transcriptions")
     fake.fail_next(1, 429, "transcriptions", retry_after="0")
     fake.reset_next(1, "transcriptions")  # half-way through the upload
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert same_words(got, local)
     assert len(fake.requests("transcriptions")) == 4 and len(fake.uploads) == 1
     fake.fail_next(4, 502, "transcriptions")
     with pytest.raises(RemoteError, match="502.*after 3 retries"):
-        backend.transcribe(audio, DecodeOptions())
+        backend.transcribe(audio, DecodeOptions(), Report())
 
 
 def test_retry_after_is_honoured(backend, fake, audio):
     fake.fail_next(1, 429, "transcriptions", retry_after="1")
     started = time.monotonic()
-    backend.transcribe(audio[:16000], DecodeOptions())
+    backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert time.monotonic() - started >= 1.0
 
 
 def test_bad_key(backend, fake, audio):
     fake.key = "sk-the-right-one"
     with pytest.raises(RemoteAuthError, match="refused the API key.*OPENAI_API_KEY") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value) and e.value.exit_code == 21
     assert len(fake.requests("transcriptions")) == 1
 
 
 def test_unknown_model_and_wrong_base_url(env, fake, audio):
     with pytest.raises(RemoteNotFound, match="whisper-9.*wrong base URL.*or model") as e:
-        make(model="whisper-9").transcribe(audio[:16000], DecodeOptions())
+        make(model="whisper-9").transcribe(audio[:16000], DecodeOptions(), Report())
     assert e.value.exit_code == 22
     env.setenv("OPENAI_BASE_URL", fake.base_url.removesuffix("/v1"))  # forgot the /v1
     with pytest.raises(RemoteNotFound, match="wrong base URL"):
-        make().transcribe(audio[:16000], DecodeOptions())
+        make().transcribe(audio[:16000], DecodeOptions(), Report())
 
 
 def test_malformed_json(backend, fake, audio):
     fake.malformed_next(1, "transcriptions")
     with pytest.raises(RemoteError, match="not JSON") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value)
 
 
 def test_text_only_answer_needs_timings(backend, fake, audio):
     fake.text_only = True
     with pytest.raises(RemoteNoTimings, match="subtitles need timings") as e:
-        backend.transcribe(audio, DecodeOptions())
+        backend.transcribe(audio, DecodeOptions(), Report())
     assert e.value.exit_code == 24
 
 
 def test_segments_without_words_still_make_readable_cues(backend, fake, local, audio):
     fake.no_words = True
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert not got.words and got.text == local.text
     cues = build_cues(got)
     assert " ".join(c.text.replace("\n", " ") for c in cues).split() == got.text.split()
@@ -253,7 +256,7 @@ def test_segments_without_words_still_make_readable_cues(backend, fake, local, a
 
 
 def test_translate_uses_the_translations_endpoint(backend, fake, audio):
-    got = backend.transcribe(audio[: 16000 * 3], DecodeOptions(task="translate"))
+    got = backend.transcribe(audio[: 16000 * 3], DecodeOptions(task="translate"), Report())
     (request,) = fake.requests("translations")
     assert got.text and "timestamp_granularities[]" not in fake.uploads[0].fields
 
@@ -263,7 +266,7 @@ def test_slow_server_and_timeout(env, fake, audio):
     b = make(timeout=0.5)
     started = time.monotonic()
     with pytest.raises(RemoteTimeout, match="--timeout") as e:
-        b.transcribe(audio[:16000], DecodeOptions())
+        b.transcribe(audio[:16000], DecodeOptions(), Report())
     assert time.monotonic() - started < 3 and e.value.exit_code == 25
 
 
@@ -275,11 +278,11 @@ def test_settings_from_the_config_file(env, fake, audio, tmp_path):
         f'[backends.openai]\nbase-url = "{fake.base_url}"\napi-key = "{KEY}"\nupload-format = "ogg"\n')
     env.chdir(tmp_path)
     try:
-        assert make().transcribe(audio[: 16000 * 2], DecodeOptions()).words
+        assert make().transcribe(audio[: 16000 * 2], DecodeOptions(), Report()).words
         assert fake.uploads[0].content_type == "audio/ogg"
         assert fake.requests("transcriptions")[0].headers["Authorization"] == f"Bearer {KEY}"
         env.setenv("OPENAI_UPLOAD_FORMAT", "flac")  # the environment wins
-        make().transcribe(audio[: 16000 * 2], DecodeOptions())
+        make().transcribe(audio[: 16000 * 2], DecodeOptions(), Report())
         assert fake.uploads[1].content_type == "audio/flac"
     finally:
         env.undo()
@@ -290,7 +293,7 @@ def test_unreachable_host(env, audio):
     b = make()
     b.client.retries = 1
     with pytest.raises(RemoteError, match="cannot reach 127.0.0.1:9") as e:
-        b.transcribe(audio[:16000], DecodeOptions())
+        b.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value)
 
 

@@ -26,6 +26,7 @@ import pytest
 
 from subtitler.backends import Backend, load_backend
 from subtitler.errors import UnsupportedOption
+from subtitler.events import Report
 from subtitler.options import DecodeOptions
 from subtitler.pipeline import Subtitler
 
@@ -179,7 +180,7 @@ def picked(settings: dict[str, Any], expected: dict[str, Any]) -> dict[str, Any]
 
 def run(backend: Backend, audio: np.ndarray, **options: Any) -> tuple[Spy, Any]:
     with engine_spy(backend) as spy:
-        transcript = backend.transcribe(audio, DecodeOptions(**options))
+        transcript = backend.transcribe(audio, DecodeOptions(**options), Report())
     return spy, transcript
 
 
@@ -269,7 +270,7 @@ def test_an_option_the_engine_cannot_honour_is_refused(backends, short_clip, nam
 @pytest.mark.parametrize("name", BACKENDS)
 def test_length_penalty_outside_0_1_is_a_clear_error(backends, speech, name) -> None:
     with engine_spy(backends[name]) as spy, pytest.raises(UnsupportedOption, match="length_penalty"):
-        backends[name].transcribe(speech, DecodeOptions(length_penalty=2.0, beam_size=1))
+        backends[name].transcribe(speech, DecodeOptions(length_penalty=2.0, beam_size=1), Report())
     assert spy.calls == []
 
 
@@ -281,7 +282,7 @@ def test_length_penalty_outside_0_1_is_a_clear_error(backends, speech, name) -> 
                                      dict(language="de", task="translate")])
 def test_english_only_model_refuses_other_languages_and_translation(backends, speech, name, options) -> None:
     with engine_spy(backends[name]) as spy, pytest.raises(UnsupportedOption) as refused:
-        backends[name].transcribe(speech, DecodeOptions(**options))
+        backends[name].transcribe(speech, DecodeOptions(**options), Report())
     message = str(refused.value)
     assert "English-only" in message and "tiny.en" in message
     assert ("translate" in message) if "language" not in options else (repr(options["language"]) in message)

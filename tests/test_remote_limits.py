@@ -19,8 +19,10 @@ import subtitler_openai as openai
 import subtitler_tiyaro as tiyaro
 
 from subtitler.errors import RemoteError
+from subtitler.events import Report
 from subtitler.options import DecodeOptions
 from subtitler.remote import wav_bytes
+from subtitler.specs import EngineSpec
 from subtitler.transcript import Segment, Transcript, Word
 
 from .fake_openai import FakeOpenAI
@@ -109,12 +111,13 @@ def test_timeout_setting_bounds_the_whole_answer(backend, audio, monkeypatch, tm
         monkeypatch.setenv(f"{prefix}_API_KEY", KEY)
         monkeypatch.setenv(f"{prefix}_BASE_URL", fake.base_url)
         monkeypatch.setenv(f"{prefix}_TIMEOUT", "2")
-        b = openai.OpenAIBackend() if backend == "openai" else tiyaro.TiyaroBackend("tiny.en")
+        cls = openai.OpenAIBackend if backend == "openai" else tiyaro.TiyaroBackend
+        b = cls(EngineSpec(backend, "tiny.en" if backend == "tiyaro" else None))
         b.client.retries, b.client.retry_backoff = 1, 0.01
         fake.trickle_next(100, endpoint)
         started = time.monotonic()
         with pytest.raises(RemoteError, match="ReadTimeout: no whole answer within 2 s") as e:
-            b.transcribe(audio[:16000], DecodeOptions())
+            b.transcribe(audio[:16000], DecodeOptions(), Report())
         took = time.monotonic() - started
         b.client.close()
     assert 2 * 2 <= took < 2 * 2 + 2.5, took
@@ -128,11 +131,11 @@ def test_a_stall_mid_answer_ends_at_the_deadline(audio, monkeypatch):
     with FakeOpenAI(transcribe=canned, key=KEY) as fake:
         monkeypatch.setenv("OPENAI_API_KEY", KEY)
         monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
-        b = openai.OpenAIBackend(timeout=2.5)
+        b = openai.OpenAIBackend(EngineSpec("openai", timeout=2.5))
         fake.trickle_next(1, "transcriptions")  # slower than the deadline: a stall, as far as it knows
         started = time.monotonic()
         with pytest.raises(RemoteError, match="--timeout"):
-            b.transcribe(audio[:16000], DecodeOptions())
+            b.transcribe(audio[:16000], DecodeOptions(), Report())
         assert time.monotonic() - started < 2.5 + 1.5
         b.client.close()
 
@@ -172,12 +175,12 @@ def test_answer_size_limit_setting(declared, audio, monkeypatch, tmp_path):
         monkeypatch.setenv("TIYARO_API_KEY", KEY)
         monkeypatch.setenv("TIYARO_BASE_URL", fake.base_url)
         monkeypatch.setenv("TIYARO_MAX_ANSWER", str(2**20))
-        b = tiyaro.TiyaroBackend("tiny.en")
+        b = tiyaro.TiyaroBackend(EngineSpec("tiyaro", "tiny.en"))
         fake.huge_next(1, "poll", 10 * 2**20, declared=declared)
         got = "is 10 MiB, over" if declared else "is over"
         with pytest.raises(RemoteError, match=f"Tiyaro poll: the answer {got} the 1 MiB limit "
                                               r"of TIYARO_MAX_ANSWER \(or max-answer"):
-            b.transcribe(audio[:16000], DecodeOptions())
+            b.transcribe(audio[:16000], DecodeOptions(), Report())
         assert len(fake.requests("poll")) == 1  # not retried: the same answer would come again
         b.client.close()
 

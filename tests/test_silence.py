@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from subtitler.cleanup import collapse_repetitions
+from subtitler.events import Report
 from subtitler.media import decode_audio
 from subtitler.options import DecodeOptions
 from subtitler.transcript import Segment, Transcript, Word
@@ -68,7 +69,7 @@ def test_vad_finds_no_speech(no_speech, kind) -> None:
 @pytest.mark.parametrize("kind", SOURCES)
 @pytest.mark.parametrize("name", BACKENDS)
 def test_no_speech_gives_no_words(backends, no_speech, name, kind) -> None:
-    t = backends[name].transcribe(no_speech[kind], DecodeOptions())
+    t = backends[name].transcribe(no_speech[kind], DecodeOptions(), Report())
     assert t.segments == [] and t.words == [] and t.text == ""
     assert t.language == "en"  # English-only tiny.en
     assert t.duration == pytest.approx(60.0)
@@ -127,17 +128,17 @@ def test_vad_reaches_engine(backends, no_speech, name) -> None:
     """vad=True: silence never reaches the decoder; vad=False: it does (and may be 'heard')."""
     silence = no_speech["silence"][: 5 * SAMPLE_RATE]
     with decoder_calls(backends[name]) as calls:
-        backends[name].transcribe(silence, DecodeOptions())
+        backends[name].transcribe(silence, DecodeOptions(), Report())
     assert calls == []
     with decoder_calls(backends[name]) as calls:
-        backends[name].transcribe(silence, DecodeOptions(vad=False))
+        backends[name].transcribe(silence, DecodeOptions(vad=False), Report())
     assert calls
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BACKENDS)
 def test_speech_survives_vad(backends, sample_audio, reference, name) -> None:
-    t = backends[name].transcribe(sample_audio.samples, DecodeOptions())
+    t = backends[name].transcribe(sample_audio.samples, DecodeOptions(), Report())
     assert wer(reference, t) <= 0.10
     assert timing_hits(reference, t) >= 0.9
 
@@ -148,7 +149,7 @@ def test_speech_after_music_keeps_absolute_times(backends, no_speech, sample_aud
     """20 s of music, then the sample: the music is skipped and every time stays on the file's clock."""
     lead = 20.0
     audio = np.concatenate([no_speech["music"][: int(lead * SAMPLE_RATE)], sample_audio.samples])
-    t = backends[name].transcribe(audio, DecodeOptions())
+    t = backends[name].transcribe(audio, DecodeOptions(), Report())
     shifted = {**reference, "words": [{**w, "start": w["start"] + lead} for w in reference["words"]]}
     assert t.words and t.words[0].start >= lead
     assert wer(reference, t) <= 0.10
@@ -195,7 +196,7 @@ def test_real_repetition_loop_is_collapsed(backends, no_speech, name) -> None:
     """With every guard off, tiny.en loops on pink noise; the repetition guard undoes it."""
     unguarded = DecodeOptions(vad=False, no_speech_threshold=None, logprob_threshold=None,
                               compression_ratio_threshold=None)
-    t = backends[name].transcribe(no_speech["noise"], unguarded)
+    t = backends[name].transcribe(no_speech["noise"], unguarded, Report())
     assert _loops(t), f"expected a loop from {name}, got {t.text[:200]!r}"
     cleaned = collapse_repetitions(t)
     assert _loops(cleaned) == 0

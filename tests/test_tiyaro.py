@@ -13,9 +13,11 @@ import subtitler_tiyaro as tiyaro  # installed by `make install`: a missing plug
 from subtitler.backends import discover
 from subtitler.cues import build_cues
 from subtitler.errors import SubtitlerError, UnsupportedOption
+from subtitler.events import Report
 from subtitler.formats import get_format
 from subtitler.options import DecodeOptions
 from subtitler.remote import wav_bytes
+from subtitler.specs import EngineSpec
 from subtitler.transcript import Transcript
 
 from .fake_tiyaro import FakeTiyaro
@@ -39,7 +41,7 @@ def backend(fake, monkeypatch, tmp_path):
     monkeypatch.setenv("TIYARO_BASE_URL", fake.base_url)
     monkeypatch.setenv("TIYARO_POLL_INTERVAL", "0.01")
     monkeypatch.delenv("TIYARO_SERVICE_TIER", raising=False)
-    b = tiyaro.TiyaroBackend("tiny.en")
+    b = tiyaro.TiyaroBackend(EngineSpec("tiyaro", "tiny.en"))
     b.client.retry_backoff = 0.001
     yield b
     b.client.close()
@@ -61,7 +63,7 @@ def test_registered_and_refuses_no_vad(monkeypatch):
 
 
 def test_same_subtitles_as_local_engine(backend, fake, local, audio):
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert got.language == local.language == "en"
     assert same_words(got, local)
     # The same text; where a segment breaks may differ (the service hears the MP3, a hair apart).
@@ -90,33 +92,33 @@ def test_read_timeout(fake, audio, monkeypatch, tmp_path):
     monkeypatch.setenv("TIYARO_BASE_URL", fake.base_url)
     monkeypatch.setenv("SUBTITLER_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setenv("TIYARO_TIMEOUT", "0.3")
-    b = tiyaro.TiyaroBackend("tiny.en")
+    b = tiyaro.TiyaroBackend(EngineSpec("tiyaro", "tiny.en"))
     b.client.retries, b.client.retry_backoff = 1, 0.01
     fake.slow_seconds = 2.0
     started = time.monotonic()
     with pytest.raises(tiyaro.TiyaroError, match="cannot reach.*ReadTimeout") as e:
-        b.transcribe(audio[:16000], DecodeOptions())
+        b.transcribe(audio[:16000], DecodeOptions(), Report())
     assert time.monotonic() - started < 1.5 and KEY not in error_text(e.value)
     assert len(fake.requests("upload-url")) == 2  # tried, then retried once
     monkeypatch.setenv("TIYARO_TIMEOUT", "soon")
     with pytest.raises(UnsupportedOption, match="TIYARO_TIMEOUT"):
-        tiyaro.TiyaroBackend("tiny.en")
+        tiyaro.TiyaroBackend(EngineSpec("tiyaro", "tiny.en"))
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "ogg"])
 def test_other_upload_formats(backend, fake, audio, monkeypatch, fmt):
     monkeypatch.setenv("TIYARO_UPLOAD_FORMAT", fmt)
-    b = tiyaro.TiyaroBackend("tiny.en")
-    got = b.transcribe(audio[: 16000 * 3], DecodeOptions())
+    b = tiyaro.TiyaroBackend(EngineSpec("tiyaro", "tiny.en"))
+    got = b.transcribe(audio[: 16000 * 3], DecodeOptions(), Report())
     assert got.words and fake.requests("upload-url")[0].path.endswith(f"extension={fmt}")
     assert len(decode_upload(fake.requests("put")[0].body)) == pytest.approx(16000 * 3, abs=400)
     monkeypatch.setenv("TIYARO_UPLOAD_FORMAT", "aiff")
     with pytest.raises(UnsupportedOption, match="TIYARO_UPLOAD_FORMAT"):
-        tiyaro.TiyaroBackend("tiny.en")
+        tiyaro.TiyaroBackend(EngineSpec("tiyaro", "tiny.en"))
 
 
 def test_key_goes_to_the_api_host_only(backend, fake, audio):
-    backend.transcribe(audio[:16000], DecodeOptions())
+    backend.transcribe(audio[:16000], DecodeOptions(), Report())
     (put,) = fake.requests("put")
     assert put.host == "storage"
     assert not any(k.lower() == "authorization" for k in put.headers)
@@ -132,7 +134,7 @@ def test_options_arrive_with_tiyaros_names(backend, fake, audio):
                             compression_ratio_threshold=2.0, logprob_threshold=-0.5,
                             no_speech_threshold=0.4, condition_on_previous_text=False,
                             initial_prompt="Chapter one.", suppress_tokens="-1,50")
-    backend.transcribe(audio[:16000], options)
+    backend.transcribe(audio[:16000], options, Report())
     (job,) = fake.jobs.values()
     assert job.inputs == {
         "language": "en", "task": "transcribe", "temperature": 0.2,
@@ -144,7 +146,7 @@ def test_options_arrive_with_tiyaros_names(backend, fake, audio):
 
 
 def test_defaults_omit_language(backend, fake, audio):
-    backend.transcribe(audio[:16000], DecodeOptions())
+    backend.transcribe(audio[:16000], DecodeOptions(), Report())
     (job,) = fake.jobs.values()
     assert "language" not in job.inputs and "vad" not in job.inputs
     assert job.inputs["suppress_tokens"] == "-1" and job.inputs["beam_size"] == 5
@@ -153,7 +155,7 @@ def test_defaults_omit_language(backend, fake, audio):
 @pytest.mark.parametrize("wrapped", [True, False])
 def test_wrapped_and_unwrapped_polls_after_pending(backend, fake, local, audio, wrapped):
     fake.wrapped, fake.polls_before_success = wrapped, 3
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert same_words(got, local)
     assert len(fake.requests("poll")) == 4
 
@@ -163,7 +165,7 @@ def test_503_bursts_are_retried(backend, fake, local, audio):
     fake.fail_next(2, 500, "put")
     fake.fail_next(3, 503, "poll", retry_after="0")
     fake.fail_next(1, 429, "poll", retry_after="0")
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert got.text == local.text
     assert len(fake.requests("upload-url")) == 4
     assert len(fake.requests("put")) == 3
@@ -173,7 +175,7 @@ def test_503_bursts_are_retried(backend, fake, local, audio):
 
 def test_connection_reset_mid_upload_is_retried(backend, fake, local, audio):
     fake.reset_next(2, "put")
-    got = backend.transcribe(audio, DecodeOptions())
+    got = backend.transcribe(audio, DecodeOptions(), Report())
     assert got.text == local.text
     puts = fake.requests("put")
     assert len(puts) == 3 and len(puts[0].body) < len(puts[2].body)  # cut off half-way, then whole
@@ -183,7 +185,7 @@ def test_connection_reset_mid_upload_is_retried(backend, fake, local, audio):
 def test_too_large_an_upload(backend, fake, audio):
     fake.max_upload = 10_000
     with pytest.raises(tiyaro.TiyaroError, match="too large.*413") as e:
-        backend.transcribe(audio, DecodeOptions())
+        backend.transcribe(audio, DecodeOptions(), Report())
     assert e.value.exit_code == 26 and not fake.jobs
     assert len(fake.requests("put")) == 1  # a 413 is not retried
 
@@ -191,7 +193,7 @@ def test_too_large_an_upload(backend, fake, audio):
 def test_submit_is_never_retried(backend, fake, audio):
     fake.fail_next(1, 500, "submit")
     with pytest.raises(tiyaro.TiyaroError, match="submission failed.*500.*not retried") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert len(fake.requests("submit")) == 1
     assert not fake.jobs
     assert e.value.exit_code >= 20
@@ -200,7 +202,7 @@ def test_submit_is_never_retried(backend, fake, audio):
 def test_too_long_a_burst_gives_up(backend, fake, audio):
     fake.fail_next(20, 503, "upload-url")
     with pytest.raises(tiyaro.TiyaroError, match="503.*after 5 retries"):
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert len(fake.requests("upload-url")) == 6
 
 
@@ -208,19 +210,19 @@ def test_too_long_a_burst_gives_up(backend, fake, audio):
 def test_failed_and_cancelled_jobs(backend, fake, audio, status):
     fake.final_status, fake.final_message, fake.polls_before_success = status, f"job was {status} by ops", 1
     with pytest.raises(tiyaro.TiyaroJobFailed, match=f"{status}: job was {status} by ops"):
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
 
 
 def test_text_only_result_needs_timings(backend, fake, audio):
     fake.text_only = True
     with pytest.raises(tiyaro.TiyaroNoTimings, match="subtitles need timings"):
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
 
 
 def test_bad_key(backend, fake, audio):
     fake.key = "the-right-key"
     with pytest.raises(tiyaro.TiyaroAuthError, match="API key") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value)
     assert len(fake.requests("upload-url")) == 1  # 401 is not retried
 
@@ -228,7 +230,7 @@ def test_bad_key(backend, fake, audio):
 def test_wrong_base_url_or_model(backend, fake, audio, monkeypatch):
     backend.client.base_url = fake.base_url + "/nope"
     with pytest.raises(tiyaro.TiyaroNotFound, match="wrong base URL") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value)
 
 
@@ -236,22 +238,22 @@ def test_unreachable_host_error_hides_key(backend, audio):
     backend.client.base_url = "http://127.0.0.1:9"  # discard port: connection refused
     backend.client.retries = 1
     with pytest.raises(tiyaro.TiyaroError, match="cannot reach") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value)
 
 
 def test_english_only_model_and_unknown_model(backend, monkeypatch, fake):
     with pytest.raises(UnsupportedOption, match="English-only"):
-        backend.transcribe(np.zeros(16000, np.float32), DecodeOptions(language="fr"))
+        backend.transcribe(np.zeros(16000, np.float32), DecodeOptions(language="fr"), Report())
     with pytest.raises(SubtitlerError, match="no model 'huge'"):
-        tiyaro.TiyaroBackend("huge")
+        tiyaro.TiyaroBackend(EngineSpec("tiyaro", "huge"))
 
 
 @pytest.mark.parametrize("endpoint", ["upload-url", "poll"])
 def test_malformed_json_is_a_clear_error(backend, fake, audio, endpoint):
     fake.malformed_next(1, endpoint)
     with pytest.raises(tiyaro.TiyaroError, match="not JSON") as e:
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert KEY not in error_text(e.value)
     assert len(fake.requests("submit")) == (1 if endpoint == "poll" else 0)
 
@@ -330,9 +332,9 @@ def test_ctrl_c_while_polling_then_rerun_reattaches(fake, local, audio, tmp_path
 def test_failed_job_is_not_reattached(backend, fake, audio):
     fake.final_status = "failed"
     with pytest.raises(tiyaro.TiyaroJobFailed):
-        backend.transcribe(audio[:16000], DecodeOptions())
+        backend.transcribe(audio[:16000], DecodeOptions(), Report())
     fake.final_status = "success"
-    backend.transcribe(audio[:16000], DecodeOptions())
+    backend.transcribe(audio[:16000], DecodeOptions(), Report())
     assert len(fake.requests("submit")) == 2  # a new job, not the failed one
 
 
@@ -343,11 +345,11 @@ def test_timeout_gives_up_then_a_rerun_reattaches(backend, fake, local, audio):
     backend.timeout = 0.5
     started = time.monotonic()
     with pytest.raises(tiyaro.TiyaroTimeout, match="re-attach") as e:
-        backend.transcribe(audio, DecodeOptions())
+        backend.transcribe(audio, DecodeOptions(), Report())
     assert time.monotonic() - started < 5
     assert KEY not in error_text(e.value)
     fake.never_finish = False
-    assert same_words(backend.transcribe(audio, DecodeOptions()), local)
+    assert same_words(backend.transcribe(audio, DecodeOptions(), Report()), local)
     assert len(fake.requests("submit")) == 1
 
 
@@ -407,7 +409,7 @@ def test_polling_is_prompt_but_frugal(backend, fake, local, audio):
     fake.job_seconds = 3.0
     backend.client.poll_interval = 0.2
     started = time.monotonic()
-    assert same_words(backend.transcribe(audio, DecodeOptions()), local)
+    assert same_words(backend.transcribe(audio, DecodeOptions(), Report()), local)
     late = time.monotonic() - started - fake.job_seconds
     polls = len(fake.requests("poll"))
     assert late <= 0.2 + 0.5  # a poll's wait, plus upload and request time on a busy machine

@@ -14,6 +14,7 @@ import threading
 import numpy as np
 
 from subtitler.backends import Backend
+from subtitler.events import Report
 from subtitler.media import SAMPLE_RATE, find_tools
 from subtitler.options import DecodeOptions
 from subtitler.transcript import Transcript
@@ -59,7 +60,7 @@ class UploadEngine:
                 samples = decode_upload(data)
                 # No temperature fallback: its sampling is random, and a fake must answer the same each time.
                 options = DecodeOptions(language=language, temperature_increment_on_fallback=None)
-                self._cache[key] = self.backend.transcribe(samples, options)
+                self._cache[key] = self.backend.transcribe(samples, options, Report())
             return self._cache[key]
 
     def tiyaro(self, data: bytes, inputs: dict, model: str) -> dict:

@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from subtitler.backends import load_backend  # noqa: E402
+from subtitler.events import Report  # noqa: E402
 from subtitler.media import decode_audio  # noqa: E402
 from subtitler.options import DecodeOptions  # noqa: E402
 
@@ -49,8 +50,9 @@ def main() -> None:
     sample = ROOT / "samples" / "sample.mp4"
     audio = decode_audio(sample).samples
     engine = load_backend("faster-whisper", "tiny.en")
-    engine.transcribe(audio, DecodeOptions())  # warm
-    one = statistics.median(_time(lambda: engine.transcribe(audio, DecodeOptions())) for _ in range(3))
+    engine.transcribe(audio, DecodeOptions(), Report())  # warm
+    one = statistics.median(_time(lambda: engine.transcribe(audio, DecodeOptions(), Report()))
+                            for _ in range(3))
     baseline = COPIES * one
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

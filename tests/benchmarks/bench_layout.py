@@ -20,6 +20,7 @@ sys.path.insert(0, str(ROOT))
 
 from subtitler.check import check_file  # noqa: E402
 from subtitler.cues import Cue, build_cues  # noqa: E402
+from subtitler.events import Report  # noqa: E402
 from subtitler.formats import SRT  # noqa: E402
 from subtitler.profiles import get_profile  # noqa: E402
 from subtitler.transcript import Segment, Transcript, Word  # noqa: E402
@@ -33,7 +34,7 @@ def sample_transcript() -> Transcript:
     from subtitler.media import decode_audio
 
     audio = decode_audio(ROOT / "samples" / "sample.mp4")
-    return load_backend("faster-whisper", "tiny.en").transcribe(audio.samples, DecodeOptions())
+    return load_backend("faster-whisper", "tiny.en").transcribe(audio.samples, DecodeOptions(), Report())
 
 
 def repeat_to(transcript: Transcript, seconds: float) -> Transcript:
