@@ -75,9 +75,11 @@ class Subtitler:
             TranscriptionSpec(engine_spec, audio_stream, options or DecodeOptions()),
             RenderSpec(tuple(formats), profile, style or Style(), video),
             OutputSpec(Path(output_dir) if output_dir is not None else None, overwrite, record))
-        sinks = list(events) or [python_warnings]
-        if warn is not None:  # 0.2's warn callable: one more sink
+        sinks = list(events)
+        if warn is not None:  # 0.2's warn callable: where warnings go instead of Python's
             sinks.append(lambda e: warn(e.message) if isinstance(e, Warned) else None)
+        elif not sinks:
+            sinks.append(python_warnings)
         self.events = Events(sinks)
         self.cache = Cache() if cache is True else (cache or None)
         self.job = Job(self.spec, engine=engine, cache=self.cache, events=self.events, config=config,

@@ -11,6 +11,7 @@ import traceback
 import numpy as np
 import pytest
 
+from subtitler.events import Report
 from subtitler.options import DecodeOptions
 from subtitler.transcript import Transcript
 
@@ -28,7 +29,7 @@ def audio(sample_audio) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def local(fw_backend, audio) -> Transcript:
-    return fw_backend.transcribe(audio, DecodeOptions())
+    return fw_backend.transcribe(audio, DecodeOptions(), Report())
 
 
 @pytest.fixture(scope="module")

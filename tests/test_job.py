@@ -264,3 +264,29 @@ def test_check_transcribe_catches_a_broken_engine(fake, sample_audio):
     with pytest.raises(AssertionError, match="progress went back"):
         check_transcribe(Backwards(EngineSpec("fake")), sample_audio.samples)
 
+
+
+def test_work_done_ahead_comes_back_to_its_own_file(tmp_path):
+    """prepare()'s value (an encoded upload...) is handed to transcribe() for the same file, in a
+    batch that decodes and prepares ahead while other files are transcribed."""
+
+    class Ahead(FakeBackend):
+        parallel_files = True
+
+        def prepare(self, audio):
+            return len(audio)
+
+        def transcribe(self, audio, options, report, prepared=None):
+            assert prepared == len(audio), (prepared, len(audio))
+            return super().transcribe(audio, options, report, prepared)
+
+    clips = []
+    for n in range(4):  # each its own length
+        clips.append(tmp_path / f"tone{n}.wav")
+        ffmpeg("-f", "lavfi", "-i", f"sine=frequency=440:duration={1 + n / 4}", "-ar", "16000",
+               str(clips[-1]))
+    spec = JobSpec(output=OutputSpec(tmp_path / "out"))
+    batch = subtitler.Batch(Job(spec, engine=Ahead(EngineSpec("fake"))), jobs=3)
+    outcomes = batch.run([Input(c, Path(c.name)) for c in clips])
+    assert [o.status for o in outcomes] == [Status.DONE] * 4, [o.error for o in outcomes]
+    assert all("prepare" in o.timings for o in outcomes)

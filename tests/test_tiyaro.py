@@ -357,7 +357,7 @@ def test_timeout_is_refused_by_local_backends():
     from subtitler.backends import get_backend_class
 
     with pytest.raises(UnsupportedOption, match="has no --timeout"):
-        get_backend_class("faster-whisper")("tiny.en", timeout=5)
+        get_backend_class("faster-whisper")(EngineSpec("faster-whisper", "tiny.en", timeout=5))
 
 
 def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
@@ -391,15 +391,6 @@ def test_jobs_bounds_files_in_flight(fake, local, audio, tmp_path):
     local_run = subprocess.run([sys.executable, "-m", "subtitler", clips[0], "--jobs", "2", "-o",
                                 str(tmp_path / "x")], capture_output=True, text=True, timeout=120)
     assert local_run.returncode == 0 and (tmp_path / "x" / "clip0.srt").exists()
-
-
-def test_prepared_work_goes_only_to_its_own_array():
-    from subtitler.remote import Prepared
-
-    prepared, a, b = Prepared(), np.zeros(10, np.float32), np.zeros(10, np.float32)
-    prepared.put(a, b"encoded a")
-    assert prepared.take(b) is None  # equal content, another array
-    assert prepared.take(a) == b"encoded a" and prepared.take(a) is None  # taken once
 
 
 def test_polling_is_prompt_but_frugal(backend, fake, local, audio):
