@@ -104,6 +104,10 @@ def resolve_settings(cls: type[Backend], given: Mapping[str, str] | None = None,
     unknown = sorted(set(given) - {s.key for s in cls.declared_settings})
     if unknown:
         raise UnsupportedOption(f"backend {cls.name!r} has no setting {unknown[0]!r}")
+    for s in cls.declared_settings:
+        if s.secret and given.get(s.key):  # a job's settings travel and are recorded: no secrets
+            raise UnsupportedOption(f"{cls.name}'s {s.key} is a secret: set "
+                                    f"{BackendSettings(cls.name, [s], {}).named(s.key)}, not a job setting")
     values: dict[str, Any] = {}
     for s in cls.declared_settings:
         if s.key in given:

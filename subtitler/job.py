@@ -178,10 +178,17 @@ class Job:
         return self.spec.settings_summary(self._shaping())
 
     def _shaping(self) -> dict[str, Any]:
-        """The backend's settings that shape results; none to know for `auto` (local engines)."""
-        if self._engine is None and self.spec.transcription.engine.backend == "auto":
+        """The backend's settings that shape results. None to know for `auto` (local engines), nor
+        for a backend not installed here (`check --require-subs` in CI needs no engine): what a
+        job spec gives is all there is to know then."""
+        if self._engine is not None:
+            return self._engine.settings.shaping()
+        name = self.spec.transcription.engine.backend
+        entry = discover(self.config).get(name) if name != "auto" else None
+        if entry is None or entry.cls is None:
             return {}
-        return self.backend_settings.shaping()
+        given = dict(self.spec.transcription.engine.settings)
+        return resolve_settings(entry.cls, given, self.config).shaping()  # usable here or not
 
     @functools.cached_property
     def transcript_summary(self) -> dict[str, Any]:

@@ -45,6 +45,9 @@ NOT_IN_KEY = frozenset({
     "device",  # where it runs: compute_type (in the key) is what changes results
     "threads",  # CPU threads
     "timeout",  # an overall deadline per file
+    # In the key as resolved (given, environment, config file): those that shape results only,
+    # never secrets; see JobSpec.transcript_settings.
+    "settings",
 })
 
 
@@ -212,7 +215,7 @@ class JobSpec:
         `backend_settings`: the backend's own settings that shape results, as resolved."""
         data = self.transcription.to_dict()
         engine = {k: v for k, v in data.pop("engine").items() if k not in NOT_IN_KEY}
-        engine["settings"] = {**engine["settings"], **(backend_settings or {})}
+        engine["settings"] = dict(backend_settings or {})
         del data["options"]  # as tasks: a muxed translation is two runs
         return {**engine, **data, "tasks": [t.to_dict() for t in self.tasks()]}
 

@@ -121,7 +121,8 @@ def test_every_transcription_field_is_in_the_key_unless_listed():
         assert (spec.transcript_settings() != base) == (name not in NOT_IN_KEY), name
     for other in (TranscriptionSpec(audio_stream=1), TranscriptionSpec(options=DecodeOptions(beam_size=1))):
         assert JobSpec(other).transcript_settings() != base
-    # The backend's resolved settings that shape results are in it too.
+    # The backend's settings, as resolved, that shape results are in it too (never secrets: a job
+    # spec refuses them).
     assert JobSpec().transcript_settings({"base-url": "http://a"}) != base
 
 
@@ -290,3 +291,20 @@ def test_work_done_ahead_comes_back_to_its_own_file(tmp_path):
     outcomes = batch.run([Input(c, Path(c.name)) for c in clips])
     assert [o.status for o in outcomes] == [Status.DONE] * 4, [o.error for o in outcomes]
     assert all("prepare" in o.timings for o in outcomes)
+
+
+def test_secrets_never_go_into_a_job_or_its_records(clip, tmp_path, monkeypatch):
+    """An API key is taken from the environment (or config file) where the engine runs: a job's
+    settings, which travel and are recorded, refuse it; the manifest's summary has none."""
+    from subtitler.errors import UnsupportedOption
+
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")  # a server that needs no key
+    with pytest.raises(UnsupportedOption, match=r"api-key is a secret: set OPENAI_API_KEY") as e:
+        subtitler.Subtitler(backend="openai", output_dir=tmp_path, settings={"api-key": "sk-SECRET"}
+                            ).subtitle(clip)
+    assert "sk-SECRET" not in str(e.value)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-SECRET")
+    job = Job(JobSpec(TranscriptionSpec(EngineSpec("openai", settings={"base-url": "http://127.0.0.1:9/v1"}))))
+    summary = json.dumps(job.summary)
+    assert "sk-SECRET" not in summary and "http://127.0.0.1:9/v1" in summary
+    assert "sk-SECRET" not in job.spec.to_json()

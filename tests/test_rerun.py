@@ -96,11 +96,11 @@ def test_a_cached_transcript_takes_each_files_own_clock_and_picture(same_audio, 
     assert play_res(out / "plain.ass") == play_res(out / "late.ass") == ("320", "180")
     assert play_res(out / "big.ass") == ("640", "360")
     for name in ("plain", "late", "big"):
-        meta = Transcript.load(out / f"{name}.json").meta
-        assert meta["input"] == f"{name}.mkv"
-    assert Transcript.load(out / "late.json").meta["offset"] == pytest.approx(
-        Transcript.load(out / "plain.json").meta["offset"] + 2, abs=0.01)
-    assert Transcript.load(out / "late.json").meta["video"]["duration"] > 9.9  # its own duration
+        source = Transcript.load(out / f"{name}.json").source
+        assert source.input == f"{name}.mkv"
+    assert Transcript.load(out / "late.json").source.offset == pytest.approx(
+        Transcript.load(out / "plain.json").source.offset + 2, abs=0.01)
+    assert Transcript.load(out / "late.json").source.video_duration > 9.9  # its own duration
 
 
 def test_old_transcript_json_with_shifted_times_renders_the_same(tmp_path):
