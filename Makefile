@@ -1,5 +1,5 @@
-# subtitler: `make demo` subtitles the sample, `make test` runs the suite.
-# Both install what is missing first (`make install`), so either works first.
+# subtitler: `make demo` subtitles the sample, `make test` runs the suite (`make test-fast`: no engine).
+# Each installs what is missing first (`make install`), so any of them works first.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: install demo test bench lint clean
+.PHONY: install demo test test-fast bench lint clean
 
 install: $(STAMP)
 
@@ -40,6 +40,11 @@ demo: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q
+
+# The inner loop: every test that loads no speech engine (README, Development).
+test-fast: install
+	$(BIN)/ruff check .
+	SUBTITLER_TEST_FAST=1 $(BIN)/pytest -q
 
 bench: install
 	$(BIN)/python tests/benchmarks/bench.py

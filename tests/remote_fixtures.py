@@ -1,7 +1,8 @@
 """What the remote backends' tests share: 8 s of the real sample, the local engine's words on it,
 the engine behind the fakes, and comparisons that allow for the compact upload.
 
-Imported by test_tiyaro.py and test_openai.py (`from .remote_fixtures import *`).
+Imported by the tiyaro and openai plugins' tests (plugins/*/tests) and test_remote_limits.py
+(`from tests.remote_fixtures import *`).
 """
 
 from __future__ import annotations

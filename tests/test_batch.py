@@ -100,6 +100,7 @@ def test_inputs_are_found_by_content_filtered_and_listed(tree, tmp_path, monkeyp
     assert [i.relative.as_posix() for i in find_inputs(["-"])] == listed
 
 
+@pytest.mark.engine
 def test_first_run_then_nothing_then_only_rerender(tree, tmp_path):
     out = tmp_path / "subs"
     first = run(tree, "-o", out, "--report", tmp_path / "r1.json")
@@ -139,6 +140,7 @@ def test_first_run_then_nothing_then_only_rerender(tree, tmp_path):
         assert all(len(line) <= 16 for c in cues for line in c.content.splitlines())
 
 
+@pytest.mark.engine
 def test_decoding_overlaps_the_engine_and_stays_bounded(tree, tmp_path):
     """The next file is decoded while the engine works on this one; at most 2 wait decoded."""
     run(tree / "a", tree / "raw", "-o", tmp_path / "subs", "--report", tmp_path / "r.json")
@@ -162,6 +164,7 @@ def test_dry_run_does_nothing(tree, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.engine
 def test_fail_fast_stops_at_the_first_failure(tree, tmp_path):
     out = tmp_path / "subs"
     proc = run(tree / "bad/corrupt.mp4", tree / "a", "-o", out, "--fail-fast",
@@ -172,6 +175,7 @@ def test_fail_fast_stops_at_the_first_failure(tree, tmp_path):
     assert len(list(out.rglob("*.srt"))) == statuses.count("done")
 
 
+@pytest.mark.engine
 def test_force_and_no_cache_decode_again(tree, tmp_path):
     out = tmp_path / "subs"
     assert run(tree / "lectures", "-o", out).returncode == 0
@@ -179,6 +183,7 @@ def test_force_and_no_cache_decode_again(tree, tmp_path):
     assert forced.returncode == 0 and load(tmp_path / "r.json")["summary"]["decoded"] == 6
 
 
+@pytest.mark.engine
 def test_killed_mid_run_then_rerun_finishes_with_valid_outputs(tree, tmp_path):
     out = tmp_path / "subs"
     command = [sys.executable, "-m", "subtitler", str(tree), "-o", str(out)]
@@ -206,12 +211,14 @@ def test_killed_mid_run_then_rerun_finishes_with_valid_outputs(tree, tmp_path):
     assert not any(e.get("pending") for m in manifests for e in m["outputs"].values())
 
 
+@pytest.mark.engine
 def test_overall_progress_on_a_terminal(tree, tmp_path):
     proc = run(tree / "lectures", "-o", tmp_path / "subs", "--progress")
     assert proc.returncode == 0
     assert "6/6 files" in proc.stderr and "s of media" in proc.stderr
 
 
+@pytest.mark.engine
 def test_videos_a_run_made_are_not_inputs_next_time(tree):
     folder = tree / "a/b/c"
     assert run(folder, "--mux").returncode == 0  # clip05.subtitled.mov, clip06.subtitled.mp4 beside them
@@ -220,6 +227,7 @@ def test_videos_a_run_made_are_not_inputs_next_time(tree):
     assert [line.split("\t")[0] for line in proc.stdout.splitlines()] == ["up-to-date"] * 2
 
 
+@pytest.mark.engine
 def test_ctrl_c_mid_run_stops_cleanly_and_reports(tree, tmp_path):
     out = tmp_path / "subs"
     proc = subprocess.Popen([sys.executable, "-m", "subtitler", str(tree / "raw"), str(tree / "a"),
@@ -267,6 +275,7 @@ def test_two_inputs_with_the_same_output_do_not_overwrite_each_other(tree, tmp_p
     assert "take2.srt is already the output of" in line and "take2.mp4" in line and "take2.mkv" in line
 
 
+@pytest.mark.engine
 def test_python_api_runs_a_folder_like_the_command(tree, tmp_path):
     import subtitler
 
@@ -287,6 +296,7 @@ def test_a_model_that_cannot_load_stops_the_run_once(tree, tmp_path):
     assert not (tmp_path / "subs").exists()
 
 
+@pytest.mark.engine
 def test_cache_command_shows_and_clears(tree, tmp_path):
     out = tmp_path / "subs"
     assert run(tree / "lectures", "-o", out).returncode == 0
@@ -299,6 +309,7 @@ def test_cache_command_shows_and_clears(tree, tmp_path):
     assert again.returncode == 0 and load(tmp_path / "r.json")["summary"]["decoded"] == 6
 
 
+@pytest.mark.engine
 def test_a_report_that_cannot_be_written_fails_the_run(tree, tmp_path):
     proc = run(tree / "lectures/day1.m4a", "-o", tmp_path / "subs", "--report", "/proc/no/report.json")
     assert proc.returncode == 12 and (tmp_path / "subs/day1.srt").exists()

@@ -47,6 +47,7 @@ def bad_inputs(tmp_path_factory) -> dict[str, Path]:
     ("not_media", NotMedia, "not a media file"),
     ("empty_audio", EmptyAudio, "empty (zero length)"),
 ])
+@pytest.mark.engine
 def test_bad_input(bad_inputs, tmp_path, kind, error, text):
     proc = run(str(bad_inputs[kind]), "-f", "srt,vtt,json", "-o", str(tmp_path))
     assert_one_line_error(proc, error.exit_code, text)
@@ -59,6 +60,7 @@ def test_exit_codes_are_distinct():
     assert len(set(codes)) == len(codes) and 0 not in codes and 2 not in codes  # 2: click usage
 
 
+@pytest.mark.engine
 def test_existing_output_is_kept_without_overwrite(tmp_path):
     target = tmp_path / "sample.srt"
     target.write_text("precious\n")
@@ -90,6 +92,7 @@ def test_unknown_backend_and_model(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.engine
 def test_option_the_model_cannot_honour(tmp_path):
     proc = run(str(SAMPLE), "--language", "fr", "-o", str(tmp_path))
     assert_one_line_error(proc, UnsupportedOption.exit_code, "English-only")
@@ -98,6 +101,7 @@ def test_option_the_model_cannot_honour(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.engine
 def test_unwritable_output_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
@@ -105,6 +109,7 @@ def test_unwritable_output_dir(tmp_path):
     assert_one_line_error(proc, OutputError.exit_code, "cannot write")
 
 
+@pytest.mark.engine
 def test_several_inputs_one_bad(bad_inputs, tmp_path, short_clip):
     proc = run(str(short_clip), str(bad_inputs["missing"]), "-o", str(tmp_path))
     assert proc.returncode == 1  # some failed; the good one is still done
@@ -134,6 +139,7 @@ def test_models_listing():
     assert rows["large-v3"] == "download"
 
 
+@pytest.mark.engine
 def test_progress_bar_on_request(short_clip, tmp_path):
     proc = run(str(short_clip), "-o", str(tmp_path), "--progress")
     assert proc.returncode == 0, proc.stderr
@@ -141,6 +147,7 @@ def test_progress_bar_on_request(short_clip, tmp_path):
     assert "/8.0 s" in proc.stderr  # counted in seconds of media
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize("backend", ["faster-whisper", "whisper"])
 def test_model_not_bundled_and_no_hub(tmp_path, backend):
     """Here no model hub is reachable: a known but unbundled name says so, in one line."""

@@ -113,6 +113,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return [clip(0, 4, folder / "a.mp4"), clip(4, 4, folder / "b.mp4"), silent, folder / "broken.mp4"]
 
 
+@pytest.mark.engine
 def test_terminal_display_with_several_inputs(inputs, tmp_path):
     stream, code = in_terminal(*inputs, "-o", tmp_path, "--backend", "faster-whisper", "--model", "tiny.en")
     assert code == 1, stream  # one input failed
@@ -140,6 +141,7 @@ def test_terminal_display_with_several_inputs(inputs, tmp_path):
     assert "a.mp4 transcribe:" in stream
 
 
+@pytest.mark.engine
 def test_single_input_without_terminal_logs_start_and_end(inputs, tmp_path):
     """README: in scripts and CI, one log line per input as it starts and as it ends."""
     proc = subprocess.run([sys.executable, "-m", "subtitler", "run", str(inputs[0]), "-o", str(tmp_path)],

@@ -52,6 +52,7 @@ def test_engines_agree_word_for_word(backends, sample_audio):
     assert max(abs(x.start - y.start) for x, y in zip(a.words, b.words, strict=True)) <= 0.1
 
 
+@pytest.mark.engine
 def test_cli_subprocess_end_to_end(tmp_path, reference):
     """The real command, as a user runs it: `python -m subtitler`, no terminal, so no progress bar."""
     proc = subprocess.run(

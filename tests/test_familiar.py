@@ -112,6 +112,7 @@ def test_unknown_key_in_a_backend_table_is_refused(project):
     assert "no backend 'opneai' is installed" in one_line_error(subtitler("render", "clip.json"))
 
 
+@pytest.mark.engine
 def test_check_require_subs_with_output_dir(tmp_path):
     videos = tmp_path / "videos"
     videos.mkdir()
@@ -158,6 +159,7 @@ def test_openai_whisper_option_spellings(project):
     assert "--output_dir" not in options and "--output_dir" in epilog and "--max_line_width" in epilog
 
 
+@pytest.mark.engine
 def test_run_with_openai_whisper_spellings(short_clip, tmp_path):
     proc = run(short_clip, "--output_dir", tmp_path, "--output_format", "srt", "--word_timestamps", "True",
                "--beam_size", "1", "--max_line_width", "30")
@@ -210,6 +212,7 @@ def test_openai_whisper_json_without_word_times_and_a_broken_one(project):
 # --- into the video -------------------------------------------------------------------------
 
 
+@pytest.mark.engine
 def test_translate_mux_on_english_speech_makes_one_track(short_clip, tmp_path):
     """Translating English into English gives the transcript again: one English track, not two."""
     proc = run(short_clip, "--mux", "--task", "translate", "--model", "base", "--beam-size", "1",

@@ -40,6 +40,7 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.engine
 def test_names_that_look_like_options_or_protocols(clip, tmp_path):
     """`subtitler -- -x.m4a` works, and no name reaches ffmpeg as an option or a protocol."""
     names = ["-x.m4a", "-i", "pipe:1", "concat:clip.m4a|clip.m4a", "file:other.m4a"]
@@ -59,6 +60,7 @@ def test_names_that_look_like_options_or_protocols(clip, tmp_path):
     assert (tmp_path / "-x.srt").is_file()
 
 
+@pytest.mark.engine
 def test_a_240_character_name(clip, tmp_path):
     """clip.srt's temporary name (.{stem}.{random}.part.srt) was 259 bytes: over the 255 allowed."""
     media = tmp_path / ("x" * 238 + "é" * 2 + ".m4a")  # 240 characters, 242 bytes of stem
@@ -102,6 +104,7 @@ def test_transcript_with_wrong_types_nan_or_huge_numbers(tmp_path, changes, text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["talk.json"]
 
 
+@pytest.mark.engine
 def test_a_remembered_failure_names_the_file_given_now(tmp_path):
     """The same bytes under another name: the error named the path they were first seen under."""
     first, second = tmp_path / "notes.mp4", tmp_path / "copy of notes.mp4"
@@ -113,6 +116,7 @@ def test_a_remembered_failure_names_the_file_given_now(tmp_path):
     assert "as in an earlier run" in proc.stderr and str(first) not in proc.stderr
 
 
+@pytest.mark.engine
 def test_a_killed_ffmpeg_is_not_remembered_as_not_media(clip, tmp_path):
     """ffmpeg killed mid-decode said "not media", and every later run believed it."""
     from subtitler.media import find_tools
@@ -141,6 +145,7 @@ def test_a_killed_ffmpeg_is_not_remembered_as_not_media(clip, tmp_path):
     assert media.with_suffix(".srt").is_file()
 
 
+@pytest.mark.engine
 def test_media_piped_to_stdin_is_read(clip, tmp_path):
     """`cat clip.m4a | subtitler -` read the media as a list of paths (a UnicodeDecodeError)."""
     proc = run("-", "-f", "srt,json", cwd=tmp_path, stdin=clip.read_bytes())
@@ -157,6 +162,7 @@ def test_media_piped_to_stdin_is_read(clip, tmp_path):
     assert proc.returncode == 0 and proc.stdout.split("\t")[1] == str(clip), proc.stderr
 
 
+@pytest.mark.engine
 def test_video_piped_to_stdin_can_be_muxed(short_clip, tmp_path):
     """The copy of stdin keeps its container's extension: --mux writes stdin.subtitled.mp4."""
     from subtitler.media import probe
@@ -166,6 +172,7 @@ def test_video_piped_to_stdin_can_be_muxed(short_clip, tmp_path):
     assert probe(tmp_path / "stdin.subtitled.mp4").subtitles == ["mov_text"]
 
 
+@pytest.mark.engine
 def test_a_nul_separated_list(clip, tmp_path):
     """`find -print0 | subtitler --from-list - -0`: names with newlines and spaces, taken as they are."""
     names = ["new\nline.m4a", " spaced .m4a"]
@@ -182,6 +189,7 @@ def test_a_nul_separated_list(clip, tmp_path):
     assert proc.stdout.count("up-to-date\t") == 2 and str(tmp_path / names[0]) in proc.stdout, proc.stderr
 
 
+@pytest.mark.engine
 def test_symlink_loops_in_a_folder(clip, tmp_path):
     """A loop raised RuntimeError from Path.resolve; the other files must still be subtitled."""
     folder = tmp_path / "videos"
@@ -201,6 +209,7 @@ def test_symlink_loops_in_a_folder(clip, tmp_path):
     assert {e.split("error: ")[1].split(":")[0] for e in errors} == {f"{folder}/x.mp4", f"{folder}/y.mp4"}
 
 
+@pytest.mark.engine
 def test_names_that_are_not_utf8(clip, tmp_path):
     """os.fsdecode's surrogates crashed ffmpeg-python, the manifest, the report and the messages."""
     good = tmp_path / os.fsdecode(b"caf\xe9.m4a")  # Latin-1, as an old archive has it

@@ -91,6 +91,7 @@ def test_real_transcripts_pass_check(real_transcripts, tmp_path, name):
         assert _problems(transcript, name, tmp_path, duration) == ([], [])
 
 
+@pytest.mark.engine
 def test_bbc_subtitles_of_fast_speech_pass_check_end_to_end(tmp_path):
     clip = tmp_path / "clip.mp4"  # speech until 0.4 s before the end, faster than bbc's 15 CPS
     ffmpeg("-i", str(SAMPLE), "-filter:a", "atempo=1.3", "-filter:v", "setpts=PTS/1.3",

@@ -37,6 +37,7 @@ def picture(out: Path, *audio: str) -> Path:
 SILENCE = "anullsrc=r=16000:cl=mono"
 
 
+@pytest.mark.engine
 def test_silent_video_mux_exits_zero_with_an_empty_track(tmp_path):
     video = picture(tmp_path / "silent.mp4", SILENCE)
     proc = subtitler(str(video), "-f", "srt,vtt,ass", "--mux", *ENGINE)
@@ -55,6 +56,7 @@ def test_silent_video_mux_exits_zero_with_an_empty_track(tmp_path):
     assert probe(tmp_path / "again.mkv").subtitles == ["subrip"]
 
 
+@pytest.mark.engine
 def test_video_without_audio_gets_empty_subtitles_that_require_subs_accepts(tmp_path):
     picture(tmp_path / "videos" / "mute.mp4")  # no audio stream at all
     (tmp_path / "subtitler.toml").write_text('format = ["srt", "vtt"]\nbackend = "faster-whisper"\n'

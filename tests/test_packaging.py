@@ -60,6 +60,7 @@ def test_every_plugin_depends_on_the_core_with_a_range_that_admits_it(pyproject)
     assert not [d for d in deps if d.name == "subtitler"], "PyPI's subtitler is another project"
 
 
+@pytest.mark.slow
 def test_wheels_carry_py_typed(tmp_path):
     for folder in [ROOT, *(p.parent for p in PLUGINS)]:
         subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",

@@ -70,6 +70,7 @@ def error_lines(stderr: str) -> list[str]:
 # -- a trickled answer --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_trickle_with_timeout_openai_cli(clip, tmp_path):
     """--timeout 3 against a server answering a byte a second: exit 25 soon after 3 s (it hung for ever)."""
     with FakeOpenAI(transcribe=canned, key=KEY) as fake:
@@ -84,6 +85,7 @@ def test_trickle_with_timeout_openai_cli(clip, tmp_path):
     assert took < 3 + 12, took
 
 
+@pytest.mark.slow
 def test_trickle_with_timeout_tiyaro_cli(clip, tmp_path):
     with FakeTiyaro(result=canned_tiyaro, key=KEY) as fake:
         fake.trickle_next(100, "poll")
@@ -96,6 +98,7 @@ def test_trickle_with_timeout_tiyaro_cli(clip, tmp_path):
     assert took < 3 + 12, took
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["openai", "tiyaro"])
 def test_timeout_setting_bounds_the_whole_answer(backend, audio, monkeypatch, tmp_path):
     """OPENAI_TIMEOUT / TIYARO_TIMEOUT = 2: each trickled answer is given up after 2 s (retried once
@@ -125,6 +128,7 @@ def test_timeout_setting_bounds_the_whole_answer(backend, audio, monkeypatch, tm
     assert "\n" not in str(e.value)
 
 
+@pytest.mark.slow
 def test_a_stall_mid_answer_ends_at_the_deadline(audio, monkeypatch):
     """A server that sends part of its answer then stops: the read ends at --timeout, not one whole
     read timeout after the last byte."""

@@ -75,6 +75,7 @@ def same_audio(tmp_path_factory) -> dict[str, Path]:
     return {"plain": plain, "late": late, "big": big}
 
 
+@pytest.mark.engine
 def test_a_cached_transcript_takes_each_files_own_clock_and_picture(same_audio, tmp_path):
     """A, then B (same audio, 2 s later), then A again from the cache: A must not come out 2 s late."""
     out = tmp_path / "subs"
@@ -136,6 +137,7 @@ def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float 
     proc.wait()
 
 
+@pytest.mark.engine
 def test_no_cache_runs_twice_and_resumes_after_a_kill(clips, tmp_path):
     out = tmp_path / "subs"
     one = clips / "c0.m4a"

@@ -93,6 +93,7 @@ def kill_and_expect_child_gone(proc: subprocess.Popen, child: int) -> None:
     assert gone, "ffmpeg outlived the killed CLI by over 2 s"
 
 
+@pytest.mark.engine
 def test_sigkill_during_a_burn_kills_its_ffmpeg(long_clip, tmp_path):
     """SIGKILL of the CLI: its ffmpeg encoded on for over a minute; now the kernel kills it with the CLI."""
     tmpdir = tmp_path / "tmp"
@@ -118,6 +119,7 @@ def test_sigkill_during_the_burn_command_kills_its_ffmpeg(long_clip, tmp_path):
     kill_and_expect_child_gone(proc, wait_for_burn(proc))
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_stopped_during_a_burn_leaves_nothing(long_clip, tmp_path, sig, code):
     """SIGTERM (or Ctrl-C to the CLI alone) mid-burn: its exit code, one line, the report written,
@@ -144,6 +146,7 @@ def test_stopped_during_a_burn_leaves_nothing(long_clip, tmp_path, sig, code):
     assert list(tmpdir.iterdir()) == []
 
 
+@pytest.mark.engine
 def test_a_finished_burn_leaves_no_temporary_folder(short_clip, tmp_path):
     tmpdir = tmp_path / "tmp"
     tmpdir.mkdir()
@@ -154,6 +157,7 @@ def test_a_finished_burn_leaves_no_temporary_folder(short_clip, tmp_path):
     assert list(tmpdir.iterdir()) == []
 
 
+@pytest.mark.engine
 def test_sigterm_mid_batch_stops_cleanly_reports_and_a_rerun_finishes(tree, tmp_path):  # noqa: F811
     """As test_batch's Ctrl-C test, with SIGTERM (what `timeout`, systemd and `docker stop` send):
     it killed the run on the spot, with no report and temporary files left behind."""

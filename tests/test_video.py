@@ -213,6 +213,7 @@ def test_ctrl_c_leaves_no_partial_file(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
+@pytest.mark.engine
 def test_run_mux_with_translate_adds_an_english_track(clips, tmp_path):
     """One engine run per task: the given language's track, then an English translation."""
     proc = run(str(clips["mp4"]), "--mux", "--model", "base", "--language", "fr", "--task", "translate",
@@ -239,6 +240,7 @@ def test_missing_glyphs_are_warned_about(clips, tmp_path):
     assert warned != has_cjk_font
 
 
+@pytest.mark.engine
 def test_run_mux_adds_existing_tracks_and_shows_ffmpeg_progress(clips, tmp_path):
     extra = _srt(tmp_path / "notes.de.srt", CUES[:1])
     out_dir = tmp_path / "out"

@@ -178,6 +178,7 @@ def test_python_api_refuses_before_the_engine(inputs, tmp_path):
     assert not [e for e in seen if isinstance(e, StageStarted) and e.stage == Stage.LOAD_MODEL]  # no model
 
 
+@pytest.mark.engine
 @pytest.mark.parametrize("container", ["mkv", "mp4"])
 def test_truncated_file_warns_how_much_was_read(tmp_path, container):
     """Half the bytes of a 20 s file: ffmpeg decodes about 10 s without an error."""

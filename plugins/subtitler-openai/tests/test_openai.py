@@ -33,12 +33,11 @@ from subtitler.options import DecodeOptions
 from subtitler.remote import wav_bytes
 from subtitler.specs import EngineSpec
 from subtitler.transcript import Transcript
-
-from .accuracy import timing_hits, wer
-from .fake_openai import FakeOpenAI
-from .remote_fixtures import *  # noqa: F403 (fixtures: audio, local, engine)
-from .remote_fixtures import error_text, same_words
-from .upload_engine import ReferenceOracle, decode_upload
+from tests.accuracy import timing_hits, wer
+from tests.fake_openai import FakeOpenAI
+from tests.remote_fixtures import *  # noqa: F403 (fixtures: audio, local, engine)
+from tests.remote_fixtures import error_text, same_words
+from tests.upload_engine import ReferenceOracle, decode_upload
 
 KEY = "sk-openai-test-fedcba9876543210"
 

@@ -19,11 +19,10 @@ from subtitler.options import DecodeOptions
 from subtitler.remote import wav_bytes
 from subtitler.specs import EngineSpec
 from subtitler.transcript import Transcript
-
-from .fake_tiyaro import FakeTiyaro
-from .remote_fixtures import *  # noqa: F403 (fixtures: audio, local, engine)
-from .remote_fixtures import SECONDS, error_text, same_words
-from .upload_engine import decode_upload
+from tests.fake_tiyaro import FakeTiyaro
+from tests.remote_fixtures import *  # noqa: F403 (fixtures: audio, local, engine)
+from tests.remote_fixtures import SECONDS, error_text, same_words
+from tests.upload_engine import decode_upload
 
 KEY = "sk-test-0123456789abcdef"
 
