@@ -306,3 +306,22 @@ def test_cli_end_to_end_with_status_lines(fake, audio, local, tmp_path):
     assert same_words(Transcript.load(tmp_path / "out" / "clip.json"), local)
     assert "uploading" in proc.stderr and "transcribed" in proc.stderr
     assert KEY not in proc.stderr + proc.stdout
+
+
+def test_another_base_url_is_another_engine_for_the_cache(fake, engine, audio, tmp_path):
+    """The same audio, model and options sent to another server (OPENAI_BASE_URL) is transcribed
+    there, not taken from the transcript cache filled by the first server."""
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(wav_bytes(audio[: 16000 * 3]))
+
+    def run(base_url: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": base_url}
+        return subprocess.run([sys.executable, "-m", "subtitler", str(clip), "-b", "openai", "-o",
+                               str(tmp_path / "out")], env=env, capture_output=True, text=True, timeout=120)
+
+    assert run(fake.base_url).returncode == 0
+    assert "up to date" in run(fake.base_url).stderr and len(fake.uploads) == 1
+    with FakeOpenAI(transcribe=engine.openai, key=KEY) as other:
+        proc = run(other.base_url)
+        assert proc.returncode == 0, proc.stderr
+        assert "done: transcribed" in proc.stderr and len(other.uploads) == 1
