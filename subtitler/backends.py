@@ -7,8 +7,15 @@ distribution in the entry point group `subtitler.backends`:
     whisper = "subtitler_whisper:WhisperBackend"
 
 The core has no built-in engine and no special path for the bundled plugins:
-they install and load exactly as a third party's would. A plugin that fails to
-import is reported (with the reason) and skipped; the others keep working.
+they install and load exactly as a third party's would (importing only
+`subtitler.plugin`). A plugin that fails to import, or was written for another
+version of the contract (`api_version`), is reported with the reason and
+skipped; the others keep working.
+
+A backend's own settings (a base URL, an API key...) are declared (`Setting`)
+and resolved by whoever runs it (`resolve_settings`: given by a job, else the
+environment, else the config files' `[backends.NAME]` table, else the default),
+then passed to its constructor: no backend reads them itself.
 """
 
 from __future__ import annotations

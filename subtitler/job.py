@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import tempfile
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -38,7 +37,6 @@ from . import manifest
 from .backends import Backend, BackendSettings, discover, get_backend_class, resolve_settings
 from .cache import Cache, audio_hash
 from .cleanup import collapse_repetitions
-from .cues import build_cues
 from .errors import (
     EmptyAudio,
     InputNotFound,
@@ -49,15 +47,14 @@ from .errors import (
     SubtitlerError,
 )
 from .events import Events, Finished, Sink, Stage, StageEnded, StageStarted, Started, Status, Warned
-from .files import atomic_write, remove_leftovers, sha256
+from .files import remove_leftovers, sha256
 from .formats import get_format
 from .inputs import Input
 from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio, probe
-from .profiles import Profile
+from .render import write_outputs, write_video
 from .specs import JobSpec, settings_digest
-from .style import Style
 from .transcript import Source, Transcript
-from .video import SubtitleTrack, burn, check_can_write, default_output, mux, mux_format
+from .video import check_can_write, default_output
 
 if TYPE_CHECKING:
     from .config import Config
@@ -476,37 +473,10 @@ class Job:
         write_outputs(transcripts[-1], zip(render.formats, files, strict=True), render.profile, render.style)
         outcome.outputs = list(files)
         if render.video:
-            outcome.video = self._write_video(plan, transcripts, plan.targets[-1], replace)
+            stage = Stage.BURN if render.video.mode == "burn" else Stage.MUX
+            outcome.video = write_video(plan.input.path, transcripts, plan.targets[-1], render, replace,
+                                        self.events.report(plan.input, stage), self._warn(plan.input))
             outcome.outputs.append(outcome.video)
-
-    def _write_video(self, plan: Plan, transcripts: list[Transcript], target: Path, overwrite: bool) -> Path:
-        render = self.spec.render
-        settings = render.video
-        assert settings is not None
-        path = plan.input.path
-        stage = Stage.BURN if settings.mode == "burn" else Stage.MUX
-        report = self.events.report(plan.input, stage)
-
-        def progress(done: float, total: float) -> None:
-            report.total = total
-            report.progress(done)
-
-        with tempfile.TemporaryDirectory(prefix="subtitler-") as folder:
-            if settings.mode == "burn":
-                subs = Path(folder) / "subtitles.ass"
-                write_outputs(transcripts[-1], [("ass", subs)], render.profile, render.style)
-                return burn(path, subs, target, style=render.style, encoder=settings.encoder,
-                            crf=settings.crf, preset=settings.preset, overwrite=overwrite,
-                            on_progress=progress, warn=self._warn(plan.input))
-            fmt = mux_format(target, render.formats)
-            tracks = []
-            for n, t in enumerate(transcripts):
-                language = "en" if t.source and t.source.task == "translate" else t.language
-                subs = Path(folder) / f"track{n}.{fmt}"
-                write_outputs(t, [(fmt, subs)], render.profile, render.style)
-                tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
-            return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=overwrite,
-                       on_progress=progress)
 
     # -- telling it ---------------------------------------------------------------------
 
@@ -588,20 +558,6 @@ def place(transcript: Transcript, source: Source) -> Transcript:
     task = transcript.source.task if transcript.source else None
     placed.source = dataclasses.replace(source, task=task or source.task)
     return placed
-
-
-def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],
-                  profile: Profile | None = None, style: Style | None = None) -> None:
-    """Lay out cues once and write each (format, path) atomically."""
-    cues = build_cues(transcript, profile)
-    for fmt, target in targets:
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            text = get_format(fmt).dumps(transcript, cues, style)
-            # An input name that is not UTF-8 (the JSON's source "input") as JSON's \udce9 escape.
-            atomic_write(target, text.encode("utf-8", "backslashreplace"))
-        except OSError as e:
-            raise OutputError(f"{target}: cannot write ({e.strerror or e})") from None
 
 
 def _other_streams_hint(info: MediaInfo, chosen: int) -> str:
