@@ -246,9 +246,11 @@ class Job:
             if not item.path.is_file():
                 raise InputNotFound(f"{item.path}: no such file" + (
                     " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
-            if not self.spec.output.record:
-                # Nothing recorded: existing outputs are refused unless --overwrite, before any work.
-                self.check_targets(item.path, targets)
+            # A file in the way that is not ours (the manifest's) is refused before any work, not
+            # after the transcription (write() checks again: one may appear meanwhile).
+            reader = manifests or self._manifests
+            ours = [t for t in targets if reader.entry(t) is not None] if self.spec.output.record else []
+            self.check_targets(item.path, targets, replaceable=ours)
             # Hashed even without the cache: every output is recorded in the manifest, so running
             # the same command again is never an error.
             file_hash = self.cache.file_hash(item.path) if self.cache else sha256(item.path)

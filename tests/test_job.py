@@ -308,3 +308,13 @@ def test_secrets_never_go_into_a_job_or_its_records(clip, tmp_path, monkeypatch)
     summary = json.dumps(job.summary)
     assert "sk-SECRET" not in summary and "http://127.0.0.1:9/v1" in summary
     assert "sk-SECRET" not in job.spec.to_json()
+
+
+def test_a_file_in_the_way_is_refused_before_any_work(clip, fake, tmp_path):
+    (tmp_path / "clip.srt").write_text("someone's own subtitles\n")
+    seen: list = []
+    outcome = Job(JobSpec(output=OutputSpec(tmp_path)), engine=fake, events=seen.append).run(
+        Input(clip, Path(clip.name)))
+    assert outcome.status is Status.FAILED and isinstance(outcome.exception, OutputExists)
+    assert not [e for e in seen if isinstance(e, StageStarted)]  # nothing decoded, nothing heard
+    assert (tmp_path / "clip.srt").read_text() == "someone's own subtitles\n"
