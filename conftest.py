@@ -27,8 +27,9 @@ from tests.conftest import REFERENCE, SAMPLE, ffmpeg
 # deselected, and an engine loaded anyway is refused and fails the test (tests/fast_tier).
 FAST = bool(os.environ.get("SUBTITLER_TEST_FAST"))
 # A test using one of these fixtures, directly or through another, loads an engine: it is marked
-# `engine` without being told. Below: the shared ones; then those of test modules (by name: pytest
-# lets no mark sit on a fixture) that transcribe through load_backend or the `subtitler` command.
+# `engine` without being told. The shared ones, then those of test modules (named here: pytest lets
+# no mark sit on a fixture) that transcribe through load_backend or the `subtitler` command:
+# test_options_reach_engines, test_require_subs, test_rerun, test_packaging.
 ENGINE_FIXTURES = frozenset({"fw_backend", "whisper_backend", "backends",
                              "base_backends", "subtitled", "transcript_json", "media_repo"})
 FAST_TIER_GUARD = Path(__file__).resolve().parent / "tests" / "fast_tier"
