@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,11 +27,17 @@ from tests.conftest import REFERENCE, SAMPLE, ffmpeg
 # deselected, and an engine loaded anyway is refused and fails the test (tests/fast_tier).
 FAST = bool(os.environ.get("SUBTITLER_TEST_FAST"))
 # A test using one of these fixtures, directly or through another, loads an engine: it is marked
-# `engine` without being told. Below: the shared ones; then those of test modules (by name: pytest
-# lets no mark sit on a fixture) that transcribe through load_backend or the `subtitler` command.
+# `engine` without being told. The shared ones, then those of test modules (named here: pytest lets
+# no mark sit on a fixture) that transcribe through load_backend or the `subtitler` command:
+# test_options_reach_engines, test_require_subs, test_rerun, test_packaging.
 ENGINE_FIXTURES = frozenset({"fw_backend", "whisper_backend", "backends",
                              "base_backends", "subtitled", "transcript_json", "media_repo"})
 FAST_TIER_GUARD = Path(__file__).resolve().parent / "tests" / "fast_tier"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--shard", metavar="K/N", help="run only the K-th of N shares of the test files "
+                     "(every N-th file, from the K-th): `make test-fast` runs two at once, one per core")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -57,13 +64,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if ENGINE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engine)
     if FAST:
-        kept, slow = [], []
-        for item in items:
-            long = item.get_closest_marker("engine") or item.get_closest_marker("slow")
-            (slow if long else kept).append(item)
-        if slow:
-            config.hook.pytest_deselected(items=slow)
-            items[:] = kept
+        _deselect(config, items, lambda item: any(item.get_closest_marker(m) for m in ("engine", "slow")))
+    if config.getoption("shard"):
+        k, n = map(int, config.getoption("shard").split("/"))
+        files = sorted({item.path for item in items})  # whole files: their module fixtures run once
+        mine = set(files[k - 1::n])
+        _deselect(config, items, lambda item: item.path not in mine)
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item], drop: Callable[[pytest.Item], object]) -> None:
+    kept, dropped = [], []
+    for item in items:
+        (dropped if drop(item) else kept).append(item)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 _engine_log_read = 0

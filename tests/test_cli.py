@@ -61,10 +61,10 @@ def test_exit_codes_are_distinct():
 
 
 @pytest.mark.engine
-def test_existing_output_is_kept_without_overwrite(tmp_path):
-    target = tmp_path / "sample.srt"
+def test_existing_output_is_kept_without_overwrite(tmp_path, short_clip):
+    target = tmp_path / "short.srt"
     target.write_text("precious\n")
-    proc = run(str(SAMPLE), "-o", str(tmp_path))
+    proc = run(str(short_clip), "-o", str(tmp_path))
     assert_one_line_error(proc, OutputExists.exit_code, "--overwrite")
     assert target.read_text() == "precious\n"
 
@@ -102,10 +102,10 @@ def test_option_the_model_cannot_honour(tmp_path):
 
 
 @pytest.mark.engine
-def test_unwritable_output_dir(tmp_path):
+def test_unwritable_output_dir(tmp_path, short_clip):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    proc = run(str(SAMPLE), "-o", str(blocker / "sub"))
+    proc = run(str(short_clip), "-o", str(blocker / "sub"))
     assert_one_line_error(proc, OutputError.exit_code, "cannot write")
 
 
