@@ -248,8 +248,11 @@ class Job:
                     " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
             # A file in the way that is not ours (the manifest's) is refused before any work, not
             # after the transcription (write() checks again: one may appear meanwhile).
+            # Another run writing the same folder may have made a file since the manifests were
+            # read: its entry (written before the file) is read afresh then.
             reader = manifests or self._manifests
-            ours = [t for t in targets if reader.entry(t) is not None] if self.spec.output.record else []
+            ours = [t for t in targets if reader.entry(t) is not None
+                    or (t.exists() and manifest.entry_for(t) is not None)] if self.spec.output.record else []
             self.check_targets(item.path, targets, replaceable=ours)
             # Hashed even without the cache: every output is recorded in the manifest, so running
             # the same command again is never an error.
