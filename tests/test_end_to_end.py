@@ -35,6 +35,7 @@ def test_accuracy_on_real_speech(sample_transcripts, reference, name):
     assert all(p.stat().st_size > 0 for p in result.outputs)
     assert saved == result.transcript
     assert saved.language == "en"
+    assert saved.meta["options"]["vad"] is True  # the default: speech survives VAD
     assert wer(reference, saved) <= 0.10
     assert timing_hits(reference, saved) >= 0.90
 
