@@ -43,8 +43,9 @@ class Batch:
     def __init__(self, source: Subtitler | Job, *, cache: Cache | None = None, force: bool = False,
                  fail_fast: bool = False, jobs: int = 1, events: Events | Sink | None = None) -> None:
         base = source.job if isinstance(source, Subtitler) else source
-        self.events = events if isinstance(events, Events) else Events([events] if events else [])
-        self.events.add(self._seen)
+        # The source's own sinks (a Subtitler's warnings...) hear the batch too.
+        given = events.sinks if isinstance(events, Events) else [events] if events else []
+        self.events = Events([*base.events.sinks, *given, self._seen])
         self.job = base.derive(cache=cache, force=force, events=self.events)
         self.fail_fast, self.jobs = fail_fast, jobs
         self.stopped = threading.Event()  # --fail-fast tripped, or interrupted

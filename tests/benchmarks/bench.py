@@ -141,7 +141,7 @@ def bench_clip(backend: Backend, pipeline: Subtitler, clip: Path, name: str, rep
     start = time.perf_counter()
     audio = decode_audio(clip)
     decode_s = time.perf_counter() - start
-    engine = engine_call(backend, audio.samples, pipeline.options)
+    engine = engine_call(backend, audio.samples, pipeline.spec.transcription.options)
     run_pipeline = lambda: pipeline.subtitle(clip)  # noqa: E731
     run_pipeline()  # warm-up: first-call allocations, caches, page faults
     engine_times: list[float] = []
