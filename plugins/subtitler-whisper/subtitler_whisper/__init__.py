@@ -124,11 +124,11 @@ class WhisperBackend(Backend):
                    prepared: Any = None) -> Transcript:
         import whisper
 
-        progress: Progress | None = report.progress
-
         check_english_only(self.model_name, self.model.is_multilingual, options)
         kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
         duration = len(audio) / 16000
+        # openai-whisper counts mel frames of whole windows: its last count can pass the audio's end.
+        progress: Progress | None = lambda seconds: report.progress(min(seconds, duration))  # noqa: E731
         speech = SpeechOnly.detect(audio) if options.vad else None
         if speech is not None and not speech.regions:  # nothing to decode, nothing to invent
             if progress:
