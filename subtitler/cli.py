@@ -1,4 +1,4 @@
-"""The command line: a thin face over pipeline.py.
+"""The command line: a thin face over the job path (job.py, batch.py).
 
 `subtitler VIDEO...` runs the default `run` command; `subtitler backends` and
 `subtitler models` list what is installed. Errors are one line on stderr with
@@ -7,8 +7,8 @@ a distinct exit code (see errors.py), never a traceback.
 Where things are, in this file's order:
   _warn, _fail          one-line warnings and errors on stderr
   cli                   the group: --config, --verbose; loads config files (cli_config.py)
-  run                   the default command; _pipeline turns its parameters into a
-                        Subtitler, _run_batch runs the inputs and sets the exit code
+  run                   the default command; _job_spec turns its parameters into a
+                        JobSpec, _run_batch runs the inputs and sets the exit code
   render                re-lays out saved transcripts (.json)
   check                 checks subtitle files; --require-subs reads run's settings
                         (_required_subtitles, _run_params)
