@@ -64,6 +64,11 @@ class Setting:
     shapes_result: bool = True
     help: str = ""
 
+    def named(self, backend: str) -> str:
+        """How messages name it: "OPENAI_BASE_URL (or base-url in [backends.openai])"."""
+        table = f"{self.key} in [backends.{backend}]"
+        return f"{self.env} (or {table})" if self.env else table
+
 
 class BackendSettings(Mapping[str, Any]):
     """A backend's settings as resolved for one engine: typed values by key, and how to name
@@ -84,18 +89,12 @@ class BackendSettings(Mapping[str, Any]):
         return len(self._values)
 
     def named(self, key: str) -> str:
-        setting = self.declared[key]
-        table = f"{key} in [backends.{self.backend}]"
-        return f"{setting.env} (or {table})" if setting.env else table
+        return self.declared[key].named(self.backend)
 
     def shaping(self) -> dict[str, Any]:
         """The settings that shape results (never secrets), as the cache key takes them."""
         return {k: v for k, v in self._values.items()
                 if v is not None and self.declared[k].shapes_result and not self.declared[k].secret}
-
-    def public(self) -> dict[str, str]:
-        """Every setting but the secrets, as text: what a job spec may carry."""
-        return {k: str(v) for k, v in self._values.items() if v is not None and not self.declared[k].secret}
 
     def __repr__(self) -> str:  # secrets stay secret, even in a traceback or a debugger
         shown = {k: ("***" if self.declared[k].secret and v else v) for k, v in self._values.items()}
@@ -113,8 +112,8 @@ def resolve_settings(cls: type[Backend], given: Mapping[str, str] | None = None,
         raise UnsupportedOption(f"backend {cls.name!r} has no setting {unknown[0]!r}")
     for s in cls.declared_settings:
         if s.secret and given.get(s.key):  # a job's settings travel and are recorded: no secrets
-            raise UnsupportedOption(f"{cls.name}'s {s.key} is a secret: set "
-                                    f"{BackendSettings(cls.name, [s], {}).named(s.key)}, not a job setting")
+            raise UnsupportedOption(f"{cls.name}'s {s.key} is a secret: set {s.named(cls.name)}, "
+                                    "not a job setting")
     values: dict[str, Any] = {}
     for s in cls.declared_settings:
         if s.key in given:
@@ -122,17 +121,20 @@ def resolve_settings(cls: type[Backend], given: Mapping[str, str] | None = None,
         elif s.env and environ.get(s.env):
             raw = environ[s.env]
         else:
-            if config is None:
-                from . import config as config_module
-
-                config = config_module.load()
+            config = config if config is not None else _load_config()
             raw = config.backend_value(cls.name, s.key)
         values[s.key] = _convert(cls.name, s, raw)
     return BackendSettings(cls.name, cls.declared_settings, values)
 
 
+def _load_config() -> Config:
+    from .config import load  # the config files, as they are now
+
+    return load()
+
+
 def _convert(backend: str, s: Setting, raw: Any) -> Any:
-    named = BackendSettings(backend, [s], {}).named(s.key)
+    named = s.named(backend)
     if raw is None or raw == "":
         return s.default
     if s.kind is str:
@@ -267,6 +269,7 @@ class BackendEntry:
 def discover(config: Config | None = None) -> dict[str, BackendEntry]:
     """Every backend registered in the entry point group, loaded or not; whether each can run
     here is asked with its settings from the environment and `config` (None: the config files)."""
+    config = config if config is not None else _load_config()  # read once, not once per backend
     found: dict[str, BackendEntry] = {}
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         try:

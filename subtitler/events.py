@@ -144,6 +144,12 @@ class Report:
         if self._emit:
             self._emit(Progress(self.input, self.stage, seconds, self.total))
 
+    def progress_of(self, done: float, total: float) -> None:
+        """`done` of `total` seconds: for a stage whose length is known only as it runs (decode,
+        mux, burn)."""
+        self.total = total
+        self.progress(done)
+
     def status(self, message: str) -> None:
         """The work changed state ("uploading 1.2 MB", "job 3f2a: processing")."""
         if self._emit:

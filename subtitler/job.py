@@ -29,15 +29,18 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from . import manifest
-from .backends import Backend, BackendSettings, discover, get_backend_class, resolve_settings
+from .backends import Backend, BackendEntry, BackendSettings, discover, get_backend_class, resolve_settings
 from .cache import Cache, audio_hash
 from .cleanup import collapse_repetitions
+from .config import Config
+from .config import load as load_config
 from .errors import (
+    BadTranscript,
     EmptyAudio,
     InputNotFound,
     NoAudioStream,
@@ -55,9 +58,6 @@ from .render import write_outputs, write_video
 from .specs import JobSpec, settings_digest
 from .transcript import Source, Transcript
 from .video import check_can_write, default_output
-
-if TYPE_CHECKING:
-    from .config import Config
 
 # Failures that depend only on the file's bytes: remembered, so a re-run does not decode it again.
 UNDECODABLE = (NotMedia, NoAudioStream, EmptyAudio)
@@ -157,17 +157,26 @@ class Job:
         return self._slot.engine
 
     @functools.cached_property
+    def _files(self) -> Config:
+        """The config files' settings: as given, else read once for this job."""
+        return self.config if self.config is not None else load_config()
+
+    @functools.cached_property
+    def _entries(self) -> dict[str, BackendEntry]:
+        return discover(self._files)
+
+    @functools.cached_property
     def backend_class(self) -> type[Backend]:
         if self._engine is not None:
             return type(self._engine)
-        return get_backend_class(self.spec.transcription.engine.backend, discover(self.config))
+        return get_backend_class(self.spec.transcription.engine.backend, self._entries)
 
     @functools.cached_property
     def backend_settings(self) -> BackendSettings:
         if self._engine is not None:
             return self._engine.settings
         given = dict(self.spec.transcription.engine.settings)
-        return resolve_settings(self.backend_class, given, self.config)
+        return resolve_settings(self.backend_class, given, self._files)
 
     @functools.cached_property
     def summary(self) -> dict[str, Any]:
@@ -181,11 +190,11 @@ class Job:
         if self._engine is not None:
             return self._engine.settings.shaping()
         name = self.spec.transcription.engine.backend
-        entry = discover(self.config).get(name) if name != "auto" else None
+        entry = self._entries.get(name) if name != "auto" else None
         if entry is None or entry.cls is None:
             return {}
         given = dict(self.spec.transcription.engine.settings)
-        return resolve_settings(entry.cls, given, self.config).shaping()  # usable here or not
+        return resolve_settings(entry.cls, given, self._files).shaping()  # usable here or not
 
     @functools.cached_property
     def transcript_summary(self) -> dict[str, Any]:
@@ -267,7 +276,7 @@ class Job:
                     return Outcome(item, Status.FAILED, exit_code=failed["exit_code"],
                                    error=f"{item.path}: {failed['detail']} (as in an earlier run; "
                                          "--force tries again)")
-            if not self.force and self.spec.output.record and self._up_to_date(plan, manifests):
+            if not self.force and self.spec.output.record and self._up_to_date(plan, reader):
                 plan.action = Status.UP_TO_DATE
             if transcript_input:
                 if plan.action == Status.RENDER or self.want_transcripts:
@@ -296,16 +305,19 @@ class Job:
             return None
         audio, source = known
         heard = self.cache.transcripts(self.transcript_key(audio))
-        return None if heard is None else [place(t, Source.from_dict(source)) for t in heard]
+        try:
+            return None if heard is None else [place(t, Source.from_dict(source)) for t in heard]
+        except BadTranscript:  # facts kept by 0.2 (another layout): a miss, heard again
+            return None
 
     def refresh(self) -> None:
         """Read the manifests afresh (a batch does before planning: as they are before it writes)."""
         self._manifests = manifest.Reader()
         self.t0 = time.perf_counter()
 
-    def _up_to_date(self, plan: Plan, manifests: manifest.Reader | None) -> bool:
+    def _up_to_date(self, plan: Plan, manifests: manifest.Reader) -> bool:
         for target in plan.targets:
-            entry = (manifests or self._manifests).entry(target)
+            entry = manifests.entry(target)
             if (entry is None or entry.pending or entry.settings != plan.settings
                     or entry.source_sha256 != plan.file_hash or not target.is_file()):
                 return False
@@ -365,8 +377,7 @@ class Job:
                 self.write(plan, plan.transcripts, outcome)
                 outcome.status = Status.RENDERED
             except SubtitlerError as e:
-                outcome.status, outcome.error, outcome.exit_code = Status.FAILED, str(e), e.exit_code
-                outcome.exception = e
+                self.failed(plan, outcome, e)
         return self.finish(outcome)
 
     def decode(self, plan: Plan, outcome: Outcome) -> tuple[Audio, Any]:
@@ -524,13 +535,8 @@ class _Slot:
 def decode_input(path: Path, stream: int, report: Any = None, warn: Any = None) -> Audio:
     """The input's audio; a file without sound is a normal case (no samples, no cues), a file
     that decodes only in part is told (`warn`)."""
-    progress = None
-    if report is not None:
-        def progress(done: float, total: float) -> None:
-            report.total = total
-            report.progress(done)
     try:
-        audio = decode_audio(path, stream, progress)
+        audio = decode_audio(path, stream, report.progress_of if report is not None else None)
     except NoAudioStream:
         info = probe(path)
         if info.audio:

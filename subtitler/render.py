@@ -43,10 +43,7 @@ def write_video(path: Path, transcripts: list[Transcript], target: Path, render:
     original, then a translation), or the last one drawn into the picture (burn)."""
     settings = render.video
     assert settings is not None
-
-    def progress(done: float, total: float) -> None:
-        report.total = total
-        report.progress(done)
+    progress = report.progress_of
 
     with tempfile.TemporaryDirectory(prefix="subtitler-") as folder:
         if settings.mode == "burn":
