@@ -165,7 +165,8 @@ class Backend(ABC):
     description: ClassVar[str] = ""
     #: The DecodeOptions fields this engine honours; setting any other to a
     #: non-default value is an error rather than silently ignored.
-    supported_options: ClassVar[frozenset[str]] = frozenset(DecodeOptions.names())
+    #: batch_size is left out: an engine that batches says so (it cannot be ignored silently).
+    supported_options: ClassVar[frozenset[str]] = frozenset(DecodeOptions.names()) - {"batch_size"}
     #: Model used when the user names none.
     default_model: ClassVar[str] = "tiny.en"
     #: Whether the backend enforces --timeout (an overall deadline; remote services).

@@ -43,6 +43,11 @@ class DecodeOptions:
     # voice activity detector finds speech in, so silence and music get no
     # invented text (see subtitler.vad).
     vad: bool = True
+    # subtitler's own too: how many ~30 s windows of speech a local engine decodes at once.
+    # 1: one after another, each conditioned on the last (Whisper's own way); more: batched
+    # (no conditioning across windows; faster on long files and on a GPU); None: the engine
+    # picks by device and length (`batch_size_for`).
+    batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.language is not None:
@@ -56,6 +61,8 @@ class DecodeOptions:
             raise UnsupportedOption(f"task must be one of {', '.join(TASKS)}, not {self.task!r}")
         if self.beam_size is not None and self.beam_size < 1:
             raise UnsupportedOption("beam_size must be at least 1")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise UnsupportedOption("batch_size must be at least 1 (or none: the engine picks)")
         if self.best_of is not None and self.best_of < 1:
             raise UnsupportedOption("best_of must be at least 1")
         if not 0.0 <= self.temperature <= 1.0:

@@ -63,6 +63,7 @@ def engine_kwargs(options: DecodeOptions) -> dict[str, Any]:
 
 class FasterWhisperBackend(Backend):
     api_version = API_VERSION
+    supported_options = Backend.supported_options | {"batch_size"}
     name = "faster-whisper"
     description = "faster-whisper (CTranslate2): int8 on CPU, float16 on GPU"
     # `auto` on a CPU: int8 is the fastest engine there. On a GPU whisper's gpu_priority wins.

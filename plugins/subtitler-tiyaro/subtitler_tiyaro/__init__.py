@@ -73,9 +73,10 @@ SERVICE_TIERS = ("cpuflex", "gpuflex")
 
 
 def tiyaro_input(options: DecodeOptions) -> dict[str, Any]:
-    """The job's `input`: DecodeOptions already use Tiyaro's names; `vad` is subtitler's own."""
+    """The job's `input`: DecodeOptions already use Tiyaro's names; `vad` and `batch_size` are
+    subtitler's own."""
     data = options.to_dict()
-    del data["vad"]
+    del data["vad"], data["batch_size"]
     if data["language"] is None:
         del data["language"]  # omitted = detect the language
     return data
@@ -131,7 +132,7 @@ class TiyaroBackend(Backend):
     name = "tiyaro"
     description = "Tiyaro's async Whisper API (TIYARO_API_KEY; TIYARO_BASE_URL for another server)"
     # The service runs its own pipeline: subtitler's `vad` cannot be passed on, so --no-vad is refused.
-    supported_options = frozenset(DecodeOptions.names()) - {"vad"}
+    supported_options = frozenset(DecodeOptions.names()) - {"vad", "batch_size"}
     supports_timeout = True
     parallel_files = True  # the work happens on the server; the client only waits
     remote = True

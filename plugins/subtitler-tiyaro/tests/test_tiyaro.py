@@ -55,7 +55,7 @@ def test_registered_and_refuses_no_vad(monkeypatch):
     entry = discover()["tiyaro"]
     assert entry.cls is tiyaro.TiyaroBackend
     assert entry.problem == "TIYARO_API_KEY is not set (nor api-key in [backends.tiyaro])"
-    assert entry.cls.supported_options == set(DecodeOptions.names()) - {"vad"}
+    assert entry.cls.supported_options == set(DecodeOptions.names()) - {"vad", "batch_size"}
     assert len(entry.cls.supported_options) == 14
     with pytest.raises(UnsupportedOption, match="vad"):
         entry.cls.check_options(DecodeOptions(vad=False))

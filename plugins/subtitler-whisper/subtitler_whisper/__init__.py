@@ -75,6 +75,7 @@ def engine_kwargs(options: DecodeOptions, fp16: bool) -> dict[str, Any]:
 
 class WhisperBackend(Backend):
     api_version = API_VERSION
+    supported_options = Backend.supported_options | {"batch_size"}
     name = "whisper"
     description = "openai-whisper on torch: CUDA + fp16 on a GPU, fp32 on CPU"
     # `auto`: on a CPU after faster-whisper (int8 is faster there); on a GPU first (fp16, batched).
