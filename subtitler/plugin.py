@@ -31,7 +31,7 @@ from .files import atomic_write
 from .languages import language_code
 from .media import SAMPLE_RATE
 from .models import bundled_ct2_dir, cache_dir, load_failure, model_fingerprint, model_source
-from .options import DecodeOptions, check_english_only
+from .options import DecodeOptions, batch_size_for, check_english_only
 from .remote import (
     DEFAULT_MAX_ANSWER,
     DEFAULT_UPLOAD_FORMAT,
@@ -49,7 +49,7 @@ __all__ = [
     "DEFAULT_UPLOAD_FORMAT", "DecodeOptions", "EngineSpec", "RemoteAuthError", "RemoteError",
     "RemoteJobFailed", "RemoteNoTimings", "RemoteNotFound", "RemoteTimeout", "RemoteTooLarge", "Report",
     "SAMPLE_RATE", "Segment", "ServiceClient", "Setting", "SpeechOnly", "SubtitlerError", "Transcript",
-    "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "bundled_ct2_dir", "cache_dir",
-    "check_english_only", "encode_audio", "language_code", "load_failure", "missing", "model_fingerprint",
-    "model_source", "split_at_silences", "stitch", "vad_options",
+    "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "batch_size_for", "bundled_ct2_dir",
+    "cache_dir", "check_english_only", "encode_audio", "language_code", "load_failure", "missing",
+    "model_fingerprint", "model_source", "split_at_silences", "stitch", "vad_options",
 ]
