@@ -57,6 +57,23 @@ class OptionalInt(OptionalFloat):
         return int(number)
 
 
+class BatchSize(click.ParamType):
+    """A whole number of at least 1, or "auto" (None: the engine picks)."""
+
+    name = "N|auto"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> int | None:
+        if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+            return None
+        try:
+            number = int(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a whole number or 'auto'", param, ctx)
+        if number < 1:
+            self.fail("must be at least 1 (1: one window at a time)", param, ctx)
+        return number
+
+
 def _formats(ctx: click.Context, param: click.Parameter, value: str) -> list[str]:
     """--format's comma-separated names (or all) as a list of known formats, without repeats."""
     names = [v.strip().lower() for v in value.split(",") if v.strip()]
@@ -259,6 +276,10 @@ def decode_options(f: Callable) -> Callable:
                           "silence or music."),
         click.option("--suppress-tokens", default=_DEFAULTS.suppress_tokens, show_default=True,
                      help="Comma-separated token ids never to emit; -1 = non-speech symbols."),
+        click.option("--batch-size", type=BatchSize(), default="auto", show_default=True,
+                     help="Windows of speech a local engine decodes at once. 1: one after another, each "
+                          "prompted with the text before it; more: batched, faster on long audio and on a "
+                          "GPU; auto: batched on a GPU, and on a CPU for audio of 2 minutes or more."),
     ]):
         f = option(f)
     return f
