@@ -21,8 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import BadTranscript
 from .files import atomic_write, sha256
 from .models import cache_dir
@@ -36,10 +34,6 @@ CLOCK = "audio-clock"
 def digest(data: Any) -> str:
     """A stable SHA-256 of JSON-able settings."""
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def audio_hash(samples: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(samples, "<f4").tobytes()).hexdigest()
 
 
 class Cache:

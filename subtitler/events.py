@@ -165,6 +165,31 @@ class Report:
         if self._emit:
             self._emit(StageStarted(self.input, stage, self.total))
 
+    def shifted(self, seconds: float) -> Report:
+        """This report for a piece of the audio starting `seconds` in: its progress, told in the
+        piece's seconds, is told in the whole audio's."""
+        return _Shifted(self, seconds)
+
+
+class _Shifted(Report):
+    """A report's view for a piece of the audio: progress moved by the piece's start."""
+
+    def __init__(self, report: Report, offset: float) -> None:
+        super().__init__(None, report.input, report.stage, report.total)
+        self.report, self.offset = report, offset
+
+    def progress(self, seconds: float) -> None:
+        self.report.progress(self.offset + seconds)
+
+    def status(self, message: str) -> None:
+        self.report.status(message)
+
+    def warning(self, message: str) -> None:
+        self.report.warning(message)
+
+    def stage_started(self, stage: Stage) -> None:
+        self.report.stage_started(stage)
+
 
 class SubtitlerWarning(UserWarning):
     """A warning of subtitler's, as Python code using it without a sink gets it."""

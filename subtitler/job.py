@@ -31,11 +31,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-
 from . import manifest
 from .backends import Backend, BackendEntry, BackendSettings, discover, get_backend_class, resolve_settings
-from .cache import Cache, audio_hash
+from .cache import Cache
 from .cleanup import collapse_repetitions
 from .config import Config
 from .config import load as load_config
@@ -49,13 +47,15 @@ from .errors import (
     OutputExists,
     SubtitlerError,
 )
-from .events import Events, Finished, Sink, Stage, StageEnded, StageStarted, Started, Status, Warned
+from .events import Events, Finished, Report, Sink, Stage, StageEnded, StageStarted, Started, Status, Warned
 from .files import remove_leftovers, sha256
 from .formats import get_format
 from .inputs import Input
-from .media import SAMPLE_RATE, Audio, MediaInfo, audible_streams, decode_audio, probe
+from .media import SAMPLE_RATE, Audio, MediaInfo, Pcm, audible_streams, decode_audio, probe
+from .options import DecodeOptions
 from .render import write_outputs, write_video
 from .specs import JobSpec, settings_digest
+from .splitting import stitch
 from .transcript import Source, Transcript
 from .video import check_can_write, default_output
 
@@ -388,10 +388,11 @@ class Job:
                                  self.events.report(plan.input, Stage.DECODE), self._warn(plan.input))
         prepared = None
         # Only backends with their own prepare: the others' model must not load in a decode thread.
-        # No samples: no audio stream, nothing to send.
-        if self.backend_class.prepare is not Backend.prepare and len(audio.samples):
+        # No samples: no audio stream, nothing to send. A long input's first piece only: the
+        # others are prepared as they are heard, one at a time.
+        if self.backend_class.prepare is not Backend.prepare and audio.count:
             with self.timed(outcome, Stage.PREPARE):
-                prepared = self.engine.prepare(audio.samples)
+                prepared = self.engine.prepare(audio.read(*audio.pieces[0]))
         return audio, prepared
 
     def transcribe(self, plan: Plan, outcome: Outcome, audio: Audio, prepared: Any = None) -> None:
@@ -403,7 +404,7 @@ class Job:
         if self.cache and plan.file_hash:
             # Saved before the outputs: a run killed while writing only renders next time. On the
             # audio's clock; this file's offset, picture... are kept with its hash.
-            key = audio_hash(audio.samples)
+            key = audio.hash
             self.cache.store(self.transcript_key(key), heard)
             self.cache.remember_input(plan.file_hash, self.spec.transcription.audio_stream, key,
                                       source.to_dict())
@@ -430,7 +431,7 @@ class Job:
                 continue  # English speech: its transcript is the English track already, not a second one
             stage = Stage.TRANSLATE if options.task == "translate" else Stage.TRANSCRIBE
             report = self.events.report(item, stage, audio.duration)
-            if not len(audio.samples):  # no audio stream: nothing for the engine
+            if not audio.count:  # no audio stream: nothing for the engine
                 transcript = Transcript(None, 0.0, meta={"options": options.to_dict()})
             else:
                 engine = self.engine
@@ -439,13 +440,13 @@ class Job:
                     # progress.
                     report.stage_started(Stage.VAD)
                 # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
-                transcript = collapse_repetitions(engine.transcribe(
-                    audio.samples, options, report, prepared if not results else None))
+                transcript = collapse_repetitions(
+                    hear_pieces(engine, audio, options, report, prepared if not results else None))
             removed = transcript.meta.get("repetitions_removed")
             if removed:
                 self._warn(item)(f"{path}: removed a repetition loop ({removed['words']} words, "
                                  f"{removed['segments']} repeated segments)")
-            transcript.duration = len(audio.samples) / SAMPLE_RATE
+            transcript.duration = audio.duration
             transcript.source = dataclasses.replace(transcript.source or Source(), task=options.task)
             results.append(transcript)
         if audio.stream is None:
@@ -532,6 +533,26 @@ class _Slot:
         self.lock = threading.Lock()
 
 
+def hear_pieces(engine: Backend, audio: Audio, options: DecodeOptions, report: Report,
+                prepared: Any = None) -> Transcript:
+    """`engine`'s transcript of `audio`, heard a piece at a time (Audio.pieces: one for most
+    inputs), each piece read when its turn comes and let go after: a long input never sits whole
+    in memory, in the engine or here. Its times are on the audio's clock."""
+    pieces = audio.pieces
+    if len(pieces) == 1:
+        return engine.transcribe(audio.samples, options, report, prepared)
+    parts = []
+    for n, (start, end) in enumerate(pieces):
+        offset = start / SAMPLE_RATE
+        heard = engine.transcribe(audio.read(start, end), options, report.shifted(offset),
+                                  prepared if n == 0 else None)
+        parts.append((offset, (end - start) / SAMPLE_RATE, heard))
+        if options.language is None and heard.language:
+            # Whisper tells the language once, from the start: one file, one language.
+            options = dataclasses.replace(options, language=heard.language)
+    return stitch(parts, audio.duration)
+
+
 def decode_input(path: Path, stream: int, report: Any = None, warn: Any = None) -> Audio:
     """The input's audio; a file without sound is a normal case (no samples, no cues), a file
     that decodes only in part is told (`warn`)."""
@@ -542,7 +563,7 @@ def decode_input(path: Path, stream: int, report: Any = None, warn: Any = None) 
         if info.audio:
             raise  # not the stream asked for: a mistake to report
         # A video without sound is a normal case, like one without speech: no samples, no cues.
-        return Audio(np.zeros(0, np.float32), 0.0, info, None)
+        return Audio(Pcm(), 0.0, info, None)
     expected = audio.expected_duration
     # A truncated or damaged file decodes without an error up to where it breaks: say so.
     if expected and audio.duration < expected - 1.0 and warn is not None:

@@ -1,7 +1,8 @@
 """Media in: find ffmpeg, probe an input, decode one audio stream to 16 kHz mono.
 
-Audio is decoded through a pipe (no temporary WAV) in one-second chunks, so
-progress can be reported while ffmpeg works. Times are kept relative to the
+Audio is decoded through a pipe in one-second chunks, so progress can be
+reported while ffmpeg works; a long input's audio goes on to a temporary file
+(`Pcm`), and is handed on a piece at a time (`Audio.pieces`). Times are kept relative to the
 picture: when the audio stream starts later (or earlier) than the video
 stream, `Audio.offset` says by how much, and the pipeline shifts the
 transcript by it.
@@ -9,6 +10,8 @@ transcript by it.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import os
 import re
@@ -31,6 +34,11 @@ from .errors import DecodeInterrupted, EmptyAudio, FFmpegNotFound, InputNotFound
 SAMPLE_RATE = 16000
 # Bytes of s16le mono per second of audio; the pipe is read a second at a time.
 _BYTES_PER_SECOND = SAMPLE_RATE * 2
+# Longer audio reaches the engines in pieces of at most this, cut in pauses: the engines' memory
+# (features, VAD, batches) stays that of a 10-minute file whatever the input's length.
+PIECE_SECONDS = 600.0
+# Decoded audio beyond this (s16le: about 35 minutes) waits in a temporary file, not in memory.
+_SPOOL_BYTES = 64 << 20
 
 
 @dataclass(frozen=True)
@@ -256,17 +264,86 @@ def _stopped(returncode: int) -> str:
     return "exit status 255: a signal"
 
 
+class Pcm:
+    """16 kHz mono samples as s16le: in memory while short, in a temporary file beyond, read back
+    a span at a time as float32. Its `hash` is that of the float32 samples (the cache's key),
+    taken as they are written: nothing ever holds a long input whole."""
+
+    def __init__(self) -> None:
+        self._file = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES)
+        self._hash = hashlib.sha256()
+        self._odd = b""  # a pipe read can end inside a sample
+        self.count = 0
+
+    @classmethod
+    def of(cls, samples: np.ndarray) -> Pcm:
+        pcm = cls()
+        pcm.write(np.rint(np.clip(samples, -1.0, 32767 / 32768) * 32768).astype("<i2").tobytes())
+        return pcm
+
+    def write(self, data: bytes) -> None:
+        data = self._odd + data
+        whole = len(data) // 2 * 2
+        data, self._odd = data[:whole], data[whole:]
+        self._file.write(data)
+        self._hash.update(_float32(data).tobytes())
+        self.count += whole // 2
+
+    def read(self, start: int = 0, end: int | None = None) -> np.ndarray:
+        """Samples `start` to `end` as float32."""
+        end = self.count if end is None else min(end, self.count)
+        if end <= start:
+            return np.zeros(0, np.float32)
+        self._file.seek(start * 2)
+        return _float32(self._file.read((end - start) * 2))
+
+    @property
+    def hash(self) -> str:
+        return self._hash.hexdigest()
+
+
+def _float32(data: bytes) -> np.ndarray:
+    return np.frombuffer(data, "<i2").astype(np.float32) / 32768.0
+
+
 @dataclass
 class Audio:
-    samples: np.ndarray  # float32 mono at SAMPLE_RATE
-    # Seconds to add to times in `samples` to get times on the picture's clock.
+    """One input's decoded audio: read it a piece at a time (`pieces`, `read`); `samples` is all
+    of it at once, for short audio."""
+
+    pcm: Pcm
+    # Seconds to add to times in the audio to get times on the picture's clock.
     offset: float
     info: MediaInfo
     stream: AudioStream | None  # None: the file has no audio stream (no samples)
 
     @property
+    def samples(self) -> np.ndarray:
+        return self.pcm.read()
+
+    def read(self, start: int, end: int) -> np.ndarray:
+        return self.pcm.read(start, end)
+
+    @property
+    def count(self) -> int:
+        return self.pcm.count
+
+    @property
     def duration(self) -> float:
-        return len(self.samples) / SAMPLE_RATE
+        return self.pcm.count / SAMPLE_RATE
+
+    @property
+    def hash(self) -> str:
+        """What the transcript cache knows this audio by: sha256 of its float32 samples."""
+        return self.pcm.hash
+
+    @functools.cached_property
+    def pieces(self) -> list[tuple[int, int]]:
+        """(start, end) sample ranges of at most PIECE_SECONDS each, cut in pauses: the pieces
+        engines hear a long input in, so that nothing holds all of it."""
+        from .splitting import piece_bounds  # it imports transcript.py, which needs nothing of this
+
+        return piece_bounds(self.pcm.read, self.pcm.count, PIECE_SECONDS)
 
     @property
     def expected_duration(self) -> float | None:
@@ -315,7 +392,7 @@ def decode_audio(
     path = Path(path)
     _check_input(path)
     cmd = _decode_command(path, stream)
-    chunks: list[bytes] = []
+    pcm = Pcm()
     with tempfile.TemporaryFile() as errors:
         proc = process.popen(cmd, stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL)
         try:
@@ -325,7 +402,7 @@ def decode_audio(
             assert proc.stdout is not None
             decoded = 0
             while chunk := proc.stdout.read(_BYTES_PER_SECOND):
-                chunks.append(chunk)
+                pcm.write(chunk)
                 decoded += len(chunk)
                 if progress:
                     progress(decoded / _BYTES_PER_SECOND, total)
@@ -344,12 +421,10 @@ def decode_audio(
                 why = _stopped(proc.returncode)
                 raise DecodeInterrupted(f"{info.path}: ffmpeg stopped while decoding ({why}); run again")
             raise NotMedia(f"{info.path}: ffmpeg could not decode audio stream {stream} ({detail})")
-    raw = b"".join(chunks)
-    if len(raw) < 2:
+    if pcm.count == 0:
         raise EmptyAudio(f"{info.path}: audio stream {stream} is empty (zero length)")
-    samples = np.frombuffer(raw[: len(raw) // 2 * 2], np.int16).astype(np.float32) / 32768.0
     picture_start = info.video.start_time if info.video else chosen.start_time
-    return Audio(samples, chosen.start_time - picture_start, info, chosen)
+    return Audio(pcm, chosen.start_time - picture_start, info, chosen)
 
 
 # A stream whose loudest sample is quieter than this carries no sound worth transcribing.

@@ -1,4 +1,5 @@
-"""Cutting long audio at silences, for services that take uploads up to a size.
+"""Cutting long audio at silences: into the pieces a long input reaches an engine in (so memory
+does not grow with its length), and for services that take uploads up to a size.
 
 A cut goes in the quietest stretch of the last half of each allowed span, so
 it falls in a pause between words rather than inside one; the pieces are
@@ -7,11 +8,13 @@ sent separately and their transcripts shifted back into place by `stitch`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from .media import SAMPLE_RATE
 from .transcript import Segment, Transcript, Word
 
+SAMPLE_RATE = 16000  # Whisper's (media.SAMPLE_RATE: media.py imports this module)
 FRAME = 160  # 10 ms at 16 kHz
 # The quiet stretch looked for: long enough to be a pause, short enough to exist in fast speech.
 QUIET = 0.3
@@ -19,28 +22,37 @@ QUIET = 0.3
 
 def split_at_silences(samples: np.ndarray, max_seconds: float) -> list[tuple[int, int]]:
     """(start, end) sample ranges covering `samples`, none longer than `max_seconds`, cut in pauses."""
+    return piece_bounds(lambda a, b: samples[a:b], len(samples), max_seconds)
+
+
+def piece_bounds(read: Callable[[int, int], np.ndarray], n: int, max_seconds: float) -> list[tuple[int, int]]:
+    """As split_at_silences, for `n` samples read a span at a time (`read(start, end)`): audio
+    too long to hold whole is cut reading one piece's worth of it at once."""
     limit = int(max_seconds * SAMPLE_RATE)
     if limit < 2 * SAMPLE_RATE:
         raise ValueError("pieces must be allowed at least 2 seconds")
-    n = len(samples)
-    if n <= limit:
-        return [(0, n)]
-    frames = n // FRAME
+    pieces, start = [], 0
+    while n - start > limit:
+        cut = start + cut_in_pause(read(start, start + limit))
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, n))
+    return pieces
+
+
+def cut_in_pause(samples: np.ndarray) -> int:
+    """Where to end a piece that may run to the end of `samples`: the middle of the quietest
+    stretch in their last half."""
+    frames = len(samples) // FRAME
     energy = np.square(samples[: frames * FRAME].reshape(frames, FRAME), dtype=np.float64).mean(axis=1)
     width = int(QUIET * SAMPLE_RATE / FRAME)
     # loudness[i]: mean energy of frames i .. i+width-1 (a sliding window, by cumulative sums).
     sums = np.concatenate([[0.0], np.cumsum(energy)])
     loudness = (sums[width:] - sums[:-width]) / width
-    pieces, start = [], 0
-    while n - start > limit:
-        lo = (start + limit // 2) // FRAME
-        hi = max(lo + 1, min((start + limit) // FRAME - width, len(loudness)))
-        quietest = lo + int(np.argmin(loudness[lo:hi]))
-        cut = (quietest + width // 2) * FRAME  # the middle of the quiet stretch
-        pieces.append((start, cut))
-        start = cut
-    pieces.append((start, n))
-    return pieces
+    lo = frames // 2
+    hi = max(lo + 1, min(frames - width, len(loudness)))
+    quietest = lo + int(np.argmin(loudness[lo:hi]))
+    return (quietest + width // 2) * FRAME
 
 
 def stitch(parts: list[tuple[float, float, Transcript]], duration: float) -> Transcript:
