@@ -2,6 +2,9 @@
 
 int8 on CPU, float16 on GPU by default. The bundled models are CTranslate2
 folders already, so they load directly with no hub.
+
+Batched (`batch_size` > 1; auto: on a GPU, and for long audio on a CPU): windows of
+speech decoded several at a time with faster-whisper's parts (batched.py).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import numpy as np
 
 from subtitler.plugin import (
     API_VERSION,
+    SAMPLE_RATE,
     Backend,
     BackendSettings,
     DecodeOptions,
@@ -21,6 +25,7 @@ from subtitler.plugin import (
     Transcript,
     UnsupportedOption,
     Word,
+    batch_size_for,
     check_english_only,
     load_failure,
     missing,
@@ -28,6 +33,9 @@ from subtitler.plugin import (
     model_source,
     vad_options,
 )
+
+from .batched import BatchedDecoder
+from .words import rejoin
 
 # --compute-type names this engine takes, beside "auto".
 COMPUTE_TYPES = ("int8", "int8_float16", "int8_float32", "float16", "float32", "bfloat16")
@@ -109,6 +117,12 @@ class FasterWhisperBackend(Backend):
     def transcribe(self, audio: np.ndarray, options: DecodeOptions, report: Report,
                    prepared: Any = None) -> Transcript:
         check_english_only(self.model_name, self.model.model.is_multilingual, options)
+        duration = len(audio) / SAMPLE_RATE
+        size = batch_size_for(options, duration, self.device)
+        if size > 1:
+            language, segments = BatchedDecoder(self.model, options, options.language).transcribe(
+                audio, size, report.progress)
+            return self._transcript(language, duration, segments, options, size)
         segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
         report.progress(0.0)  # VAD and language detection are done: decoding starts
         segments = []
@@ -118,9 +132,12 @@ class FasterWhisperBackend(Backend):
                                     s.no_speech_prob, s.compression_ratio, s.temperature))
             report.progress(s.end)
         report.progress(info.duration)  # with VAD, trailing non-speech yields no segment
-        return Transcript(info.language, info.duration, segments, {
+        return self._transcript(info.language, info.duration, segments, options, size)
+
+    def _transcript(self, language: str | None, duration: float, segments: list[Segment],
+                    options: DecodeOptions, batch_size: int) -> Transcript:
+        return Transcript(language, duration, rejoin(segments), {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,
-            "options": options.to_dict(),
+            "batch_size": batch_size, "options": options.to_dict(),
         })
-
