@@ -43,6 +43,7 @@ from .specs import EngineSpec
 from .splitting import split_at_silences, stitch
 from .transcript import Segment, Transcript, Word
 from .vad import SpeechOnly, vad_options
+from .words import join_split_words
 
 __all__ = [
     "API_VERSION", "Backend", "BackendSettings", "BackendUnavailable", "DEFAULT_MAX_ANSWER",
@@ -50,6 +51,6 @@ __all__ = [
     "RemoteJobFailed", "RemoteNoTimings", "RemoteNotFound", "RemoteTimeout", "RemoteTooLarge", "Report",
     "SAMPLE_RATE", "Segment", "ServiceClient", "Setting", "SpeechOnly", "SubtitlerError", "Transcript",
     "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "batch_size_for", "bundled_ct2_dir",
-    "cache_dir", "check_english_only", "encode_audio", "language_code", "load_failure", "missing",
-    "model_fingerprint", "model_source", "split_at_silences", "stitch", "vad_options",
+    "cache_dir", "check_english_only", "encode_audio", "join_split_words", "language_code", "load_failure",
+    "missing", "model_fingerprint", "model_source", "split_at_silences", "stitch", "vad_options",
 ]

@@ -27,6 +27,7 @@ from subtitler.plugin import (
     Word,
     batch_size_for,
     check_english_only,
+    join_split_words,
     load_failure,
     missing,
     model_fingerprint,
@@ -35,7 +36,6 @@ from subtitler.plugin import (
 )
 
 from .batched import BatchedDecoder
-from .words import rejoin
 
 # --compute-type names this engine takes, beside "auto".
 COMPUTE_TYPES = ("int8", "int8_float16", "int8_float32", "float16", "float32", "bfloat16")
@@ -136,7 +136,7 @@ class FasterWhisperBackend(Backend):
 
     def _transcript(self, language: str | None, duration: float, segments: list[Segment],
                     options: DecodeOptions, batch_size: int) -> Transcript:
-        return Transcript(language, duration, rejoin(segments), {
+        return Transcript(language, duration, join_split_words(segments), {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,
             "batch_size": batch_size, "options": options.to_dict(),

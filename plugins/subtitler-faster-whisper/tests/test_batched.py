@@ -136,14 +136,13 @@ def test_speech_is_dealt_into_streams_of_consecutive_regions(long_clip) -> None:
 def test_a_word_split_at_a_hyphen_is_one_word_again() -> None:
     """faster-whisper gives "cold" "-hearted" (its prepended punctuation); subtitler's contract
     is words that start with a space, and a line must not break inside one."""
-    from subtitler_faster_whisper.words import rejoin
-
+    from subtitler.plugin import join_split_words
     from subtitler.transcript import Segment, Word
 
     first = Segment(0.0, 1.0, " rather cold", [Word(0.0, 0.4, " rather"), Word(0.5, 1.0, " cold")])
     second = Segment(1.0, 2.0, "-hearted and", [Word(1.0, 1.5, "-hearted"), Word(1.6, 2.0, " and")])
     within = Segment(3.0, 4.0, " ill-disposed", [Word(3.0, 3.4, " ill"), Word(3.4, 4.0, "-disposed")])
-    a, b, c = rejoin([first, second, within])
+    a, b, c = join_split_words([first, second, within])
     assert [w.text for w in a.words] == [" rather", " cold-hearted"] and a.words[-1].end == 1.5
     assert a.text == " rather cold-hearted" and b.text == " and" and [w.text for w in b.words] == [" and"]
     assert b.start == 1.6 and [(w.text, w.start, w.end) for w in c.words] == [(" ill-disposed", 3.0, 4.0)]

@@ -35,6 +35,7 @@ from subtitler.plugin import (
     bundled_ct2_dir,
     cache_dir,
     check_english_only,
+    join_split_words,
     load_failure,
     missing,
     model_fingerprint,
@@ -166,7 +167,7 @@ class WhisperBackend(Backend):
 
     def _transcript(self, language: str | None, duration: float, segments: list[Segment],
                     options: DecodeOptions) -> Transcript:
-        return Transcript(language, duration, segments, {
+        return Transcript(language, duration, join_split_words(segments), {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,
             "options": options.to_dict(),

@@ -1,16 +1,20 @@
-"""Words as subtitler's contract has them: each starts with a space."""
+"""Words as the backend contract has them: each starts with a space.
+
+Both Whisper engines split a hyphenated word ("cold" "-hearted": "-" is one of their
+prepended punctuations); a backend joins them again with `join_split_words` before it
+returns its transcript.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from subtitler.plugin import Segment, Word
+from .transcript import Segment, Word
 
 
-def rejoin(segments: list[Segment]) -> list[Segment]:
-    """Words faster-whisper splits at a hyphen ("cold" "-hearted": "-" is one of its prepended
-    punctuations) made one again ("cold-hearted"), even across two segments: every word starts
-    with a space, and no subtitle line breaks inside one."""
+def join_split_words(segments: list[Segment]) -> list[Segment]:
+    """Words split at a hyphen made one again ("cold-hearted"), even across two segments: every
+    word starts with a space, and no subtitle line breaks inside one."""
     out: list[Segment] = []
     for seg in segments:
         words: list[Word] = []
