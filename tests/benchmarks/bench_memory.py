@@ -10,6 +10,7 @@ ru_maxrss). The inputs (built once under build/bench-media, see long_media.py):
   10 min  real speech: the sample's sentences, ~613 s (tests/speech.long_speech)
   1 h     that speech, then silence up to 1 h
   10 h    that speech, then silence up to 10 h
+  (--speech-hour: the 1 h input is an hour of real speech instead, all of it transcribed)
 
 Transcribing 10 hours of speech takes hours on this 2-core machine; silence costs every stage
 but the decoder (demuxing, ffmpeg's decode, the 16 kHz samples held, voice activity detection,
@@ -65,10 +66,11 @@ class Run:
     rc: int | None
 
 
-def cases(quick: bool) -> list[Case]:
+def cases(quick: bool, speech_hour: bool = False) -> list[Case]:
     speech, _ = speech_file(600)
-    out = [Case("10 min", "real speech (long_speech 600 s)", speech),
-           Case("1 h", "the 10 min speech + 50 min silence", speech_then_silence(3600))]
+    hour = (Case("1 h", "real speech (long_speech 3600 s)", speech_file(3600)[0]) if speech_hour else
+            Case("1 h", "the 10 min speech + 50 min silence", speech_then_silence(3600)))
+    out = [Case("10 min", "real speech (long_speech 600 s)", speech), hour]
     if not quick:
         out.append(Case("10 h", "the 10 min speech + 9 h 50 min silence", speech_then_silence(36000)))
     return out
@@ -178,6 +180,8 @@ def report(runs: list[Run], cap: int) -> list[tuple[str, bool]]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="10 min and 1 h only")
+    parser.add_argument("--speech-hour", action="store_true",
+                        help="make the 1 h input an hour of real speech (slow: it is all transcribed)")
     parser.add_argument("--no-remote", action="store_true", help="skip the tiyaro client against the fake")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     args = parser.parse_args()
@@ -186,7 +190,7 @@ def main() -> int:
     print(f"machine: {os.cpu_count()} cores, {gib(available_memory())} available; a child is killed past "
           f"{gib(cap)}; faster-whisper {MODEL}, -f srt, --no-cache; peak RSS = the child's ru_maxrss")
     started = time.perf_counter()
-    inputs = cases(args.quick)
+    inputs = cases(args.quick, args.speech_hour)
     for c in inputs:
         size = c.path.stat().st_size / 1e6
         print(f"  input {c.label:<7} {duration(c.path):>8.0f} s, {size:.1f} MB: {c.what}")
