@@ -93,7 +93,10 @@ class SmiPeak:
 
     def _poll(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, self.read())
+            try:
+                self.peak = max(self.peak, self.read())
+            except (subprocess.SubprocessError, OSError, ValueError, IndexError):
+                pass  # one failed reading (a busy driver) is not the end of the measurement
             self._stop.wait(0.05)
 
     def __enter__(self) -> SmiPeak:
@@ -106,6 +109,17 @@ class SmiPeak:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, self.read())
+
+
+def smi_reading() -> int | None:
+    """GPU memory in use now by nvidia-smi's count, or None where nvidia-smi is missing or fails."""
+    if not shutil.which("nvidia-smi"):
+        return None
+    try:
+        return SmiPeak(gpu_index()).read()
+    except (subprocess.SubprocessError, OSError, ValueError, IndexError) as e:
+        print(f"  nvidia-smi cannot be read ({e}): no VRAM figure for faster-whisper")
+        return None
 
 
 def wer(reference: str, text: str) -> float:
@@ -135,8 +149,8 @@ def gpu_index() -> int:
 def run_engine(name: str, device: str, clips: list[tuple[str, Path, str]], batches: list[int],
                out: Path) -> list[Row]:
     compute = COMPUTE[device][name]
-    smi = device == "cuda" and name == "faster-whisper" and shutil.which("nvidia-smi")
-    baseline = SmiPeak(gpu_index()).read() if smi else 0
+    baseline = smi_reading() if device == "cuda" and name == "faster-whisper" else None
+    smi = baseline is not None
     t0 = time.perf_counter()
     try:
         backend: Backend = load_backend(name, MODEL, device=device, compute_type=compute)
@@ -165,7 +179,7 @@ def run_engine(name: str, device: str, clips: list[tuple[str, Path, str]], batch
                 if smi:
                     with SmiPeak(gpu_index()) as peak:
                         result = run.subtitle(path)
-                    vram: int | None = peak.peak - baseline
+                    vram: int | None = peak.peak - (baseline or 0)
                 else:
                     result = run.subtitle(path)
                     vram = None
