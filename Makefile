@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install demo test test-fast bench bench-gpu lint clean
 
 install: $(STAMP)
 
@@ -56,6 +56,13 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_video.py
 	$(BIN)/python tests/benchmarks/bench_batch.py
 	$(BIN)/python tests/benchmarks/bench_remote.py
+	$(BIN)/python tests/benchmarks/bench_long.py
+	$(BIN)/python tests/benchmarks/bench_memory.py
+
+# On an NVIDIA machine: install a CUDA build of torch into $(VENV) first (bench_gpu.py says how).
+# Without CUDA it stops at once with exit status 2.
+bench-gpu: install
+	$(BIN)/python tests/benchmarks/bench_gpu.py
 
 lint: install
 	$(BIN)/ruff check .
