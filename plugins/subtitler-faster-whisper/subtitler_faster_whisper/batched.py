@@ -7,16 +7,12 @@ where the last one stopped (its last timestamp, so no sentence is cut or lost at
 end), and the streams go side by side, one window of each per step: the decoder runs batched.
 
 A window is prompted with its stream's previous window's text (the sequential decoder prompts
-with everything before it, up to 223 tokens). Measured with tiny.en on the sample's sentences
-(tests/speech.py), WER batched 8 / sequential: 29 s 1.4% / 1.4%; 3 min 1.9% / 1.4%; 10 min
-6.1% / 7.5%. With no prompt at all: 2.8%, 2.3%, 2.7%: a resumed window drops its first word
-on short clips, while on long ones a prompt holding a sentence said again makes Whisper skip
-it (the test speech repeats five sentences; faster-whisper's own batched pipeline prompts
-nothing and scores 3.2% at 10 minutes).
-
-Each window keeps the sequential decoder's checks: a decode that fails the compression or
-log-probability test is tried again at the next temperature (the failed windows together),
-and a window likely to be silence with a failed decode is skipped.
+with everything before it, up to 223 tokens); with --no-condition-on-previous-text, with
+nothing. Measured with tiny.en on the sample's sentences (tests/speech.py), WER batched 8 /
+sequential: 29 s 1.4% / 1.4%; 3 min 1.9% / 1.4%; 10 min 6.1% / 7.5%. Prompted with nothing:
+2.8%, 2.3%, 2.7%: a resumed window drops its first word on short clips, while on long ones a
+prompt holding a sentence said again makes Whisper skip it (the test speech repeats five
+sentences; faster-whisper's own batched pipeline prompts nothing and scores 3.2% at 10 min).
 """
 
 from __future__ import annotations
@@ -163,7 +159,8 @@ class BatchedDecoder:
             # As the sequential decoder seeks: to the last timestamp when what follows it is
             # unfinished, else past the window.
             r.seek += n / model.frames_per_second if silent or resume is None or resume <= 0 else resume
-            fresh = silent or d.temperature > PROMPT_RESET_ON_TEMPERATURE
+            fresh = silent or not self.options.condition_on_previous_text \
+                or d.temperature > PROMPT_RESET_ON_TEMPERATURE
             r.context = [] if fresh else [t for p in pieces for t in p["said"]]
         kept = [i for i in range(len(group)) if heard[i]]
         if kept:
