@@ -42,7 +42,7 @@ from .remote import (
 from .specs import EngineSpec
 from .splitting import split_at_silences, stitch
 from .transcript import Segment, Transcript, Word
-from .vad import SpeechOnly, pack_windows, vad_options
+from .vad import SpeechOnly, pack_windows, speech_regions, vad_options
 
 __all__ = [
     "API_VERSION", "Backend", "BackendSettings", "BackendUnavailable", "DEFAULT_MAX_ANSWER",
@@ -51,5 +51,6 @@ __all__ = [
     "SAMPLE_RATE", "Segment", "ServiceClient", "Setting", "SpeechOnly", "SubtitlerError", "Transcript",
     "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "batch_size_for", "bundled_ct2_dir",
     "cache_dir", "check_english_only", "encode_audio", "language_code", "load_failure", "missing",
-    "model_fingerprint", "model_source", "pack_windows", "split_at_silences", "stitch", "vad_options",
+    "model_fingerprint", "model_source", "pack_windows", "speech_regions", "split_at_silences", "stitch",
+    "vad_options",
 ]
