@@ -3,7 +3,7 @@
 whisper.transcribe decodes one 30 s window after another, each prompted with the text before it,
 so nothing runs in parallel but the beams. Here the speech regions are packed into windows of at
 most 30 s of joined speech (`pack_windows`), each window decoded on its own, `batch_size` windows
-per call to `whisper.decode`. Windows are independent: no previous text conditions them (that is
+per call to whisper's decoder. Windows are independent: no previous text conditions them (that is
 what lets them run together); an initial prompt is given to every window alike.
 
 What whisper.transcribe does around its decoder is done here window by window, with its own
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import whisper
 from whisper.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
-from whisper.decoding import DecodingResult
+from whisper.decoding import DecodingResult, DecodingTask
 from whisper.timing import add_word_timestamps
 from whisper.tokenizer import Tokenizer, get_tokenizer
 from whisper.utils import get_end
@@ -108,6 +108,27 @@ def is_silent(result: DecodingResult, options: DecodeOptions) -> bool:
     return not (options.logprob_threshold is not None and result.avg_logprob > options.logprob_threshold)
 
 
+class BatchedDecodingTask(DecodingTask):
+    """openai-whisper's DecodingTask, able to decode several windows with beams or best-of samples.
+
+    openai-whisper 20250625 repeats each window's tokens once per beam (or sample) but not its
+    encoded audio, which the decoder's cross-attention then broadcasts: right for one window,
+    a shape error for several (20 token rows against 4 windows). The audio is repeated here as
+    the tokens are, as earlier openai-whisper releases did.
+    """
+
+    def _get_audio_features(self, mel: torch.Tensor) -> torch.Tensor:
+        return super()._get_audio_features(mel).repeat_interleave(self.n_group, dim=0)
+
+    def _detect_language(self, audio_features: torch.Tensor, tokens: torch.Tensor) -> tuple:
+        return super()._detect_language(audio_features[:: self.n_group], tokens)  # once per window
+
+
+def decode(model: Any, mels: torch.Tensor, options: whisper.DecodingOptions) -> list[DecodingResult]:
+    """whisper.decode for a batch of windows (n_windows, n_mels, N_FRAMES)."""
+    return BatchedDecodingTask(model, options).run(mels)
+
+
 def decode_with_fallback(model: Any, mels: torch.Tensor, options: DecodeOptions, language: str,
                          fp16: bool) -> list[DecodingResult]:
     """Decode a batch of windows; those that fail are decoded again together at the next
@@ -115,7 +136,7 @@ def decode_with_fallback(model: Any, mels: torch.Tensor, options: DecodeOptions,
     results: list[DecodingResult | None] = [None] * len(mels)
     pending = list(range(len(mels)))
     for temperature in options.temperatures():
-        decoded = whisper.decode(model, mels[pending], decoding_options(options, language, temperature, fp16))
+        decoded = decode(model, mels[pending], decoding_options(options, language, temperature, fp16))
         for i, result in zip(pending, decoded, strict=True):
             results[i] = result
         pending = [i for i in pending if needs_fallback(results[i], options)]
