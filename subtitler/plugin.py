@@ -42,7 +42,7 @@ from .remote import (
 from .specs import EngineSpec
 from .splitting import split_at_silences, stitch
 from .transcript import Segment, Transcript, Word
-from .vad import SpeechOnly, vad_options
+from .vad import SpeechOnly, pack_windows, speech_regions, vad_options
 from .words import join_split_words
 
 __all__ = [
@@ -52,5 +52,6 @@ __all__ = [
     "SAMPLE_RATE", "Segment", "ServiceClient", "Setting", "SpeechOnly", "SubtitlerError", "Transcript",
     "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "batch_size_for", "bundled_ct2_dir",
     "cache_dir", "check_english_only", "encode_audio", "join_split_words", "language_code", "load_failure",
-    "missing", "model_fingerprint", "model_source", "split_at_silences", "stitch", "vad_options",
+    "missing", "model_fingerprint", "model_source", "pack_windows", "speech_regions", "split_at_silences",
+    "stitch", "vad_options",
 ]

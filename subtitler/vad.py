@@ -121,3 +121,38 @@ class SpeechOnly:
                 out.append(replace(s, start=self.original_time(s.start),
                                    end=self.original_time(s.end, is_end=True), words=[]))
         return out
+
+
+def pack_windows(regions: list[tuple[float, float]],
+                 max_seconds: float = 30.0) -> list[list[tuple[float, float]]]:
+    """Consecutive speech regions grouped into windows of at most `max_seconds` of joined speech.
+
+    Whisper hears 30 s at a time, so a batched decoder packs the regions into such windows, each
+    decoded on its own. Regions keep their order and are never reordered across windows; one
+    longer than `max_seconds` (speech without a pause) is cut into `max_seconds` pieces.
+    """
+    windows: list[list[tuple[float, float]]] = []
+    current: list[tuple[float, float]] = []
+    filled = 0.0
+    for piece in _pieces(regions, max_seconds):
+        length = piece[1] - piece[0]
+        if current and filled + length > max_seconds + 1e-9:  # float sums: 10 + 20 may be 30.000001
+            windows.append(current)
+            current, filled = [], 0.0
+        current.append(piece)
+        filled += length
+    if current:
+        windows.append(current)
+    return windows
+
+
+def _pieces(regions: list[tuple[float, float]], max_seconds: float) -> list[tuple[float, float]]:
+    """The regions, each longer than `max_seconds` cut into consecutive pieces of that length."""
+    out = []
+    for start, end in regions:
+        while end - start > max_seconds + 1e-9:
+            out.append((start, start + max_seconds))
+            start += max_seconds
+        if end > start:
+            out.append((start, end))
+    return out

@@ -32,6 +32,7 @@ from subtitler.plugin import (
     Transcript,
     UnsupportedOption,
     Word,
+    batch_size_for,
     bundled_ct2_dir,
     cache_dir,
     check_english_only,
@@ -40,6 +41,7 @@ from subtitler.plugin import (
     missing,
     model_fingerprint,
     model_source,
+    speech_regions,
 )
 
 # Called with the seconds of audio transcribed so far.
@@ -127,8 +129,11 @@ class WhisperBackend(Backend):
         import whisper
 
         check_english_only(self.model_name, self.model.is_multilingual, options)
-        kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
         duration = len(audio) / 16000
+        size = batch_size_for(options, duration, self.device)
+        if size > 1:
+            return self._transcribe_batched(audio, options, report, size)
+        kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
         # openai-whisper counts mel frames of whole windows: its last count can pass the audio's end.
         progress: Progress | None = lambda seconds: report.progress(min(seconds, duration))  # noqa: E731
         speech = SpeechOnly.detect(audio) if options.vad else None
@@ -136,7 +141,7 @@ class WhisperBackend(Backend):
             if progress:
                 progress(duration)
             return self._transcript(options.language or self._default_language(), duration, [],
-                                    options)
+                                    options, 1)
         if speech is not None:
             # Decode the speech joined end to end, as faster-whisper's vad_filter does, so both
             # engines see the same audio (openai-whisper's language detection included).
@@ -159,18 +164,34 @@ class WhisperBackend(Backend):
             segments = speech.restore(segments)
             if progress:
                 progress(duration)  # trailing non-speech never reaches the frame count
-        return self._transcript(result["language"], duration, segments, options)
+        return self._transcript(result["language"], duration, segments, options, 1)
+
+    def _transcribe_batched(self, audio: np.ndarray, options: DecodeOptions, report: Report,
+                            size: int) -> Transcript:
+        """`size` windows of speech decoded at once (see batched.py); without VAD, the audio is cut
+        into plain consecutive 30 s windows."""
+        from .batched import transcribe_batched
+
+        duration = len(audio) / 16000
+        regions = speech_regions(audio) if options.vad else [(0.0, duration)]
+        report.progress(0.0)  # VAD is done: decoding starts
+        language, segments = transcribe_batched(
+            self.model, audio, regions, options, size, fp16=self.compute_type == "float16",
+            progress=lambda seconds: report.progress(min(seconds, duration)))
+        report.progress(duration)  # trailing non-speech is never decoded
+        return self._transcript(language or self._default_language(), duration, segments, options, size)
 
     def _default_language(self) -> str | None:
         # What openai-whisper reports when nothing was decoded: English-only models say "en".
         return None if self.model.is_multilingual else "en"
 
     def _transcript(self, language: str | None, duration: float, segments: list[Segment],
-                    options: DecodeOptions) -> Transcript:
+                    options: DecodeOptions, batch_size: int) -> Transcript:
         return Transcript(language, duration, join_split_words(segments), {
             "backend": self.name, "model": self.model_name,
             "device": self.device, "compute_type": self.compute_type,
             "options": options.to_dict(),
+            "batch_size": batch_size,  # the windows decoded at once (1: sequential, whisper's own)
         })
 
 
