@@ -83,8 +83,9 @@ def test_batched_progress_moves_on_to_the_end(long_runs):
     _, duration, runs = long_runs
     steps = runs[4][1].progress_seconds
     assert steps == sorted(steps) and steps[-1] == pytest.approx(duration)
-    # Reported as windows finish, not only at the start and end: 3 minutes are 7 windows or more.
-    assert len({round(s, 1) for s in steps if 0 < s < duration}) >= 3
+    # Reported as windows finish, not only at the start and end: 3 minutes are 7 windows or more,
+    # two batches of 4 at least.
+    assert len({round(s, 1) for s in steps if 0 < s < duration}) >= 2
 
 
 def test_batch_of_one_and_of_four_hear_each_window_alike(whisper_backend):
