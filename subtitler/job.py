@@ -26,7 +26,7 @@ import dataclasses
 import functools
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -258,11 +258,12 @@ class Job:
             # A file in the way that is not ours (the manifest's) is refused before any work, not
             # after the transcription (write() checks again: one may appear meanwhile).
             # Another run writing the same folder may have made a file since the manifests were
-            # read: its entry (written before the file) is read afresh then.
+            # read: its entry (written before the file) is read afresh, after the file is seen.
             reader = manifests or self._manifests
-            ours = [t for t in targets if reader.entry(t) is not None
-                    or (t.exists() and manifest.entry_for(t) is not None)] if self.spec.output.record else []
-            self.check_targets(item.path, targets, replaceable=ours)
+            record = self.spec.output.record
+            ours = [t for t in targets if reader.entry(t) is not None] if record else []
+            self.check_targets(item.path, targets, replaceable=ours,
+                               is_ours=(lambda t: manifest.entry_for(t) is not None) if record else None)
             # Hashed even without the cache: every output is recorded in the manifest, so running
             # the same command again is never an error.
             file_hash = self.cache.file_hash(item.path) if self.cache else sha256(item.path)
@@ -332,13 +333,16 @@ class Job:
         check_can_write(probe(path), targets[-1], v.mode, encoder=v.encoder, crf=v.crf, preset=v.preset,
                         font=self.spec.render.style.font)
 
-    def check_targets(self, path: Path, targets: list[Path], replaceable: Iterable[Path] = ()) -> None:
-        """Refuse to overwrite the input, or an existing file unless --overwrite or `replaceable`."""
+    def check_targets(self, path: Path, targets: list[Path], replaceable: Iterable[Path] = (),
+                      is_ours: Callable[[Path], bool] | None = None) -> None:
+        """Refuse to overwrite the input, or an existing file unless --overwrite, `replaceable` or
+        `is_ours` (asked only of a file that exists)."""
         mine = {p.resolve() for p in replaceable}
         for target in targets:
             if target.resolve() == path.resolve():
                 raise OutputError(f"{target}: output would overwrite the input")
-            if target.exists() and not self.spec.output.overwrite and target.resolve() not in mine:
+            if target.exists() and not self.spec.output.overwrite and target.resolve() not in mine \
+                    and not (is_ours and is_ours(target)):
                 raise OutputExists(f"{target}: already exists (use --overwrite to replace it)")
 
     # -- doing it ---------------------------------------------------------------------
@@ -463,9 +467,10 @@ class Job:
         with self.timed(outcome, Stage.WRITE):
             path, targets = plan.input.path, plan.targets
             if self.spec.output.record:
-                ours = [t for t in targets if manifest.entry_for(t) is not None]
-                self.check_targets(path, targets, replaceable=ours)
-                for target in ours:
+                # A file in the way is ours if the manifest says so when we look, after seeing the
+                # file: another run writing here records its entry before its file.
+                self.check_targets(path, targets, is_ours=lambda t: manifest.entry_for(t) is not None)
+                for target in (t for t in targets if manifest.entry_for(t) is not None):
                     remove_leftovers(target)  # a killed run's temporary files
                 assert plan.file_hash is not None
 
