@@ -341,7 +341,7 @@ class Audio:
     def pieces(self) -> list[tuple[int, int]]:
         """(start, end) sample ranges of at most PIECE_SECONDS each, cut in pauses: the pieces
         engines hear a long input in, so that nothing holds all of it."""
-        from .splitting import piece_bounds  # it imports transcript.py, which needs nothing of this
+        from .splitting import piece_bounds  # here: splitting.py imports this module
 
         return piece_bounds(self.pcm.read, self.pcm.count, PIECE_SECONDS)
 

@@ -94,6 +94,19 @@ class DecodeOptions:
             t += inc
         return tuple(temps)
 
+    def decode_failed(self, compression_ratio: float, avg_logprob: float) -> bool:
+        """Whisper's test of a decode to try again at a higher temperature: too repetitive (a
+        loop) or too improbable."""
+        limit = self.compression_ratio_threshold
+        loop = limit is not None and compression_ratio > limit
+        return loop or (self.logprob_threshold is not None and avg_logprob < self.logprob_threshold)
+
+    def likely_silence(self, no_speech_prob: float, avg_logprob: float) -> bool:
+        """Whisper's test of a failed decode that is silence, not worth another temperature:
+        likely no speech, and improbable text."""
+        return (self.no_speech_threshold is not None and no_speech_prob > self.no_speech_threshold
+                and self.logprob_threshold is not None and avg_logprob < self.logprob_threshold)
+
     def suppress_token_ids(self) -> list[int]:
         text = self.suppress_tokens.strip()
         if not text:

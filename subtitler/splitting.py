@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .media import SAMPLE_RATE
 from .transcript import Segment, Transcript, Word
 
-SAMPLE_RATE = 16000  # Whisper's (media.SAMPLE_RATE: media.py imports this module)
 FRAME = 160  # 10 ms at 16 kHz
 # The quiet stretch looked for: long enough to be a pause, short enough to exist in fast speech.
 QUIET = 0.3

@@ -232,15 +232,10 @@ class BatchedDecoder:
         return out, first
 
     def failed(self, d: Decoded) -> bool:
-        o = self.options
-        limit = o.compression_ratio_threshold
-        loop = limit is not None and d.compression_ratio > limit
-        return loop or (o.logprob_threshold is not None and d.avg_logprob < o.logprob_threshold)
+        return self.options.decode_failed(d.compression_ratio, d.avg_logprob)
 
     def silent(self, d: Decoded) -> bool:
-        o = self.options
-        return (o.no_speech_threshold is not None and d.no_speech_prob > o.no_speech_threshold
-                and o.logprob_threshold is not None and d.avg_logprob < o.logprob_threshold)
+        return self.options.likely_silence(d.no_speech_prob, d.avg_logprob)
 
 
 def split_at_timestamps(tokens: list[int], tokenizer: Any, duration: float,

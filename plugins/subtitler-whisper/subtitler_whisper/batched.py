@@ -88,17 +88,8 @@ def decoding_options(options: DecodeOptions, language: str, temperature: float,
 
 def needs_fallback(result: DecodingResult, options: DecodeOptions) -> bool:
     """whisper.transcribe's test: too repetitive or too improbable, unless it is silence."""
-    failed = (
-        options.compression_ratio_threshold is not None
-        and result.compression_ratio > options.compression_ratio_threshold
-    ) or (options.logprob_threshold is not None and result.avg_logprob < options.logprob_threshold)
-    silence = (
-        options.no_speech_threshold is not None
-        and result.no_speech_prob > options.no_speech_threshold
-        and options.logprob_threshold is not None
-        and result.avg_logprob < options.logprob_threshold
-    )
-    return failed and not silence
+    return (options.decode_failed(result.compression_ratio, result.avg_logprob)
+            and not options.likely_silence(result.no_speech_prob, result.avg_logprob))
 
 
 def is_silent(result: DecodingResult, options: DecodeOptions) -> bool:
