@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from subtitler.plugin import SAMPLE_RATE, DecodeOptions, Segment, SpeechOnly, Word, vad_options
+from subtitler.plugin import SAMPLE_RATE, DecodeOptions, Segment, SpeechOnly, Word, speech_regions
 
 WINDOW = 30.0  # seconds: Whisper's input
 # A stream has at least this much speech: fewer, longer streams for short audio (on a CPU a
@@ -69,10 +69,7 @@ def streams(audio: np.ndarray, vad: bool, most: int) -> list[SpeechOnly]:
     each (without VAD: the whole audio, cut every 30 s)."""
     duration = len(audio) / SAMPLE_RATE
     if vad:
-        from faster_whisper.vad import get_speech_timestamps
-
-        chunks = get_speech_timestamps(audio, vad_options())
-        regions = [(c["start"] / SAMPLE_RATE, c["end"] / SAMPLE_RATE) for c in chunks]
+        regions = speech_regions(audio)
     else:
         regions = [(t, min(t + WINDOW, duration)) for t in np.arange(0.0, duration, WINDOW).tolist()]
     total = sum(b - a for a, b in regions)
