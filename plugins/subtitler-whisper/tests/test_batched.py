@@ -124,14 +124,18 @@ def test_only_the_windows_that_fail_fall_back_to_a_higher_temperature(whisper_ba
 
 
 def test_forced_fallback_shows_in_the_segments(whisper_backend):
-    """Every decode fails a compression threshold of 0.5: each window ends at the last temperature,
-    sampled best-of-2 for several windows at once."""
+    """A compression threshold of 0.5 fails every decode of a sentence: windows end at the last
+    temperature, sampled best-of-2 for several windows at once. (Only a decode of a word or two
+    compresses that badly, as a window's rest can: it passes at temperature 0, and says so.)"""
     audio, _ = long_speech(45)
     assert len(pack_windows(speech_regions(audio))) >= 2
     options = DecodeOptions(beam_size=1, best_of=2, compression_ratio_threshold=0.5,
                             temperature_increment_on_fallback=1.0, batch_size=4)
     got = whisper_backend.transcribe(audio, options, RecordingReport())
-    assert got.segments and {s.temperature for s in got.segments} == {1.0}
+    hot = [s for s in got.segments if s.temperature == 1.0]
+    assert len(hot) >= len(got.segments) / 2
+    assert all(s.compression_ratio <= 0.5 or options.likely_silence(s.no_speech_prob, s.avg_logprob)
+               for s in got.segments if s.temperature < 1.0)
 
 
 def test_batched_without_vad_cuts_plain_windows_and_skips_the_silent_one(whisper_backend):
