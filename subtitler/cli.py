@@ -136,7 +136,7 @@ _AFTER_DASHES = "subtitler.after_dashes"
 
 
 # Commands whose options a config file can set (see config.py, cli_config.py).
-CONFIGURABLE = ("run", "render", "check", "mux", "burn")
+CONFIGURABLE = ("run", "render", "check", "mux", "burn", "serve")
 
 
 @click.group(cls=_Group, default="run", default_if_no_args=False)
@@ -679,6 +679,61 @@ def cache_command(clear: bool, older_than: float | None) -> None:
     click.echo(f"{store.root}")
     for kind, (count, size) in store.usage().items():
         click.echo(f"{kind}\t{count} entries\t{size / 1e6:.1f} MB")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; one other machines can reach needs an API key.")
+@click.option("--port", default=9000, show_default=True, type=click.IntRange(0, 65535),
+              help="Port to listen on (0: any free one, named on stderr).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Jobs transcribed at once, each by its own engine; the others wait in the queue.")
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where jobs, uploads and results are kept across restarts "
+                   "[default: the user data folder's subtitler/serve].")
+@click.option("--max-queue", default=100, show_default=True, type=click.IntRange(min=1),
+              help="Jobs that may wait; beyond, a submission gets 429 with Retry-After.")
+@click.option("--max-upload", default=2048, show_default=True, type=click.IntRange(min=1), metavar="MB",
+              help="Largest upload, in MiB; beyond, 413.")
+@click.option("--keys-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="API keys, one a line (# comments), besides those of $SUBTITLER_SERVE_KEYS "
+                   "(comma-separated).")
+@click.option("--insecure-no-auth", is_flag=True,
+              help="Serve on a non-loopback address with no API key (anyone who can reach it).")
+@decode_options
+def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: int, max_upload: int,
+          keys_file: Path | None, insecure_no_auth: bool, backend: str, model: str | None, device: str,
+          compute_type: str, threads: int | None, timeout: float | None, **decoding: Any) -> None:
+    """Serve Whisper transcription jobs over HTTP (Tiyaro's asynchronous protocol).
+
+    The engine loads once at start-up; jobs wait in a queue kept in --data-dir
+    and survive a restart. API docs at /docs; /health and /ready for probes.
+    The decoding options are the defaults of a job that does not give them.
+
+    \b
+    Examples:
+      subtitler serve --model base
+      SUBTITLER_SERVE_KEYS=k1,k2 subtitler serve --host 0.0.0.0 --workers 2
+    """
+    import platformdirs
+
+    from .serve.app import ServeSettings
+    from .serve.server import serve as run_server
+
+    folder = data_dir or Path(platformdirs.user_data_dir("subtitler")) / "serve"
+    settings = ServeSettings(host, port, workers, folder, max_queue, max_upload * 2**20,
+                             insecure_no_auth=insecure_no_auth)
+    try:
+        spec = JobSpec(TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
+                                         0, DecodeOptions(**decoding)))
+        run_server(settings, spec, keys_file=keys_file, config=cli_config.loaded(click.get_current_context()))
+    except SubtitlerError as e:
+        _fail(e)
+
+
+# The engine options are run's own (one definition, one help text).
+serve.params[:0] = [p for p in run.params
+                    if p.name in ("backend", "model", "device", "compute_type", "threads", "timeout")]
 
 
 def main() -> None:

@@ -129,6 +129,19 @@ class RemoteTooLarge(RemoteError):
     exit_code = 26
 
 
+class ServeError(SubtitlerError):
+    """`subtitler serve` cannot run: its address cannot be listened on, its data folder cannot be
+    used, or its keys file cannot be read."""
+
+    exit_code = 30
+
+
+class InsecureServe(ServeError):
+    """`subtitler serve` on an address other machines can reach, with no API key configured."""
+
+    exit_code = 31
+
+
 # The CLI's code for Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT_CODE = 130
 # ... and for SIGTERM (128 + 15): the run stops as on Ctrl-C.

@@ -4,7 +4,8 @@
 `--max_line_width`, `--word_timestamps True`...) into subtitler's own options
 before click reads them, so they stay out of `--help` and behave exactly like
 the options they stand for. `is_whisper_result` and `from_whisper_result` read
-the JSON `whisper clip.mp4 --output_format json` writes as a Transcript.
+the JSON `whisper clip.mp4 --output_format json` writes as a Transcript;
+`to_whisper_result` writes a Transcript in that shape (what `subtitler serve` answers).
 """
 
 from __future__ import annotations
@@ -90,6 +91,22 @@ def from_whisper_result(data: dict[str, Any]) -> Any:
         from .errors import BadTranscript
 
         raise BadTranscript(f"malformed openai-whisper result: {type(e).__name__}: {e}") from None
+
+
+def to_whisper_result(t: Any) -> dict[str, Any]:
+    """A Transcript as openai-whisper's transcribe() result with word_timestamps: text, language,
+    segments with their words."""
+    return {
+        "text": t.text, "language": t.language,
+        "segments": [
+            {"id": i, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
+             "temperature": s.temperature, "avg_logprob": s.avg_logprob,
+             "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob,
+             "words": [{"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
+                       for w in s.words]}
+            for i, s in enumerate(t.segments)
+        ],
+    }
 
 
 def _convert(data: dict[str, Any]) -> Any:

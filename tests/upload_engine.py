@@ -18,6 +18,7 @@ from subtitler.events import Report
 from subtitler.media import SAMPLE_RATE, find_tools
 from subtitler.options import DecodeOptions
 from subtitler.transcript import Transcript
+from subtitler.whisper_compat import to_whisper_result
 
 
 def decode_upload(data: bytes) -> np.ndarray:
@@ -30,17 +31,7 @@ def decode_upload(data: bytes) -> np.ndarray:
 
 def whisper_dict(t: Transcript) -> dict:
     """A Transcript in openai-whisper's transcribe() result shape (with word_timestamps)."""
-    return {
-        "text": t.text, "language": t.language,
-        "segments": [
-            {"id": i, "seek": 0, "start": s.start, "end": s.end, "text": s.text, "tokens": [],
-             "temperature": s.temperature, "avg_logprob": s.avg_logprob,
-             "compression_ratio": s.compression_ratio, "no_speech_prob": s.no_speech_prob,
-             "words": [{"word": w.text, "start": w.start, "end": w.end, "probability": w.probability}
-                       for w in s.words]}
-            for i, s in enumerate(t.segments)
-        ],
-    }
+    return to_whisper_result(t)
 
 
 class UploadEngine:

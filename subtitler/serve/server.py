@@ -1,0 +1,117 @@
+"""Starting the server: refuse an unsafe or unusable setup in one line, listen, run uvicorn.
+
+The socket is bound here, before uvicorn starts, so a busy port is a clear
+error (ServeError) and `--port 0` picks a free one (the line on stderr names
+it). Binding an address other machines can reach with no API key configured is
+refused (InsecureServe) unless --insecure-no-auth says it is meant.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import sys
+from pathlib import Path
+
+from ..backends import Backend
+from ..cache import Cache
+from ..config import Config
+from ..errors import InsecureServe, ServeError, SubtitlerError
+from ..specs import JobSpec
+from .app import ServeSettings, create_app
+from .auth import KEYS_ENV, Keys, Signer
+from .store import Store
+from .workers import Workers
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (a name other than localhost may resolve anywhere)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, keys: Keys, insecure_no_auth: bool) -> None:
+    if not keys.required and not is_loopback(host) and not insecure_no_auth:
+        raise InsecureServe(f"refusing to listen on {host} with no API key: set {KEYS_ENV} or keys-file, "
+                            "or pass --insecure-no-auth to serve anyone who can reach it")
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (ServeError naming them if it cannot be had)."""
+    try:
+        family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(2048)
+    except OSError as e:
+        raise ServeError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+    return sock
+
+
+def _logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    for name, level in (("subtitler.serve", logging.INFO), ("uvicorn", logging.WARNING)):
+        logger = logging.getLogger(name)
+        logger.setLevel(level)
+        if not logger.handlers:
+            logger.addHandler(handler)
+        logger.propagate = False
+
+
+class Server:
+    """The server, set up and listening (refused here if it cannot be), until `run` serves."""
+
+    def __init__(self, settings: ServeSettings, spec: JobSpec, keys: Keys, *, config: Config | None = None,
+                 engines: list[Backend] | None = None) -> None:
+        """`engines`: loaded engines to use instead of loading them (tests)."""
+        import uvicorn
+
+        check_exposure(settings.host, keys, settings.insecure_no_auth)
+        self.store = Store(settings.data_dir)
+        self.workers = Workers(self.store, spec, settings.workers, cache=Cache(), config=config,
+                               engines=engines)
+        self.workers.check()
+        self.sock = listen(settings.host, settings.port)
+        self.failed: list[SubtitlerError] = []
+        app = create_app(settings, self.store, keys, Signer.for_folder(settings.data_dir), self.workers,
+                         self._engine_failed)
+        self.uvicorn = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="on",
+                                                     timeout_keep_alive=5))
+        host, port = self.sock.getsockname()[:2]
+        self.url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
+
+    def _engine_failed(self, e: Exception) -> None:
+        self.failed.append(e if isinstance(e, SubtitlerError) else ServeError(str(e)))
+        self.stop()
+
+    def run(self) -> None:
+        """Serve until stopped (SIGINT, SIGTERM, `stop`); the engine's error if it could not load."""
+        try:
+            self.uvicorn.run(sockets=[self.sock])
+        finally:
+            self.workers.stop()
+            self.sock.close()
+            self.store.close()
+        if self.failed:
+            raise self.failed[0]
+
+    def stop(self) -> None:
+        self.uvicorn.should_exit = True
+
+
+def serve(settings: ServeSettings, spec: JobSpec, *, keys_file: Path | None = None,
+          config: Config | None = None) -> None:
+    """`subtitler serve`: run the server until it is stopped; SubtitlerError for a setup it refuses
+    or an engine that cannot load."""
+    server = Server(settings, spec, Keys.load(keys_file), config=config)
+    _logging()
+    print(f"subtitler: serving on {server.url} (API docs: {server.url}/docs; data: {settings.data_dir})",
+          file=sys.stderr, flush=True)
+    server.run()

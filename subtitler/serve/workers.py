@@ -1,0 +1,129 @@
+"""The workers: engines loaded once, threads that take jobs from the queue and run them.
+
+Each job runs through subtitler's own job path (job.Job), as a file given to
+the command line would: the upload is decoded by ffmpeg, VAD and the
+hallucination guards apply, the transcript cache answers audio already heard
+with the same settings. Inference happens in these threads only, never on
+the server's event loop, so /health answers while every worker is busy.
+
+`--workers N` jobs run at once. A local engine is not shared between threads
+(its backend says so: `parallel_files`), so each worker gets its own, loaded
+once at start-up; a remote backend's one client serves them all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import queue
+import threading
+from typing import Any
+
+from ..backends import Backend
+from ..cache import Cache
+from ..config import Config
+from ..errors import SubtitlerError
+from ..job import Job, single_input
+from ..options import DecodeOptions
+from ..specs import JobSpec, OutputSpec, RenderSpec, TranscriptionSpec
+from ..whisper_compat import to_whisper_result
+from .store import Store
+
+log = logging.getLogger("subtitler.serve")
+
+
+class Workers:
+    def __init__(self, store: Store, spec: JobSpec, count: int, *, cache: Cache | None,
+                 config: Config | None = None, engines: list[Backend] | None = None) -> None:
+        """`spec`: the server's engine and default options; `engines`: already loaded ones to use."""
+        self.store, self.count, self.cache = store, count, cache
+        # Transcripts only: no files are rendered, no manifest is written.
+        self.spec = dataclasses.replace(spec, render=RenderSpec(formats=()),
+                                        output=OutputSpec(None, overwrite=True, record=False))
+        self.base = Job(self.spec, cache=cache, config=config)
+        self.engines: list[Backend] = list(engines or [])
+        self.ready = threading.Event()  # every engine is loaded
+        self.error: SubtitlerError | None = None  # an engine that could not load
+        self.queue: queue.Queue[str | None] = queue.Queue()
+        self.running: dict[str, int] = {}  # job id -> worker
+
+    def check(self) -> None:
+        """Refuse a backend that is not installed, or options it cannot honour, before serving."""
+        self.base.check_engine()
+
+    def start(self, on_error: Any = None) -> None:
+        """Load the engines (in a thread: the server answers /health meanwhile), then start the
+        workers. `on_error(e)` is called if an engine cannot load."""
+        def load() -> None:
+            try:
+                if not self.engines:
+                    self.engines.append(self.base.engine)
+                shared = self.base.backend_class.parallel_files
+                while not shared and len(self.engines) < self.count:
+                    self.engines.append(self.base.backend_class(self.spec.transcription.engine,
+                                                                self.base.backend_settings))
+            except SubtitlerError as e:
+                self.error = e
+                log.error("the engine cannot load: %s", e)
+                if on_error:
+                    on_error(e)
+                return
+            self.ready.set()
+            for n in range(self.count):
+                engine = self.engines[n % len(self.engines)]
+                threading.Thread(target=self._work, args=(n, engine), name=f"serve-worker-{n}",
+                                 daemon=True).start()
+
+        for job_id in self.store.recover():
+            self.queue.put(job_id)
+        threading.Thread(target=load, name="serve-loader", daemon=True).start()
+
+    def stop(self) -> None:
+        for _ in range(self.count):
+            self.queue.put(None)
+
+    def submit(self, job_id: str) -> None:
+        self.queue.put(job_id)
+
+    def _work(self, n: int, engine: Backend) -> None:
+        while True:
+            job_id = self.queue.get()
+            if job_id is None:
+                return
+            row = self.store.claim(job_id)
+            if row is None:
+                continue  # cancelled while it waited
+            self.running[job_id] = n
+            try:
+                self._run(row, engine)
+            except Exception as e:  # a bug must fail the job, not the worker
+                log.exception("job %s: unexpected error", job_id)
+                self.store.fail(job_id, f"internal error: {type(e).__name__}")
+            finally:
+                self.running.pop(job_id, None)
+
+    def _run(self, row: dict[str, Any], engine: Backend) -> None:
+        upload = self.store.upload(row["upload"])
+        path = self.store.upload_path(upload) if upload else None
+        if path is None or not path.is_file():
+            self.store.fail(row["id"], "the upload is gone")
+            return
+        options = DecodeOptions(**json.loads(row["options"]))
+        spec = dataclasses.replace(self.spec, transcription=TranscriptionSpec(
+            self.spec.transcription.engine, 0, options))
+        job = Job(spec, engine=engine, cache=self.cache, config=self.base.config, want_transcripts=True)
+        try:
+            outcome = job.run(single_input(path))
+        except SubtitlerError as e:  # options the engine refuses
+            outcome = None
+            message = str(e)
+        if outcome is not None and outcome.exception is None and outcome.transcripts:
+            self.store.succeed(row["id"], to_whisper_result(outcome.transcripts[-1]))
+            log.info("job %s: %s", row["id"], outcome.status)
+            return
+        if outcome is not None:
+            message = outcome.error or "the job failed"
+        # The server's file names are none of the client's business: "the upload: not media...".
+        self.store.fail(row["id"], message.replace(str(path), "the upload"))
+        log.info("job %s: failed", row["id"])
