@@ -45,7 +45,9 @@ def listen(host: str, port: int) -> socket.socket:
     """A listening socket on host:port (ServeError naming them if it cannot be had)."""
     try:
         family = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM)[0][0]
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named: asyncio sets TCP_NODELAY only on sockets that say they are TCP, and
+        # without it a kept-alive connection waits 40 ms (Nagle and delayed ACKs) for each answer.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host.strip("[]"), port))
         sock.listen(2048)
@@ -96,9 +98,8 @@ class Server:
         try:
             self.uvicorn.run(sockets=[self.sock])
         finally:
-            self.workers.stop()
+            self.workers.stop()  # a job still running ends with the process (and runs again on restart)
             self.sock.close()
-            self.store.close()
         if self.failed:
             raise self.failed[0]
 

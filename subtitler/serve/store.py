@@ -110,6 +110,9 @@ class Store:
 
     # -- jobs -----------------------------------------------------------------------
 
+    def by_idempotency_key(self, owner: str, key: str) -> dict[str, Any] | None:
+        return self._one("SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?", owner, key)
+
     def submit(self, owner: str, upload_id: str, model: str, tier: str, options: dict[str, Any],
                idempotency_key: str | None, max_queue: int) -> tuple[dict[str, Any], bool]:
         """The new job (True), or the one this Idempotency-Key already made (False)."""

@@ -148,6 +148,10 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
     if not isinstance(data, dict) or "input" not in data or not isinstance(data.get("URL"), str):
         raise ApiError(400, 'the body must be {"input": {options}, "URL": "<an upload URL of this server>"}')
     state = request.app.state
+    key = request.headers.get("idempotency-key") or None
+    known = state.store.by_idempotency_key(who, key) if key else None
+    if known:  # the same submission again (its answer was lost): the same job, not a second one
+        return JSONResponse({"response": _summary(request, known)}, 202)
     upload_id = _own_upload(request, data["URL"], who)
     try:
         options = job_options(data["input"], state.workers.spec.transcription.options)
@@ -156,7 +160,6 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
         raise ApiError(400, f"bad input: {e}") from None
     except SubtitlerError as e:  # an option this engine cannot honour
         raise ApiError(400, f"bad input: {e}") from None
-    key = request.headers.get("idempotency-key") or None
     try:
         job, created = await run_in_threadpool(state.store.submit, who, upload_id, name[len("whisper-"):],
                                                serviceTier, options.to_dict(), key, state.settings.max_queue)

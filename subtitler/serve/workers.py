@@ -42,7 +42,9 @@ class Workers:
         self.spec = dataclasses.replace(spec, render=RenderSpec(formats=()),
                                         output=OutputSpec(None, overwrite=True, record=False))
         self.base = Job(self.spec, cache=cache, config=config)
-        self.engines: list[Backend] = list(engines or [])
+        self.engines: list[Backend] = list(engines or [])  # given ones: used instead of loading
+        self._load_lock = threading.Lock()
+        self._to_load = count
         self.ready = threading.Event()  # every engine is loaded
         self.error: SubtitlerError | None = None  # an engine that could not load
         self.queue: queue.Queue[str | None] = queue.Queue()
@@ -53,31 +55,28 @@ class Workers:
         self.base.check_engine()
 
     def start(self, on_error: Any = None) -> None:
-        """Load the engines (in a thread: the server answers /health meanwhile), then start the
-        workers. `on_error(e)` is called if an engine cannot load."""
-        def load() -> None:
-            try:
-                if not self.engines:
-                    self.engines.append(self.base.engine)
-                shared = self.base.backend_class.parallel_files
-                while not shared and len(self.engines) < self.count:
-                    self.engines.append(self.base.backend_class(self.spec.transcription.engine,
-                                                                self.base.backend_settings))
-            except SubtitlerError as e:
-                self.error = e
-                log.error("the engine cannot load: %s", e)
-                if on_error:
-                    on_error(e)
-                return
-            self.ready.set()
-            for n in range(self.count):
-                engine = self.engines[n % len(self.engines)]
-                threading.Thread(target=self._work, args=(n, engine), name=f"serve-worker-{n}",
-                                 daemon=True).start()
-
+        """Start the workers: each loads its engine, then takes jobs (the server answers /health
+        meanwhile). `on_error(e)` is called if an engine cannot load."""
         for job_id in self.store.recover():
             self.queue.put(job_id)
-        threading.Thread(target=load, name="serve-loader", daemon=True).start()
+        for n in range(self.count):
+            threading.Thread(target=self._work, args=(n, on_error), name=f"serve-worker-{n}",
+                             daemon=True).start()
+
+    def _engine(self, n: int) -> Backend:
+        """Worker n's engine, loaded in the worker's own thread: faster-whisper run from another
+        thread than the one that loaded it (once that one has ended) was 20 times slower here."""
+        with self._load_lock:  # one load at a time
+            if self.engines:
+                engine = self.engines[n % len(self.engines)]
+            elif n == 0 or self.base.backend_class.parallel_files:
+                engine = self.base.engine  # loaded once, in the first worker to get here
+            else:
+                engine = self.base.backend_class(self.spec.transcription.engine, self.base.backend_settings)
+            self._to_load -= 1
+            if not self._to_load:
+                self.ready.set()
+            return engine
 
     def stop(self) -> None:
         for _ in range(self.count):
@@ -86,7 +85,15 @@ class Workers:
     def submit(self, job_id: str) -> None:
         self.queue.put(job_id)
 
-    def _work(self, n: int, engine: Backend) -> None:
+    def _work(self, n: int, on_error: Any) -> None:
+        try:
+            engine = self._engine(n)
+        except SubtitlerError as e:
+            self.error = e
+            log.error("the engine cannot load: %s", e)
+            if on_error:
+                on_error(e)
+            return
         while True:
             job_id = self.queue.get()
             if job_id is None:
