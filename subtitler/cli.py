@@ -729,6 +729,9 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
         run_server(settings, spec, keys_file=keys_file, config=cli_config.loaded(click.get_current_context()))
     except SubtitlerError as e:
         _fail(e)
+    except KeyboardInterrupt:  # uvicorn has stopped serving; a running job runs again at the next start
+        click.echo("subtitler: stopped (jobs not finished run when the server starts again)", err=True)
+        sys.exit(signals.exit_code())
 
 
 # The engine options are run's own (one definition, one help text).

@@ -134,3 +134,11 @@ def test_busy_port_and_unreadable_keys_file(tmp_path):
     assert_one_line_error(proc, 30, f"cannot listen on 127.0.0.1:{port}")
     proc = serve("--keys-file", str(tmp_path / "missing.txt"), "--data-dir", str(tmp_path / "d"))
     assert_one_line_error(proc, 30, "missing.txt: cannot read the keys file")
+
+
+def test_other_commands_do_not_import_the_server_stack():
+    code = ("import sys; from subtitler import cli; cli.cli(['backends'], standalone_mode=False); "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'starlette') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"

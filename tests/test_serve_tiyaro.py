@@ -142,6 +142,15 @@ def test_result_is_openai_whispers_dict_with_words(server, mp3):
     assert {"word", "start", "end", "probability"} <= set(segment["words"][0])
 
 
+def test_same_audio_and_options_answered_from_the_transcript_cache(server, mp3):
+    inputs = {"language": "en", "beam_size": 4}
+    first = wait(submit(server, uploaded(server, mp3.read_bytes()), inputs).json()["response"]["urls"]["GET"])
+    assert first["status"] == "success" and "message" not in first
+    again = wait(submit(server, uploaded(server, mp3.read_bytes()), inputs).json()["response"]["urls"]["GET"])
+    assert again["message"] == "answered from the transcript cache"
+    assert again["result"] == first["result"]
+
+
 def test_idempotency_key_listing_and_owners(server, mp3):
     url = uploaded(server, mp3.read_bytes())
     first = submit(server, url, {"language": "en"}, headers={**auth(), "Idempotency-Key": "abc"})
@@ -260,6 +269,8 @@ def test_foreign_and_bad_job_requests(server, mp3):
     assert resp.status_code == 400 and "serviceTier" in resp.json()["message"]
     resp = httpx.post(server.url + MODEL, headers=auth(), content=b"{not json")
     assert resp.status_code == 400
+    resp = httpx.post(server.url + MODEL, headers=auth(), content=iter([b" " * 2**20, b"{}"]))  # chunked
+    assert resp.status_code == 413
     assert httpx.get(f"{server.url}/v1/async/results/{'0' * 32}", headers=auth()).status_code == 404
     # Keys: none, wrong, or another scheme.
     for headers in ({}, auth("wrong"), {"Authorization": f"Basic {KEY}"}):

@@ -167,7 +167,7 @@ class Store:
     def result_path(self, job_id: str) -> Path:
         return self.results / f"{job_id}.json"
 
-    def succeed(self, job_id: str, result: dict[str, Any]) -> None:
+    def succeed(self, job_id: str, result: dict[str, Any], message: str | None = None) -> None:
         """The result on disk (whole), then the job a success, unless it was cancelled meanwhile."""
         job = self.job(job_id)
         if job is None or job["state"] != PROCESSING:
@@ -178,7 +178,7 @@ class Store:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self.result_path(job_id))
-        self._end(job_id, SUCCESS, None)
+        self._end(job_id, SUCCESS, message)
 
     def fail(self, job_id: str, message: str) -> None:
         self._end(job_id, FAILED, message)

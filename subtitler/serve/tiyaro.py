@@ -30,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from ..errors import SubtitlerError
 from ..media import probe
 from .inputs import BadInput, job_options
-from .store import CANCELLED, FAILED, SUCCESS, QueueFull
+from .store import CANCELLED, SUCCESS, QueueFull
 
 UPLOAD_PREFIX = "/v1/uploads/"
 UPLOAD_RE = re.compile(r"^/v1/uploads/([0-9a-f]{32})\.([a-z0-9]{1,8})$")
@@ -127,9 +127,13 @@ async def upload(request: Request, name: str) -> Response:
     return Response(status_code=200)
 
 
-def _read_json(body: bytes) -> Any:
-    if len(body) > MAX_JSON:
-        raise ApiError(413, f"the request body is larger than {MAX_JSON} bytes")
+async def _read_json(request: Request) -> Any:
+    """The request's JSON body, read no further than MAX_JSON bytes."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_JSON:
+            raise ApiError(413, f"the request body is larger than {MAX_JSON} bytes")
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError):
@@ -144,7 +148,7 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
         raise ApiError(404, f"no model {name!r} (the path ends in whisper-MODEL)")
     if serviceTier not in TIERS:
         raise ApiError(400, f"serviceTier must be one of {', '.join(TIERS)}, not {serviceTier!r}")
-    data = _read_json(await request.body())
+    data = await _read_json(request)
     if not isinstance(data, dict) or "input" not in data or not isinstance(data.get("URL"), str):
         raise ApiError(400, 'the body must be {"input": {options}, "URL": "<an upload URL of this server>"}')
     state = request.app.state
@@ -211,7 +215,7 @@ def poll(request: Request, job_id: str, who: str = Depends(owner)) -> dict[str, 
         if result is None:
             raise ApiError(500, "the job's result cannot be read")
         body["result"] = result
-    elif job["state"] in (FAILED, CANCELLED):
+    if job["message"]:  # why it failed, or that the transcript cache answered it
         body["message"] = job["message"]
     return body
 

@@ -126,7 +126,9 @@ class Workers:
             outcome = None
             message = str(e)
         if outcome is not None and outcome.exception is None and outcome.transcripts:
-            self.store.succeed(row["id"], to_whisper_result(outcome.transcripts[-1]))
+            cached = str(outcome.status) == "rendered"  # the transcript cache had it: no engine ran
+            self.store.succeed(row["id"], to_whisper_result(outcome.transcripts[-1]),
+                               "answered from the transcript cache" if cached else None)
             log.info("job %s: %s", row["id"], outcome.status)
             return
         if outcome is not None:
