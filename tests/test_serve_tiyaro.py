@@ -151,6 +151,13 @@ def test_same_audio_and_options_answered_from_the_transcript_cache(server, mp3):
     assert again["result"] == first["result"]
 
 
+def test_a_job_the_engine_refuses_fails_with_the_reason(server, mp3):
+    job = submit(server, uploaded(server, mp3.read_bytes()), {"language": "fr"}).json()["response"]
+    body = wait(job["urls"]["GET"])
+    assert body["status"] == "failed" and "result" not in body
+    assert "English-only" in body["message"] and str(server.store.folder) not in body["message"]
+
+
 def test_idempotency_key_listing_and_owners(server, mp3):
     url = uploaded(server, mp3.read_bytes())
     first = submit(server, url, {"language": "en"}, headers={**auth(), "Idempotency-Key": "abc"})

@@ -29,12 +29,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ..errors import SubtitlerError
 from ..media import probe
-from .inputs import BadInput, job_options
+from .inputs import job_options
 from .store import CANCELLED, SUCCESS, QueueFull
 
 UPLOAD_PREFIX = "/v1/uploads/"
 UPLOAD_RE = re.compile(r"^/v1/uploads/([0-9a-f]{32})\.([a-z0-9]{1,8})$")
 EXTENSION_RE = re.compile(r"^[a-z0-9]{1,8}$")
+MODEL_RE = re.compile(r"^whisper-[\w.-]{1,64}$")
 TIERS = ("cpuflex", "gpuflex")
 MAX_JSON = 1 << 20  # a submit body: options and a URL
 
@@ -144,7 +145,7 @@ async def _read_json(request: Request) -> Any:
              summary="Submit a job: openai-whisper options and an upload URL of this server")
 async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # noqa: N803 (Tiyaro's name)
                  who: str = Depends(owner)) -> JSONResponse:
-    if not name.startswith("whisper-") or len(name) == len("whisper-"):
+    if not MODEL_RE.match(name):
         raise ApiError(404, f"no model {name!r} (the path ends in whisper-MODEL)")
     if serviceTier not in TIERS:
         raise ApiError(400, f"serviceTier must be one of {', '.join(TIERS)}, not {serviceTier!r}")
@@ -160,9 +161,7 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
     try:
         options = job_options(data["input"], state.workers.spec.transcription.options)
         state.workers.base.backend_class.check_options(options)
-    except BadInput as e:
-        raise ApiError(400, f"bad input: {e}") from None
-    except SubtitlerError as e:  # an option this engine cannot honour
+    except SubtitlerError as e:  # BadInput, or an option this engine cannot honour
         raise ApiError(400, f"bad input: {e}") from None
     try:
         job, created = await run_in_threadpool(state.store.submit, who, upload_id, name[len("whisper-"):],
