@@ -294,3 +294,26 @@ def test_health_ready_and_docs(server):
     assert httpx.get(f"{server.url}/docs").status_code == 200
     paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
     assert "/v1/input/upload-url" in paths and "/v1/async/results/{job_id}" in paths
+
+
+def test_two_workers_two_engines_two_jobs_at_once(mp3, tmp_path):
+    settings = ServeSettings(port=0, data_dir=tmp_path / "data", workers=2)
+    spec = JobSpec(TranscriptionSpec(EngineSpec("faster-whisper", "tiny.en")))
+    srv = Server(settings, spec, Keys([KEY]), config=Config(()))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while httpx.get(f"{srv.url}/ready").status_code != 200:  # loaded at start-up, before any job
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        first, second = srv.workers.loaded
+        assert first is not second  # a local engine is not shared between threads
+        jobs = [submit(srv, uploaded(srv, mp3.read_bytes()), {"beam_size": n}).json()["response"]
+                for n in (1, 2)]
+        assert all(wait(j["urls"]["GET"])["status"] == "success" for j in jobs)
+        a, b = (srv.store.job(j["id"]) for j in jobs)
+        assert a["started"] < b["finished"] and b["started"] < a["finished"]  # they overlapped
+    finally:
+        srv.stop()
+        thread.join(10)

@@ -44,6 +44,7 @@ class Workers:
         self.base = Job(self.spec, cache=cache, config=config)
         self.engines: list[Backend] = list(engines or [])  # given ones: used instead of loading
         self._load_lock = threading.Lock()
+        self.loaded: list[Backend] = []  # each worker's engine, as it got it
         self._to_load = count
         self.ready = threading.Event()  # every engine is loaded
         self.error: SubtitlerError | None = None  # an engine that could not load
@@ -73,6 +74,7 @@ class Workers:
                 engine = self.base.engine  # loaded once, in the first worker to get here
             else:
                 engine = self.base.backend_class(self.spec.transcription.engine, self.base.backend_settings)
+            self.loaded.append(engine)
             self._to_load -= 1
             if not self._to_load:
                 self.ready.set()
