@@ -125,6 +125,13 @@ def test_host_from_the_config_files_serve_table(tmp_path):
     assert_one_line_error(proc, 31, "refusing to listen on 0.0.0.0")
 
 
+def test_an_engine_that_cannot_load_stops_the_server_with_its_error(tmp_path):
+    proc = serve("--port", "0", "--data-dir", str(tmp_path / "d"), "-m", str(tmp_path / "no-model"))
+    assert proc.returncode == 8, proc.stderr
+    assert proc.stderr.splitlines()[-1].startswith("subtitler: error: unknown model")
+    assert "Traceback" not in proc.stderr
+
+
 def test_busy_port_and_unreadable_keys_file(tmp_path):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

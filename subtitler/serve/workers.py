@@ -90,9 +90,8 @@ class Workers:
     def _work(self, n: int, on_error: Any) -> None:
         try:
             engine = self._engine(n)
-        except SubtitlerError as e:
+        except SubtitlerError as e:  # the server stops with it (/ready says it meanwhile)
             self.error = e
-            log.error("the engine cannot load: %s", e)
             if on_error:
                 on_error(e)
             return
