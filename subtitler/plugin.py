@@ -41,17 +41,18 @@ from .remote import (
 )
 from .specs import EngineSpec
 from .splitting import split_at_silences, stitch
+from .timestamps import Part, Split, split_at_timestamps
 from .transcript import Segment, Transcript, Word
 from .vad import SpeechOnly, pack_windows, speech_regions, vad_options
 from .words import join_split_words
 
 __all__ = [
-    "API_VERSION", "Backend", "BackendSettings", "BackendUnavailable", "DEFAULT_MAX_ANSWER",
-    "DEFAULT_UPLOAD_FORMAT", "DecodeOptions", "EngineSpec", "RemoteAuthError", "RemoteError",
-    "RemoteJobFailed", "RemoteNoTimings", "RemoteNotFound", "RemoteTimeout", "RemoteTooLarge", "Report",
-    "SAMPLE_RATE", "Segment", "ServiceClient", "Setting", "SpeechOnly", "SubtitlerError", "Transcript",
-    "UPLOAD_FORMATS", "UnsupportedOption", "Word", "atomic_write", "batch_size_for", "bundled_ct2_dir",
-    "cache_dir", "check_english_only", "encode_audio", "join_split_words", "language_code", "load_failure",
-    "missing", "model_fingerprint", "model_source", "pack_windows", "speech_regions", "split_at_silences",
-    "stitch", "vad_options",
+    "API_VERSION", "atomic_write", "Backend", "BackendSettings", "BackendUnavailable", "batch_size_for",
+    "bundled_ct2_dir", "cache_dir", "check_english_only", "DecodeOptions", "DEFAULT_MAX_ANSWER",
+    "DEFAULT_UPLOAD_FORMAT", "encode_audio", "EngineSpec", "join_split_words",
+    "language_code", "load_failure", "missing", "model_fingerprint", "model_source", "pack_windows", "Part",
+    "RemoteAuthError", "RemoteError", "RemoteJobFailed", "RemoteNotFound", "RemoteNoTimings",
+    "RemoteTimeout", "RemoteTooLarge", "Report", "SAMPLE_RATE", "Segment", "ServiceClient", "Setting",
+    "speech_regions", "SpeechOnly", "Split", "split_at_silences", "split_at_timestamps", "stitch",
+    "SubtitlerError", "Transcript", "UnsupportedOption", "UPLOAD_FORMATS", "vad_options", "Word",
 ]

@@ -42,7 +42,7 @@ def piece_bounds(read: Callable[[int, int], np.ndarray], n: int, max_seconds: fl
 
 def cut_in_pause(samples: np.ndarray) -> int:
     """Where to end a piece that may run to the end of `samples`: the middle of the quietest
-    stretch in their last half."""
+    stretch in their last half (the last one, if several are as quiet)."""
     frames = len(samples) // FRAME
     energy = np.square(samples[: frames * FRAME].reshape(frames, FRAME), dtype=np.float64).mean(axis=1)
     width = int(QUIET * SAMPLE_RATE / FRAME)
@@ -51,7 +51,9 @@ def cut_in_pause(samples: np.ndarray) -> int:
     loudness = (sums[width:] - sums[:-width]) / width
     lo = frames // 2
     hi = max(lo + 1, min(frames - width, len(loudness)))
-    quietest = lo + int(np.argmin(loudness[lo:hi]))
+    # The last of the quietest: in a silence, the piece runs as long as it may.
+    span = loudness[lo:hi]
+    quietest = lo + int(np.flatnonzero(span <= span.min() + 1e-12)[-1])
     return (quietest + width // 2) * FRAME
 
 

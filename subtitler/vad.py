@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import BackendUnavailable
-from .transcript import Segment
+from .transcript import Segment, Word
 
 if TYPE_CHECKING:
     from faster_whisper.vad import VadOptions
@@ -101,40 +101,57 @@ class SpeechOnly:
         shift = self._shifts[self.region_of(t, is_end) if region is None else region]
         return round(t + shift, 3)  # to the millisecond: no 6.159999999999999
 
-    def restore(self, segments: list[Segment]) -> list[Segment]:
+    def after(self, t: float, overlap: float = 0.0) -> list[tuple[float, float]]:
+        """The regions (on the original clock) of what follows `t` on the joined clock, from
+        `overlap` seconds before it (not before its region's start)."""
+        if not self.regions:
+            return []
+        i = self.region_of(t)
+        start = max(self.regions[i][0], self.original_time(t, i) - overlap)
+        return [(start, self.regions[i][1])] * (start < self.regions[i][1]) + self.regions[i + 1:]
+
+    def restore(self, segments: list[Segment], split: bool = False) -> list[Segment]:
         """Segments timed on the joined clock, retimed onto the original one.
 
         As faster-whisper does: both ends of a word move with the region
         holding its middle, so no word straddles a cut, and a segment with
-        words spans exactly its words.
+        words spans exactly its words. `split`: a segment is cut where its words
+        go from one region to another (no segment spans what was cut out, and
+        joined stretches far apart come back apart).
         """
         out = []
         for s in segments:
-            words = []
+            runs: list[list[Word]] = []
+            last = None
             for w in s.words:
                 region = self.region_of((w.start + w.end) / 2)
-                words.append(replace(w, start=self.original_time(w.start, region),
-                                     end=self.original_time(w.end, region)))
-            if words:
-                out.append(replace(s, start=words[0].start, end=words[-1].end, words=words))
-            else:
+                if not runs or (split and region != last):
+                    runs.append([])
+                runs[-1].append(replace(w, start=self.original_time(w.start, region),
+                                        end=self.original_time(w.end, region)))
+                last = region
+            for words in runs:
+                text = s.text if len(runs) == 1 else "".join(w.text for w in words)
+                out.append(replace(s, start=words[0].start, end=words[-1].end, words=words, text=text))
+            if not runs:
                 out.append(replace(s, start=self.original_time(s.start),
                                    end=self.original_time(s.end, is_end=True), words=[]))
         return out
 
 
-def pack_windows(regions: list[tuple[float, float]],
-                 max_seconds: float = 30.0) -> list[list[tuple[float, float]]]:
+def pack_windows(regions: list[tuple[float, float]], max_seconds: float = 30.0,
+                 audio: np.ndarray | None = None) -> list[list[tuple[float, float]]]:
     """Consecutive speech regions grouped into windows of at most `max_seconds` of joined speech.
 
     Whisper hears 30 s at a time, so a batched decoder packs the regions into such windows, each
     decoded on its own. Regions keep their order and are never reordered across windows; one
-    longer than `max_seconds` (speech without a pause) is cut into `max_seconds` pieces.
+    longer than `max_seconds` (speech without a pause) is cut into pieces: in its quietest
+    moments when the `audio` is given (so no word is cut in two), else every `max_seconds`.
     """
     windows: list[list[tuple[float, float]]] = []
     current: list[tuple[float, float]] = []
     filled = 0.0
-    for piece in _pieces(regions, max_seconds):
+    for piece in _pieces(regions, max_seconds, audio):
         length = piece[1] - piece[0]
         if current and filled + length > max_seconds + 1e-9:  # float sums: 10 + 20 may be 30.000001
             windows.append(current)
@@ -146,13 +163,22 @@ def pack_windows(regions: list[tuple[float, float]],
     return windows
 
 
-def _pieces(regions: list[tuple[float, float]], max_seconds: float) -> list[tuple[float, float]]:
-    """The regions, each longer than `max_seconds` cut into consecutive pieces of that length."""
+def _pieces(regions: list[tuple[float, float]], max_seconds: float,
+            audio: np.ndarray | None) -> list[tuple[float, float]]:
+    """The regions, each longer than `max_seconds` cut into consecutive pieces no longer."""
+    from .splitting import split_at_silences  # splitting needs media, which needs this module
+
     out = []
     for start, end in regions:
-        while end - start > max_seconds + 1e-9:
-            out.append((start, start + max_seconds))
-            start += max_seconds
-        if end > start:
+        if end - start <= max_seconds + 1e-9:
+            out.append((start, end))
+        elif audio is not None:
+            first = round(start * SAMPLE_RATE)
+            for a, b in split_at_silences(audio[first:round(end * SAMPLE_RATE)], max_seconds):
+                out.append((start + a / SAMPLE_RATE, min(end, start + b / SAMPLE_RATE)))
+        else:
+            while end - start > max_seconds + 1e-9:
+                out.append((start, start + max_seconds))
+                start += max_seconds
             out.append((start, end))
     return out

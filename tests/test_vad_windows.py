@@ -56,3 +56,42 @@ def test_plain_audio_without_vad_is_cut_into_consecutive_windows():
 
 def test_no_speech_no_windows():
     assert pack_windows([]) == []
+
+
+def test_given_the_audio_a_long_region_is_cut_in_its_quiet_moments():
+    """Speech without a VAD pause longer than a window: cut where it is quietest (a breath),
+    not at 30 s exactly, so no word is cut in two."""
+    import numpy as np
+
+    from subtitler.media import SAMPLE_RATE
+
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(70 * SAMPLE_RATE) * 0.3).astype(np.float32)
+    for quiet in (22.0, 47.0):  # two breaths, 0.4 s each
+        audio[int(quiet * SAMPLE_RATE):int((quiet + 0.4) * SAMPLE_RATE)] *= 0.001
+    windows = pack_windows([(0.0, 70.0)], 30.0, audio)
+    cuts = [w[-1][1] for w in windows[:-1]]
+    assert len(cuts) == 2 and all(q < c < q + 0.4 for q, c in zip((22.0, 47.0), cuts, strict=True))
+    assert windows[-1][-1][1] == 70.0
+    assert all(joined(w) <= 30.0 for w in windows)
+
+
+def test_what_follows_a_time_on_the_joined_clock_and_segments_split_at_joins():
+    import numpy as np
+
+    from subtitler.transcript import Segment, Word
+    from subtitler.vad import SpeechOnly
+
+    regions = [(10.0, 20.0), (50.0, 55.0), (100.0, 130.0)]
+    speech = SpeechOnly.cut(np.zeros(200 * 16000, np.float32), regions)
+    # Joined clock: 0-10 is 10-20, 10-15 is 50-55, 15-45 is 100-130.
+    assert speech.after(12.0) == [(52.0, 55.0), (100.0, 130.0)]
+    assert speech.after(12.0, overlap=0.5) == [(51.5, 55.0), (100.0, 130.0)]
+    assert speech.after(10.2, overlap=0.5) == [(50.0, 55.0), (100.0, 130.0)]  # not before its region
+    across = Segment(9.0, 16.0, " a b c",
+                     [Word(9.0, 9.5, " a"), Word(11.0, 11.5, " b"), Word(15.5, 16.0, " c")])
+    whole, = speech.restore([across])
+    assert (whole.start, whole.end, whole.text) == (19.0, 101.0, " a b c")
+    parts = speech.restore([across], split=True)
+    assert [(s.start, s.end, s.text) for s in parts] == [
+        (19.0, 19.5, " a"), (51.0, 51.5, " b"), (100.5, 101.0, " c")]

@@ -122,6 +122,7 @@ class FasterWhisperBackend(Backend):
         if size > 1:
             language, segments = BatchedDecoder(self.model, options, options.language).transcribe(
                 audio, size, report.progress)
+            report.progress(duration)  # trailing non-speech is never decoded
             return self._transcript(language, duration, segments, options, size)
         segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
         report.progress(0.0)  # VAD and language detection are done: decoding starts
