@@ -1,12 +1,10 @@
 """Batched decoding with faster-whisper's parts: several windows of speech decoded at once.
 
-The speech (subtitler's VAD) is packed into windows of at most 30 s, cut in pauses
-(`pack_windows`: regions joined end to end; SpeechOnly puts the times back on the audio's
-clock), and the windows are decoded `batch_size` at a time by CTranslate2's `generate` and
-`align`, each as the sequential decoder decodes a window: temperature fallback, the no-speech
-skip, segments at timestamp pairs, word times. Whisper sometimes stops before a window's end
-(subtitler.timestamps): what it left is packed with the other windows' rests into windows of
-their own, decoded in a next round, until nothing is left.
+subtitler.batching plans it: VAD's speech in windows of at most 30 s cut in pauses, decoded
+`batch_size` at a time, in rounds (what Whisper left of a window goes in the next round). Here a
+batch of windows is decoded by CTranslate2's `generate` and `align`, each window as the
+sequential decoder decodes one: temperature fallback, the no-speech skip, segments at timestamp
+pairs (subtitler.timestamps), word times.
 
 No window is prompted with earlier text (the windows are independent: that is what lets them run
 together; --condition-on-previous-text does not apply); an initial prompt goes to every window.
@@ -17,38 +15,30 @@ timestamps by default, and with them drops what Whisper left. Measured with tiny
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from subtitler.plugin import (
     SAMPLE_RATE,
+    WINDOW,
     DecodeOptions,
     Part,
     Segment,
     SpeechOnly,
     Word,
+    decode_in_rounds,
     pack_windows,
     speech_regions,
     split_at_timestamps,
 )
 
-WINDOW = 30.0  # seconds: Whisper's input
-# Rounds of rests before what is still left is given up (each round's rests are shorter).
-MAX_ROUNDS = 4
-# A rest starts this long before where Whisper stopped: its timestamps can be late, and a word
-# begun before one would lose its start. A word heard twice so is kept once (`unheard`).
-OVERLAP = 0.5
 # faster-whisper's own values for what the sequential decoder does.
 MAX_INITIAL_TIMESTAMP = 1.0
 PREPEND_PUNCTUATIONS = "\"'“¿([{-"
 APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
-
-Regions = list[tuple[float, float]]
-
 
 @dataclass
 class Decoded:
@@ -103,52 +93,40 @@ class BatchedDecoder:
         tokenizer = self.tokenizer_for(self.language)
         initial = self.options.initial_prompt
         prompt = model.get_prompt(tokenizer, tokenizer.encode(" " + initial.strip()) if initial else [])
-        total, done = seconds(regions), 0.0
-        segments: list[Segment] = []
-        for _ in range(MAX_ROUNDS):
-            windows = [SpeechOnly.cut(audio, w) for w in pack_windows(regions, WINDOW, audio)]
-            regions, earlier = [], [(w.start, w.end) for s in segments for w in s.words]
-            for i in range(0, len(windows), batch_size):
-                batch = windows[i:i + batch_size]
-                heard, left = self.step(batch, prompt, tokenizer)
-                segments += unheard(heard, earlier)
-                regions += left
-                done += sum(len(w.samples) for w in batch) / SAMPLE_RATE - seconds(left)
-                progress(duration * min(1.0, done / total))
-            if not regions:
-                break
-        return self.language, sorted(segments, key=lambda s: s.start)
+        segments = decode_in_rounds(audio, regions, batch_size,
+                                    lambda batch: self.step(batch, prompt, tokenizer), progress)
+        return self.language, segments
 
-    def step(self, batch: list[SpeechOnly], prompt: list[int],
-             tokenizer: Any) -> tuple[list[Segment], Regions]:
-        """Decode the windows in `batch` together: their segments (on the audio's clock), and the
-        regions of what Whisper left of them."""
+    def step(self, batch: list[np.ndarray], prompt: list[int],
+             tokenizer: Any) -> list[tuple[list[Segment], float | None]]:
+        """Decode the windows in `batch` together: for each, its segments (from its start) and
+        where Whisper stopped, if it did (subtitler.batching)."""
         model = self.model
-        feats, frames = zip(*(self.features(w.samples) for w in batch), strict=True)
+        feats, frames = zip(*(self.features(w) for w in batch), strict=True)
         features = np.stack(feats)
         decoded, encoded = self.generate(features, [prompt] * len(batch), tokenizer)
         heard: list[list[dict]] = []
-        left: Regions = []
-        for window, d, n in zip(batch, decoded, frames, strict=True):
+        stopped: list[float | None] = []
+        for d, n in zip(decoded, frames, strict=True):
             if self.silent(d):
                 heard.append([])
+                stopped.append(None)
                 continue
             split = split_at_timestamps(d.tokens, tokenizer.timestamp_begin, tokenizer.eot,
                                         n / model.frames_per_second, all_speech=self.options.vad)
             heard.append([as_dict(p, len(heard) * WINDOW, model.frames_per_second) for p in split.parts])
-            if split.resume is not None:
-                left += window.after(split.resume, OVERLAP)
+            stopped.append(split.resume)
         kept = [i for i in range(len(batch)) if heard[i]]
         if kept:
             # Word times from the cross-attention: one aligning pass over the windows.
             model.add_word_timestamps([heard[i] for i in kept], tokenizer, self.take(encoded, features, kept),
                                       [frames[i] for i in kept], PREPEND_PUNCTUATIONS,
                                       APPEND_PUNCTUATIONS, 0.0)
-        segments = []
-        for k, (window, d, said) in enumerate(zip(batch, decoded, heard, strict=True)):
-            said_here = [to_segment(p, d, tokenizer, k * WINDOW) for p in said]
-            segments += window.restore([s for s in said_here if s.text.strip()], split=True)
-        return segments, left
+        out = []
+        for k, (d, said, stop) in enumerate(zip(decoded, heard, stopped, strict=True)):
+            segments = [to_segment(p, d, tokenizer, k * WINDOW) for p in said]
+            out.append(([s for s in segments if s.text.strip()], stop))
+        return out
 
     def take(self, encoded: Any, features: np.ndarray, rows: list[int]) -> Any:
         """The encoder's output for some of the windows: sliced on a CPU, encoded again elsewhere
@@ -239,34 +217,6 @@ def as_dict(part: Part, offset: float, frames_per_second: float) -> dict:
     the last speech from one window to the next, to tell a word after a pause)."""
     return dict(seek=round(offset * frames_per_second), start=part.start + offset, end=part.end + offset,
                 tokens=part.tokens)
-
-
-def seconds(regions: Regions) -> float:
-    return sum(b - a for a, b in regions)
-
-
-def unheard(segments: list[Segment], earlier: list[tuple[float, float]]) -> list[Segment]:
-    """The segments without the words an earlier round heard already (a word mostly inside an
-    earlier one's time): a rest starts a little before where its window stopped."""
-    if not earlier:
-        return segments
-    earlier = sorted(earlier)
-    starts = [a for a, _ in earlier]
-
-    def heard(w: Word) -> bool:
-        i = bisect.bisect_right(starts, w.end)
-        overlap = max((min(w.end, b) - max(w.start, a) for a, b in earlier[max(0, i - 3):i]), default=0.0)
-        return overlap > (w.end - w.start) / 2
-
-    out = []
-    for s in segments:
-        words = [w for w in s.words if not heard(w)]
-        if len(words) == len(s.words):
-            out.append(s)
-        elif words:
-            out.append(replace(s, start=words[0].start, end=words[-1].end, words=words,
-                               text="".join(w.text for w in words)))
-    return out
 
 
 def to_segment(piece: dict, d: Decoded, tokenizer: Any, offset: float) -> Segment:

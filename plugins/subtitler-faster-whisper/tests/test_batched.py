@@ -9,7 +9,6 @@ from __future__ import annotations
 import jiwer
 import numpy as np
 import pytest
-from subtitler_faster_whisper.batched import unheard
 
 from subtitler.media import SAMPLE_RATE
 from subtitler.options import DecodeOptions, batch_size_for
@@ -99,24 +98,10 @@ def test_auto_batches_long_audio_on_a_cpu(fw_backend, sample_audio) -> None:
     assert transcript.meta["batch_size"] == 1
 
 
-def test_a_word_heard_again_by_a_rest_is_kept_once() -> None:
-    """A rest starts half a second before where its window stopped: the word it heard again is
-    dropped (mostly inside one heard before), the next one kept."""
-    before = [(10.0, 10.4), (10.5, 11.0)]
-    rest = Segment(10.6, 12.0, " be ill-disposed",
-                   [Word(10.6, 11.0, " be"), Word(11.1, 12.0, " ill-disposed")])
-    fresh = Segment(20.0, 21.0, " he was", [Word(20.0, 20.4, " he"), Word(20.5, 21.0, " was")])
-    kept = unheard([rest, fresh], before)
-    assert [s.text for s in kept] == [" ill-disposed", " he was"]
-    assert kept[0].start == 11.1 and kept[0].words == [rest.words[1]] and kept[1] is fresh
-    assert unheard([rest], []) == [rest]
-
-
 def test_a_word_split_at_a_hyphen_is_one_word_again() -> None:
     """faster-whisper gives "cold" "-hearted" (its prepended punctuation); subtitler's contract
     is words that start with a space, and a line must not break inside one."""
     from subtitler.plugin import join_split_words
-    from subtitler.transcript import Segment, Word
 
     first = Segment(0.0, 1.0, " rather cold", [Word(0.0, 0.4, " rather"), Word(0.5, 1.0, " cold")])
     second = Segment(1.0, 2.0, "-hearted and", [Word(1.0, 1.5, "-hearted"), Word(1.6, 2.0, " and")])
