@@ -1,17 +1,16 @@
 """Batched decoding for openai-whisper: windows of speech decoded several at once.
 
 whisper.transcribe decodes one 30 s window after another, each prompted with the text before it,
-so nothing runs in parallel but the beams. Here the speech regions are packed into windows of at
-most 30 s of joined speech (`pack_windows`), each window decoded on its own, `batch_size` windows
-per call to whisper's decoder. Windows are independent: no previous text conditions them (that is
-what lets them run together); an initial prompt is given to every window alike.
+so nothing runs in parallel but the beams. subtitler.batching plans the batched way: VAD's speech
+in windows of at most 30 s cut in pauses, decoded `batch_size` at a time, each on its own (no
+window is prompted with earlier text; an initial prompt goes to every window), in rounds: what
+Whisper left of a window (it stopped early) is decoded in the next round.
 
-What whisper.transcribe does around its decoder is done here window by window, with its own
-pieces: temperature fallback on a repetitive or improbable decode (only the failed windows are
-decoded again, batched again), the no-speech skip, segments split at timestamp tokens, and word
-timestamps by `whisper.timing.add_word_timestamps`, and its seeking: a decode that stops before
-its window's end (it often does, on two timestamps in a row) leaves the rest of the window as a
-piece decoded again in a later batch, from where it stopped.
+Here a batch of windows goes through whisper's decoder at once, and what whisper.transcribe
+does around its decoder is done window by window with its own pieces: temperature fallback on a
+repetitive or improbable decode (only the failed windows are decoded again, batched again), the
+no-speech skip, segments at timestamp pairs (subtitler.timestamps), and word timestamps by
+`whisper.timing.add_word_timestamps`.
 """
 
 from __future__ import annotations
@@ -23,26 +22,31 @@ from typing import Any
 import numpy as np
 import torch
 import whisper
-from whisper.audio import FRAMES_PER_SECOND, HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
+from whisper.audio import HOP_LENGTH, N_FRAMES, N_SAMPLES, SAMPLE_RATE
 from whisper.decoding import DecodingResult, DecodingTask
 from whisper.timing import add_word_timestamps
 from whisper.tokenizer import Tokenizer, get_tokenizer
-from whisper.utils import get_end
 
-from subtitler.plugin import DecodeOptions, Segment, SpeechOnly, Word, pack_windows
+from subtitler.plugin import (
+    WINDOW,
+    DecodeOptions,
+    Segment,
+    SpeechOnly,
+    Word,
+    decode_in_rounds,
+    pack_windows,
+    split_at_timestamps,
+)
 
 # Called with the seconds of the original audio transcribed so far.
 Progress = Callable[[float], None]
 
-# Seconds per timestamp token: whisper's decoder sees the mel two frames per token (0.02 s).
-TIME_PRECISION = 2 * HOP_LENGTH / SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class Window:
-    """Some speech regions joined end to end, as one 30 s input of the model."""
+    """Speech (regions joined end to end) as one 30 s input of the model."""
 
-    speech: SpeechOnly  # the joined samples, and the way back to the original clock
     mel: torch.Tensor  # (n_mels, N_FRAMES) on the CPU, padded as whisper.transcribe pads its last window
     frames: int  # mel frames of speech, before the padding
 
@@ -50,19 +54,13 @@ class Window:
     def seconds(self) -> float:
         return self.frames * HOP_LENGTH / SAMPLE_RATE
 
-    @property
-    def end(self) -> float:
-        """Where the window's speech ends on the original clock."""
-        return self.speech.regions[-1][1]
 
-
-def make_window(model: Any, audio: np.ndarray, regions: list[tuple[float, float]]) -> Window:
-    speech = SpeechOnly.cut(audio, regions)
+def make_window(model: Any, samples: np.ndarray) -> Window:
     # As whisper.transcribe: the mel of the samples followed by 30 s of silence, cut to the
-    # content's frames, then zero-padded to a whole window.
-    mel = whisper.log_mel_spectrogram(speech.samples, model.dims.n_mels, padding=N_SAMPLES)
+    # content's frames, then padded to a whole window: with the mel of silence, not zeros.
+    mel = whisper.log_mel_spectrogram(samples, model.dims.n_mels, padding=N_SAMPLES)
     frames = min(N_FRAMES, mel.shape[-1] - N_FRAMES)
-    return Window(speech, whisper.pad_or_trim(mel[:, :frames], N_FRAMES), frames)
+    return Window(mel[:, :N_FRAMES], frames)
 
 
 def decoding_options(options: DecodeOptions, language: str, temperature: float,
@@ -136,89 +134,31 @@ def decode_with_fallback(model: Any, mels: torch.Tensor, options: DecodeOptions,
     return results  # type: ignore[return-value]  # every window was decoded at least once
 
 
-def split_at_timestamps(tokens: list[int], tokenizer: Tokenizer,
-                        seconds: float) -> tuple[list[tuple[float, float, list[int]]], float]:
-    """(start, end, tokens) of each segment in a piece's decoded tokens, as whisper.transcribe
-    splits them (a segment ends at each pair of consecutive timestamp tokens), and how far into
-    the piece's `seconds` the decode got: text after the last pair is left for the next decode."""
-    begin = tokenizer.timestamp_begin
-    stamp = [t >= begin for t in tokens]
-
-    def time(token: int) -> float:
-        return (token - begin) * TIME_PRECISION
-
-    cuts = [i + 1 for i in range(len(tokens) - 1) if stamp[i] and stamp[i + 1]]
-    if not cuts:
-        # One segment, ending at its last timestamp if it has one past <|0.00|>; the piece is done.
-        stamps = [t for t in tokens if t >= begin]
-        end = time(stamps[-1]) if stamps and stamps[-1] != begin else seconds
-        return [(0.0, end, tokens)], seconds
-    single_ending = stamp[-2:] == [False, True]  # nothing said after the last timestamp
-    if single_ending:
-        cuts.append(len(tokens))
-    segments = [(time(tokens[a]), time(tokens[b - 1]), tokens[a:b])
-                for a, b in zip([0, *cuts[:-1]], cuts, strict=True)]
-    return segments, seconds if single_ending else time(tokens[cuts[-1] - 1])
-
-
-def ends_with_single_timestamp(tokens: list[int], tokenizer: Tokenizer) -> bool:
-    return [t >= tokenizer.timestamp_begin for t in tokens[-2:]] == [False, True]
-
-
-@dataclass(frozen=True)
-class Piece:
-    """What is left of a window to decode: from mel frame `seek` to the window's end."""
-
-    window: int  # its index
-    seek: int
-    # The end of the last word decoded before it in its window (word timing measures pauses from it).
-    last_speech: float = 0.0
-
-    def offset(self) -> float:
-        return self.seek * HOP_LENGTH / SAMPLE_RATE
-
-
-def piece_mel(window: Window, piece: Piece) -> torch.Tensor:
-    return whisper.pad_or_trim(window.mel[:, piece.seek:window.frames], N_FRAMES)
-
-
-def decode_piece(model: Any, tokenizer: Tokenizer, window: Window, piece: Piece,
-                 result: DecodingResult, fp16: bool) -> tuple[list[dict], Piece | None]:
-    """One decoded piece's segments (whisper.transcribe's dicts, words included, on the window's
-    clock) and the piece left to decode after it, as whisper.transcribe seeks: None when done."""
-    frames = window.frames - piece.seek
-    offset = piece.offset()
-    tokens = list(result.tokens)
-    parts, decoded = split_at_timestamps(tokens, tokenizer, frames * HOP_LENGTH / SAMPLE_RATE)
-    segments = [{"seek": piece.seek, "start": offset + start, "end": offset + end, "tokens": part,
-                 "text": tokenizer.decode([t for t in part if t < tokenizer.eot])}
-                for start, end, part in parts]
-    add_word_timestamps(segments=segments, model=model, tokenizer=tokenizer,
-                        mel=_on_device(model, piece_mel(window, piece), fp16), num_frames=frames,
-                        last_speech_timestamp=piece.last_speech)
-    seek = piece.seek + round(decoded * FRAMES_PER_SECOND)
-    last_word_end = get_end(segments)
-    if not ends_with_single_timestamp(tokens, tokenizer) and last_word_end is not None \
-            and last_word_end > offset:
-        seek = round(last_word_end * FRAMES_PER_SECOND)  # whisper.transcribe: go on from the last word
-    for s in segments:
-        if s["start"] == s["end"] or not s["text"].strip():  # whisper.transcribe empties these
-            s["text"], s["tokens"], s["words"] = "", [], []
-    if seek >= window.frames or seek <= piece.seek:  # done (or stuck: never decode the same again)
-        return segments, None
-    last_speech = last_word_end if last_word_end is not None else piece.last_speech
-    return segments, Piece(piece.window, seek, last_speech)
-
-
-def to_segments(window: Window, segments: list[dict], result_of: list[DecodingResult]) -> list[Segment]:
-    """A window's whisper segments as ours, on the original audio's clock."""
-    out = [
-        Segment(s["start"], s["end"], s["text"],
-                [Word(w["start"], w["end"], w["word"], w["probability"]) for w in s["words"]],
-                r.avg_logprob, r.no_speech_prob, r.compression_ratio, r.temperature)
-        for s, r in zip(segments, result_of, strict=True)
-    ]
-    return window.speech.restore(out)
+def decode_batch(model: Any, tokenizer: Tokenizer, samples: list[np.ndarray], options: DecodeOptions,
+                 language: str, fp16: bool) -> list[tuple[list[Segment], float | None]]:
+    """Decode some windows together: for each, its segments (timed from its start, words
+    included) and where Whisper stopped, if it did (subtitler.batching)."""
+    windows = [make_window(model, w) for w in samples]
+    mels = _on_device(model, torch.stack([w.mel for w in windows]), fp16)
+    out: list[tuple[list[Segment], float | None]] = []
+    for window, result in zip(windows, decode_with_fallback(model, mels, options, language, fp16),
+                              strict=True):
+        if is_silent(result, options):
+            out.append(([], None))  # whisper.transcribe skips the window
+            continue
+        split = split_at_timestamps(list(result.tokens), tokenizer.timestamp_begin, tokenizer.eot,
+                                    window.seconds, all_speech=options.vad)
+        segments = [{"seek": 0, "start": p.start, "end": p.end, "tokens": p.tokens,
+                     "text": tokenizer.decode(p.tokens)} for p in split.parts]
+        add_word_timestamps(segments=segments, model=model, tokenizer=tokenizer,
+                            mel=_on_device(model, window.mel, fp16), num_frames=window.frames,
+                            last_speech_timestamp=0.0)
+        out.append(([Segment(s["start"], s["end"], s["text"],
+                             [Word(w["start"], w["end"], w["word"], w["probability"]) for w in s["words"]],
+                             result.avg_logprob, result.no_speech_prob, result.compression_ratio,
+                             result.temperature)
+                     for s in segments if s["text"].strip()], split.resume))
+    return out
 
 
 def detect_language(model: Any, window: Window, fp16: bool) -> str:
@@ -233,37 +173,17 @@ def transcribe_batched(model: Any, audio: np.ndarray, regions: list[tuple[float,
                        options: DecodeOptions, batch_size: int, fp16: bool,
                        progress: Progress | None = None) -> tuple[str | None, list[Segment]]:
     """The language and the segments (on the audio's clock) of the speech `regions` of `audio`,
-    decoded `batch_size` pieces at a time. Language None: no speech to detect it on."""
-    windows = [make_window(model, audio, r) for r in pack_windows(regions)]
-    if not windows:
+    decoded `batch_size` windows at a time (subtitler.batching). Language None: no speech to
+    detect it on."""
+    if not regions:
         return options.language or (None if model.is_multilingual else "en"), []
-    language = options.language or detect_language(model, windows[0], fp16)
+    first = SpeechOnly.cut(audio, pack_windows(regions, WINDOW, audio)[0]).samples
+    language = options.language or detect_language(model, make_window(model, first), fp16)
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                               language=language, task=options.task)
-    found: list[list[dict]] = [[] for _ in windows]  # whisper's segments of each window
-    results: list[list[DecodingResult]] = [[] for _ in windows]  # the decode of each segment
-    unfinished = [Piece(i, 0) for i in range(len(windows))]
-    done = 0  # windows before this one are decoded to their end
-    while unfinished:
-        # Windows in order, and a window's rest before new windows: the progress moves on steadily.
-        batch, unfinished = unfinished[:batch_size], unfinished[batch_size:]
-        mels = _on_device(model, torch.stack([piece_mel(windows[p.window], p) for p in batch]), fp16)
-        rest = []
-        for piece, result in zip(batch, decode_with_fallback(model, mels, options, language, fp16),
-                                 strict=True):
-            if is_silent(result, options):
-                continue  # whisper.transcribe skips the rest of its window; so does a piece
-            segments, left = decode_piece(model, tokenizer, windows[piece.window], piece, result, fp16)
-            found[piece.window] += segments
-            results[piece.window] += [result] * len(segments)
-            rest += [left] if left else []
-        unfinished = rest + unfinished
-        pending = {p.window for p in unfinished}
-        while done < len(windows) and done not in pending:
-            done += 1
-        if progress and done:
-            progress(windows[done - 1].end)
-    segments = [s for i, w in enumerate(windows) for s in to_segments(w, found[i], results[i])]
+    segments = decode_in_rounds(
+        audio, regions, batch_size,
+        lambda batch: decode_batch(model, tokenizer, batch, options, language, fp16), progress)
     return language, segments
 
 

@@ -108,7 +108,7 @@ def test_only_the_windows_that_fail_fall_back_to_a_higher_temperature(whisper_ba
     ratios sends the more repetitive one (only) to the next temperatures."""
     model = whisper_backend.model
     (a, _), (b, _) = sentences()[0], sentences()[2]
-    windows = [make_window(model, clip, [(0.0, len(clip) / RATE)]) for clip in (a, b)]
+    windows = [make_window(model, clip) for clip in (a, b)]
     import torch
 
     mels = torch.stack([w.mel for w in windows])
@@ -157,7 +157,7 @@ def test_batched_without_vad_cuts_plain_windows_and_skips_the_silent_one(whisper
     assert text_wer(text, skipped) <= 0.15
     assert skipped.words and skipped.words[-1].end <= len(speech) / RATE + 0.5
     # The same window alone: the guard's figures, as whisper.transcribe reads them.
-    silent = make_window(whisper_backend.model, audio, [(30.0, len(audio) / RATE)])
+    silent = make_window(whisper_backend.model, audio[30 * RATE:])
     options = DecodeOptions(beam_size=1, best_of=None, logprob_threshold=-0.5)
     result = decode_with_fallback(whisper_backend.model, silent.mel[None], options, "en", fp16=False)[0]
     assert result.temperature == 0.0 and is_silent(result, options)
