@@ -277,18 +277,29 @@ async def transcribe(request: Request, who: str, media: Media, options: DecodeOp
 async def _wait(request: Request, job_id: str) -> dict[str, Any]:
     """The job once it has ended; cancelled if the client goes away first."""
     store = request.app.state.store
+    gone = asyncio.ensure_future(_disconnected(request))
     delay = 0.02
-    while True:
-        job = store.job(job_id)
-        if job is None:
-            raise Refused(500, "the job is gone")
-        if job["state"] not in UNFINISHED:
-            return job
-        if await request.is_disconnected():
-            store.cancel(job_id)
-            raise Refused(400, "the client went away: the job is cancelled")
-        await asyncio.sleep(delay)
-        delay = min(delay * 1.5, 0.25)
+    try:
+        while True:
+            job = store.job(job_id)
+            if job is None:
+                raise Refused(500, "the job is gone")
+            if job["state"] not in UNFINISHED:
+                return job
+            if gone.done():
+                store.cancel(job_id)
+                raise Refused(400, "the client went away: the job is cancelled")
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+    finally:
+        gone.cancel()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone away. (Request.is_disconnected never says so behind the
+    app's http middleware: its check is cancelled before the middleware passes the news on.)"""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 def render(request: Request, transcript: Transcript, fmt: str) -> str:
