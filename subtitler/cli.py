@@ -706,7 +706,7 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
           keys_file: Path | None, insecure_no_auth: bool, backend: str, model: str | None, device: str,
           compute_type: str, threads: int | None, timeout: float | None, profile: Profile | None,
           **decoding: Any) -> None:
-    """Serve Whisper transcription jobs over HTTP (Tiyaro's asynchronous protocol).
+    """Serve Whisper transcription over HTTP: Tiyaro's async protocol, OpenAI's, whisper-asr-webservice's.
 
     The engine loads once at start-up; jobs wait in a queue kept in --data-dir
     and survive a restart. API docs at /docs; /health and /ready for probes.

@@ -79,6 +79,10 @@ def test_encoded_media_and_every_output(server, mp3, reference):
     result = json.loads(texts["json"])  # openai-whisper's result dict, with words
     assert result["language"] == "en" and result["segments"][0]["words"]
     assert clip_wer(reference, texts["txt"]) < 0.1 and clip_wer(reference, result["text"]) < 0.1
+    with open(mp3, "rb") as f:  # any media, its first 30 s heard
+        r = requests.post(f"{server.url}/detect-language", files={"audio_file": ("clip.mp3", f)},
+                          headers=auth())
+    assert r.status_code == 200 and r.json()["language_code"] == "en"
 
 
 def _bazarr_post(server, path: str, params: dict, data: bytes, key: str | None = KEY) -> requests.Response:
