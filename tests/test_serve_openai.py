@@ -102,7 +102,7 @@ def _post(server, data: dict, content: bytes | None, key: str | None = KEY, name
 
 
 @pytest.mark.parametrize("data, content, status, param, text", [
-    ({"model": "whisper-1"}, b"this is not media at all\n" * 40, 415, "file", "not media"),
+    ({"model": "whisper-1"}, b"this is not media at all\n" * 40, 400, "file", "not media"),
     ({"model": "whisper-1"}, b"", 400, "file", "empty"),
     ({"model": "whisper-1"}, None, 400, None, "multipart/form-data"),
     ({"model": "whisper-1", "response_format": "docx"}, "mp3", 400, "response_format", "response_format"),

@@ -39,15 +39,15 @@ from .sync import (
 FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
 GRANULARITIES = ("word", "segment")
 TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 404: "invalid_request_error",
-         409: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error",
-         429: "requests"}
+         409: "invalid_request_error", 413: "invalid_request_error", 429: "requests"}
 
 
 def error(e: Refused) -> JSONResponse:
-    code = e.code or {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(e.status)
-    body = {"error": {"message": e.message, "type": TYPES.get(e.status, "server_error"), "param": e.param,
+    status = 400 if e.status == 415 else e.status  # OpenAI's answer to a file it cannot read
+    code = e.code or {401: "invalid_api_key", 429: "rate_limit_exceeded"}.get(status)
+    body = {"error": {"message": e.message, "type": TYPES.get(status, "server_error"), "param": e.param,
                       "code": code}}
-    return JSONResponse(body, e.status, headers=e.headers)
+    return JSONResponse(body, status, headers=e.headers)
 
 
 router = APIRouter(route_class=api_route(error), tags=["OpenAI's API"])
@@ -131,7 +131,8 @@ async def _answer(request: Request, who: str, task: str) -> Response:
         media = await keep_media(request, file, "file")
     finally:
         await form.close()
-    transcript = await transcribe(request, who, media, options, model, "openai")
+    # Recorded as the engine's model: the name asked for is one of its aliases.
+    transcript = await transcribe(request, who, media, options, server_model(request), "openai")
     if fmt == "json":
         return JSONResponse({"text": transcript.text})
     if fmt == "text":

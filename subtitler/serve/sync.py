@@ -19,7 +19,7 @@ import dataclasses
 import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from fastapi import Request
@@ -40,7 +40,7 @@ from ..process import run
 from ..transcript import Source, Transcript
 from ..whisper_compat import from_whisper_result
 from .store import CANCELLED, SUCCESS, UNFINISHED, QueueFull
-from .tiyaro import _retry_after
+from .tiyaro import EXTENSION_RE, _retry_after
 
 FORM_OVERHEAD = 1 << 16  # a form's fields and boundaries, beside the file's bytes
 DETECT_SECONDS = 30  # language detection hears the start, as Whisper's own does
@@ -240,7 +240,11 @@ async def transcribe(request: Request, who: str, media: Media, options: DecodeOp
     failed (400: its reason; 500 for the server's own failures), the client went away."""
     state = request.app.state
     store = state.store
-    ext = "wav" if media.info.format_name == "wav" else "media"
+    # The client's extension helps ffmpeg tell formats apart; none, an odd one or .json (the job path
+    # reads a .json input as a saved transcript): "media".
+    suffix = PurePath(media.filename).suffix.lower()[1:]
+    ext = "wav" if media.info.format_name == "wav" else \
+        suffix if EXTENSION_RE.match(suffix) and suffix != "json" else "media"
     try:
         upload_id = await run_in_threadpool(store.new_upload, who, ext)
         await run_in_threadpool(store.keep_upload, store.upload(upload_id), media.path, media.size)
