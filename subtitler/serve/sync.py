@@ -131,8 +131,9 @@ def _wav_header(size: int) -> bytes:
             + b"data" + struct.pack("<I", size))
 
 
-# How the files that are not raw PCM begin: RIFF/WAVE, ID3 or MPEG audio, MP4, Ogg, FLAC, Matroska.
-MEDIA_MAGIC = (b"RIFF", b"ID3", b"\xff\xfb", b"\xff\xf3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3")
+# How media files begin (RIFF/WAVE, tagged MP3, Ogg, FLAC, Matroska; MP4: "ftyp" at 4): never raw PCM's
+# first samples but by a rare chance (two-byte marks, as an untagged MP3's, would be too common).
+MEDIA_MAGIC = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"\x1a\x45\xdf\xa3")
 
 
 @dataclass
@@ -175,6 +176,7 @@ async def keep_media(request: Request, file: UploadFile, file_field: str, *, pcm
             if pcm:
                 out.write(_wav_header(size))
             left = size
+            size += out.tell()
             while left > 0:
                 chunk = file.file.read(min(left, 1 << 20))
                 if not chunk:
@@ -192,10 +194,11 @@ async def keep_media(request: Request, file: UploadFile, file_field: str, *, pcm
         if not info.audio:
             raise Refused(400, f"{file_field} has no audio stream", file_field)
         if seconds is not None and not pcm:
-            start = store.temp_path()
-            await run_in_threadpool(_cut, tmp, start, seconds)
-            tmp.unlink()
-            tmp = start
+            whole, tmp = tmp, store.temp_path()
+            try:
+                await run_in_threadpool(_cut, whole, tmp, seconds)
+            finally:
+                whole.unlink()
             info = await run_in_threadpool(probe, tmp)
             size = tmp.stat().st_size
     except BaseException:
