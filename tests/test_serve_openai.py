@@ -17,6 +17,8 @@ import openai
 import pytest
 
 from subtitler.config import Config
+from subtitler.options import DecodeOptions
+from subtitler.pipeline import Subtitler
 from subtitler.serve.app import ServeSettings
 from subtitler.serve.auth import Keys
 from subtitler.serve.server import Server
@@ -49,7 +51,7 @@ def test_sdk_verbose_json_with_words_and_segments(client, mp3, reference):
     assert words[0].word.lower() == first["text"] and abs(words[0].start - first["start"]) < 0.3
 
 
-def test_sdk_srt_vtt_text_json_from_one_transcription(client, server, mp3, reference, tmp_path):
+def test_sdk_srt_vtt_text_json_from_one_transcription(client, server, mp3, reference, tmp_path, fw_backend):
     answers = {}
     for fmt in ("srt", "vtt", "text", "json"):
         with open(mp3, "rb") as f:
@@ -67,6 +69,12 @@ def test_sdk_srt_vtt_text_json_from_one_transcription(client, server, mp3, refer
                            str(tmp_path / "clip.vtt")], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert all(len(line) <= 42 for line in srt.splitlines())
+    # Byte for byte what the command line's own path writes for the same audio and options.
+    options = DecodeOptions(initial_prompt="LibriVox", temperature=0.0)
+    local = Subtitler(backend="faster-whisper", model="tiny.en", engine=fw_backend, formats=["srt", "vtt"],
+                      options=options, output_dir=tmp_path / "cli", record=False, config=Config(()))
+    local = local.subtitle(mp3)
+    assert [p.read_text() for p in local.outputs] == [srt, vtt]
     # One engine run: the three later requests (same audio, same settings) came from the transcript cache.
     jobs = server.store.jobs(Keys([KEY]).hashes[0])[-4:]
     assert [j["state"] for j in jobs] == ["success"] * 4
@@ -74,8 +82,6 @@ def test_sdk_srt_vtt_text_json_from_one_transcription(client, server, mp3, refer
 
 
 def test_our_openai_backend_through_the_server(server, short_clip, reference, tmp_path, monkeypatch):
-    from subtitler.options import DecodeOptions
-    from subtitler.pipeline import Subtitler
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.setenv("OPENAI_BASE_URL", f"{server.url}/v1")
