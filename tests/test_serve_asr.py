@@ -119,6 +119,11 @@ def test_keys(server, pcm):
     r = requests.post(f"{server.url}/detect-language", params={"encode": "false"}, files={"audio_file": pcm},
                       headers=auth())  # a bearer key works too
     assert r.status_code == 200 and r.json()["language_code"] == "en"
+    paths = requests.get(f"{server.url}/openapi.json").json()["paths"]
+    params = {p["name"] for p in paths["/asr"]["post"]["parameters"]}
+    assert {"encode", "task", "language", "initial_prompt", "vad_filter", "word_timestamps", "output"} \
+        <= params
+    assert "audio_file" in str(paths["/detect-language"]["post"]["requestBody"])
 
 
 def test_busy_queue_a_client_that_leaves_and_a_full_queue(server, sample, mp3, pcm):

@@ -98,6 +98,12 @@ def test_models(client, server):
     assert client.models.retrieve("tiny.en").id == "tiny.en"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("large-v3")
+    # /docs shows the routes and their forms.
+    paths = httpx.get(f"{server.url}/openapi.json").json()["paths"]
+    form = paths["/v1/audio/transcriptions"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    fields = set(form["schema"]["properties"])
+    assert {"file", "model", "response_format", "timestamp_granularities[]"} <= fields
+    assert "/v1/audio/translations" in paths and "/v1/models" in paths
 
 
 def _post(server, data: dict, content: bytes | None, key: str | None = KEY, name: str = "clip.mp3",

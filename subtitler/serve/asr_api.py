@@ -70,7 +70,8 @@ def _engine_name(request: Request) -> str:
     return {"faster-whisper": "faster_whisper", "whisper": "openai_whisper"}.get(name, name)
 
 
-@router.post("/asr", summary="Transcribe or translate audio (whisper-asr-webservice's API)")
+@router.post("/asr", summary="Transcribe or translate audio (whisper-asr-webservice's API)",
+             openapi_extra=sync.multipart("audio_file"))
 async def asr(request: Request,
               encode: bool = Query(True, description="true: any media, decoded by ffmpeg; false: headerless "
                                                      "16-bit mono 16 kHz PCM"),
@@ -100,7 +101,8 @@ async def asr(request: Request,
         "Content-Disposition": f'attachment; filename="{quote(media.filename)}.{output}"'})
 
 
-@router.post("/detect-language", summary="The spoken language (whisper-asr-webservice's API)")
+@router.post("/detect-language", summary="The spoken language (whisper-asr-webservice's API)",
+             openapi_extra=sync.multipart("audio_file"))
 async def detect_language(request: Request,
                           encode: bool = Query(True, description="true: any media, decoded by ffmpeg; "
                                                                  "false: headerless 16-bit mono 16 kHz PCM"),

@@ -30,6 +30,7 @@ from .sync import (
     fields,
     keep_media,
     key_owner,
+    multipart,
     read_form,
     render,
     server_model,
@@ -82,12 +83,20 @@ def get_model(request: Request, model_id: str, who: str = Depends(owner)) -> dic
     return _model(model_id)
 
 
-@router.post("/v1/audio/transcriptions", summary="Transcribe audio (OpenAI's API)")
+FORM = {"model": "whisper-1, or the server's model (GET /v1/models)",
+        "prompt": "Text the speech continues (names, spellings)", "temperature": "Sampling temperature",
+        "response_format": " | ".join(FORMATS)}
+
+
+@router.post("/v1/audio/transcriptions", summary="Transcribe audio (OpenAI's API)",
+             openapi_extra=multipart("file", ("model",), **FORM, language="The spoken language (en, fr...)",
+                                     timestamp_granularities__="word and/or segment (verbose_json)"))
 async def transcriptions(request: Request, who: str = Depends(owner)) -> Response:
     return await _answer(request, who, "transcribe")
 
 
-@router.post("/v1/audio/translations", summary="Translate audio into English (OpenAI's API)")
+@router.post("/v1/audio/translations", summary="Translate audio into English (OpenAI's API)",
+             openapi_extra=multipart("file", ("model",), **FORM))
 async def translations(request: Request, who: str = Depends(owner)) -> Response:
     return await _answer(request, who, "translate")
 

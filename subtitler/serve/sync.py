@@ -79,6 +79,16 @@ def api_route(answer: Callable[[Refused], Response], invalid_status: int = 400) 
     return Route
 
 
+def multipart(file_field: str, required: tuple[str, ...] = (), **fields: str) -> dict[str, Any]:
+    """The OpenAPI description (/docs) of a multipart body these routes read themselves: the file,
+    then text `fields` (name: description)."""
+    properties = {file_field: {"type": "string", "format": "binary", "description": "The audio"},
+                  **{name.replace("__", "[]"): {"type": "string", "description": text}
+                     for name, text in fields.items()}}
+    schema = {"type": "object", "required": [file_field, *required], "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
 def key_owner(request: Request, authorization: str | None = None) -> str | None:
     """The owner of the request's key (Authorization: Bearer KEY), or None."""
     return request.app.state.keys.owner(authorization or request.headers.get("authorization"))
