@@ -701,10 +701,12 @@ def cache_command(clear: bool, older_than: float | None) -> None:
 @click.option("--insecure-no-auth", is_flag=True,
               help="Serve on a non-loopback address with no API key (anyone who can reach it).")
 @decode_options
+@profile_options
 def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: int, max_upload: int,
           keys_file: Path | None, insecure_no_auth: bool, backend: str, model: str | None, device: str,
-          compute_type: str, threads: int | None, timeout: float | None, **decoding: Any) -> None:
-    """Serve Whisper transcription jobs over HTTP (Tiyaro's asynchronous protocol).
+          compute_type: str, threads: int | None, timeout: float | None, profile: Profile | None,
+          **decoding: Any) -> None:
+    """Serve Whisper transcription over HTTP: Tiyaro's async protocol, OpenAI's, whisper-asr-webservice's.
 
     The engine loads once at start-up; jobs wait in a queue kept in --data-dir
     and survive a restart. API docs at /docs; /health and /ready for probes.
@@ -725,7 +727,8 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
                              insecure_no_auth=insecure_no_auth)
     try:
         spec = JobSpec(TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
-                                         0, DecodeOptions(**decoding)))
+                                         0, DecodeOptions(**decoding)),
+                       RenderSpec(profile=profile))  # the layout of srt and vtt answers
         run_server(settings, spec, keys_file=keys_file, config=cli_config.loaded(click.get_current_context()))
     except SubtitlerError as e:
         _fail(e)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from .. import __version__
+from . import asr_api, openai_api
 from .auth import Keys, Signer
 from .store import Store
 from .tiyaro import ApiError, error_response, router
@@ -56,6 +57,8 @@ def create_app(settings: ServeSettings, store: Store, keys: Keys, signer: Signer
     app.state.settings, app.state.store, app.state.keys = settings, store, keys
     app.state.signer, app.state.workers = signer, workers
     app.include_router(router)
+    app.include_router(openai_api.router)
+    app.include_router(asr_api.router)
 
     @app.get("/health", summary="Liveness: the server answers")
     async def health() -> dict[str, str]:

@@ -26,7 +26,7 @@ from ..config import Config
 from ..errors import SubtitlerError
 from ..job import Job, single_input
 from ..options import DecodeOptions
-from ..specs import JobSpec, OutputSpec, RenderSpec, TranscriptionSpec
+from ..specs import JobSpec, OutputSpec, TranscriptionSpec
 from ..whisper_compat import to_whisper_result
 from .store import Store
 
@@ -38,8 +38,9 @@ class Workers:
                  config: Config | None = None, engines: list[Backend] | None = None) -> None:
         """`spec`: the server's engine and default options; `engines`: already loaded ones to use."""
         self.store, self.count, self.cache = store, count, cache
-        # Transcripts only: no files are rendered, no manifest is written.
-        self.spec = dataclasses.replace(spec, render=RenderSpec(formats=()),
+        # Transcripts only: no files are rendered, no manifest is written (the profile and style
+        # stay: the APIs that answer subtitles render them).
+        self.spec = dataclasses.replace(spec, render=dataclasses.replace(spec.render, formats=(), video=None),
                                         output=OutputSpec(None, overwrite=True, record=False))
         self.base = Job(self.spec, cache=cache, config=config)
         self.engines: list[Backend] = list(engines or [])  # given ones: used instead of loading
