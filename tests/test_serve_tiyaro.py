@@ -279,6 +279,9 @@ def test_foreign_and_bad_job_requests(server, mp3):
     resp = httpx.post(server.url + MODEL, headers=auth(), content=iter([b" " * 2**20, b"{}"]))  # chunked
     assert resp.status_code == 413
     assert httpx.get(f"{server.url}/v1/async/results/{'0' * 32}", headers=auth()).status_code == 404
+    # An upload named as a transcript would be read as one by the job path: refused up front.
+    resp = httpx.post(f"{server.url}/v1/input/upload-url?extension=json", headers=auth())
+    assert resp.status_code == 400 and "not a media file" in resp.json()["message"]
     # Keys: none, wrong, or another scheme.
     for headers in ({}, auth("wrong"), {"Authorization": f"Basic {KEY}"}):
         resp = httpx.post(f"{server.url}/v1/input/upload-url?extension=mp3", headers=headers)

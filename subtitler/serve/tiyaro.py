@@ -28,6 +28,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from ..errors import SubtitlerError
+from ..inputs import NOT_MEDIA
 from ..media import probe
 from .inputs import job_options
 from .store import CANCELLED, SUCCESS, QueueFull
@@ -83,6 +84,8 @@ router = APIRouter()
 def upload_url(request: Request, extension: str = "", who: str = Depends(owner)) -> dict[str, Any]:
     if not EXTENSION_RE.match(extension.lower()):
         raise ApiError(400, "extension is required: the upload's file extension (mp3, wav, mp4...)")
+    if f".{extension.lower()}" in NOT_MEDIA:  # a .json would be read as a saved transcript
+        raise ApiError(400, f"extension {extension!r} is not a media file's (mp3, wav, mp4...)")
     state = request.app.state
     upload_id = state.store.new_upload(who, extension.lower())
     path = f"{UPLOAD_PREFIX}{upload_id}.{extension.lower()}"
