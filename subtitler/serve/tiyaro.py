@@ -31,6 +31,7 @@ from ..errors import SubtitlerError
 from ..media import probe
 from .inputs import job_options
 from .store import CANCELLED, SUCCESS, QueueFull
+from .webhooks import callback_problem
 
 UPLOAD_PREFIX = "/v1/uploads/"
 UPLOAD_RE = re.compile(r"^/v1/uploads/([0-9a-f]{32})\.([a-z0-9]{1,8})$")
@@ -158,6 +159,7 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
     if known:  # the same submission again (its answer was lost): the same job, not a second one
         return JSONResponse({"response": _summary(request, known)}, 202)
     upload_id = _own_upload(request, data["URL"], who)
+    callback = _callback_url(state.settings, data.get("callback_url"))
     try:
         options = job_options(data["input"], state.workers.spec.transcription.options)
         state.workers.base.backend_class.check_options(options)
@@ -165,7 +167,8 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
         raise ApiError(400, f"bad input: {e}") from None
     try:
         job, created = await run_in_threadpool(state.store.submit, who, upload_id, name[len("whisper-"):],
-                                               serviceTier, options.to_dict(), key, state.settings.max_queue)
+                                               serviceTier, options.to_dict(), key, state.settings.max_queue,
+                                               callback)
     except QueueFull:
         raise ApiError(429, "the queue is full: try again later",
                        {"Retry-After": str(_retry_after(state))}) from None
@@ -195,6 +198,20 @@ def _own_upload(request: Request, url: str, who: str) -> str:
                        "URL's upload is used by a job already" if row["state"] == "used"
                        else "nothing was uploaded to URL yet")
     return row["id"]
+
+
+def _callback_url(settings: Any, url: Any) -> str | None:
+    """A job's webhook URL (webhooks.py), if it gave one this server may post to."""
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ApiError(400, "callback_url must be a URL")
+    if not settings.webhook_secret:
+        raise ApiError(400, "this server sends no webhooks (no webhook secret is configured)")
+    problem = callback_problem(url, settings.webhook_allow)
+    if problem:
+        raise ApiError(400, problem)
+    return url
 
 
 def _retry_after(state: Any) -> int:

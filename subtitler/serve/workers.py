@@ -18,6 +18,7 @@ import json
 import logging
 import queue
 import threading
+import time
 from typing import Any
 
 from ..backends import Backend
@@ -50,6 +51,10 @@ class Workers:
         self.error: SubtitlerError | None = None  # an engine that could not load
         self.queue: queue.Queue[str | None] = queue.Queue()
         self.running: dict[str, int] = {}  # job id -> worker
+        self.audio_seconds = [0.0] * count  # per worker, for /metrics
+        self.busy_seconds = [0.0] * count
+        self.draining = False  # stopping: no job is started any more
+        self.threads: list[threading.Thread] = []
 
     def check(self) -> None:
         """Refuse a backend that is not installed, or options it cannot honour, before serving."""
@@ -61,8 +66,10 @@ class Workers:
         for job_id in self.store.recover():
             self.queue.put(job_id)
         for n in range(self.count):
-            threading.Thread(target=self._work, args=(n, on_error), name=f"serve-worker-{n}",
-                             daemon=True).start()
+            thread = threading.Thread(target=self._work, args=(n, on_error), name=f"serve-worker-{n}",
+                                      daemon=True)
+            thread.start()
+            self.threads.append(thread)
 
     def _engine(self, n: int) -> Backend:
         """Worker n's engine, loaded in the worker's own thread: faster-whisper run from another
@@ -84,6 +91,16 @@ class Workers:
         for _ in range(self.count):
             self.queue.put(None)
 
+    def drain(self, grace: float) -> bool:
+        """Start no more jobs; wait up to `grace` seconds for the running ones to end. Whether they
+        all did (the jobs not started stay pending in the store, for the next start)."""
+        self.draining = True
+        self.stop()  # wakes the idle workers
+        deadline = time.monotonic() + grace
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads)
+
     def submit(self, job_id: str) -> None:
         self.queue.put(job_id)
 
@@ -97,26 +114,29 @@ class Workers:
             return
         while True:
             job_id = self.queue.get()
-            if job_id is None:
+            if job_id is None or self.draining:
                 return
             row = self.store.claim(job_id)
             if row is None:
                 continue  # cancelled while it waited
             self.running[job_id] = n
+            started = time.monotonic()
             try:
-                self._run(row, engine)
+                self.audio_seconds[n] += self._run(row, engine)
             except Exception as e:  # a bug must fail the job, not the worker
                 log.exception("job %s: unexpected error", job_id)
                 self.store.fail(job_id, f"internal error: {type(e).__name__}")
             finally:
+                self.busy_seconds[n] += time.monotonic() - started
                 self.running.pop(job_id, None)
 
-    def _run(self, row: dict[str, Any], engine: Backend) -> None:
+    def _run(self, row: dict[str, Any], engine: Backend) -> float:
+        """Run the job; the seconds of audio it transcribed."""
         upload = self.store.upload(row["upload"])
         path = self.store.upload_path(upload) if upload else None
         if path is None or not path.is_file():
             self.store.fail(row["id"], "the upload is gone")
-            return
+            return 0.0
         options = DecodeOptions(**json.loads(row["options"]))
         spec = dataclasses.replace(self.spec, transcription=TranscriptionSpec(
             self.spec.transcription.engine, 0, options))
@@ -131,9 +151,10 @@ class Workers:
             self.store.succeed(row["id"], to_whisper_result(outcome.transcripts[-1]),
                                "answered from the transcript cache" if cached else None)
             log.info("job %s: %s", row["id"], outcome.status)
-            return
+            return outcome.transcripts[-1].duration
         if outcome is not None:
             message = outcome.error or "the job failed"
         # The server's file names are none of the client's business: "the upload: not media...".
         self.store.fail(row["id"], message.replace(str(path), "the upload"))
         log.info("job %s: failed", row["id"])
+        return 0.0
