@@ -756,7 +756,9 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
         _fail(e)
     except KeyboardInterrupt:  # uvicorn has stopped serving; a running job runs again at the next start
         click.echo("subtitler: stopped (jobs not finished run when the server starts again)", err=True)
-        sys.exit(signals.exit_code())
+        sys.stderr.flush()
+        # At once: a worker still inside the engine's native code crashes under the interpreter's teardown.
+        os._exit(signals.exit_code())
 
 
 # The engine options are run's own (one definition, one help text).

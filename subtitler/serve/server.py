@@ -144,6 +144,9 @@ def serve(settings: ServeSettings, spec: JobSpec, *, keys_file: Path | None = No
     or an engine that cannot load."""
     server = Server(settings, spec, Keys.load(keys_file), config=config)
     _logging()
+    # The event loop gets the GIL back sooner from the workers' Python parts (5 ms by default):
+    # /health stays quick while every worker is busy.
+    sys.setswitchinterval(0.001)
     print(f"subtitler: serving on {server.url} (API docs: {server.url}/docs; data: {settings.data_dir})",
           file=sys.stderr, flush=True)
     server.run()

@@ -32,6 +32,7 @@ from ..media import probe
 from .inputs import job_options
 from .store import CANCELLED, SUCCESS, QueueFull
 from .webhooks import callback_problem
+from .workers import in_background
 
 UPLOAD_PREFIX = "/v1/uploads/"
 UPLOAD_RE = re.compile(r"^/v1/uploads/([0-9a-f]{32})\.([a-z0-9]{1,8})$")
@@ -100,7 +101,7 @@ async def upload(request: Request, name: str) -> Response:
                                 request.query_params.get("signature")) if m else "not an upload URL"
     if reason:
         raise ApiError(403, f"Forbidden: {reason}")
-    row = state.store.upload(m.group(1))  # type: ignore[union-attr]
+    row = await run_in_threadpool(state.store.upload, m.group(1))  # type: ignore[union-attr]
     if row is None or row["state"] == "used":
         raise ApiError(409 if row else 404, "this upload URL was used by a job already" if row
                        else "no such upload")
@@ -120,7 +121,7 @@ async def upload(request: Request, name: str) -> Response:
         if not size:
             raise ApiError(400, "the upload is empty")
         try:
-            await run_in_threadpool(probe, tmp)
+            await in_background(probe, tmp)
         except SubtitlerError:
             raise ApiError(415, "the upload is not media ffmpeg can read") from None
         await run_in_threadpool(state.store.keep_upload, row, tmp, size)
@@ -155,10 +156,12 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
         raise ApiError(400, 'the body must be {"input": {options}, "URL": "<an upload URL of this server>"}')
     state = request.app.state
     key = request.headers.get("idempotency-key") or None
-    known = state.store.by_idempotency_key(who, key) if key else None
+    # The store's calls in a thread: one waiting on the store's lock (a worker's commit) must not
+    # hold up the event loop, and /health with it.
+    known = await run_in_threadpool(state.store.by_idempotency_key, who, key) if key else None
     if known:  # the same submission again (its answer was lost): the same job, not a second one
         return JSONResponse({"response": _summary(request, known)}, 202)
-    upload_id = _own_upload(request, data["URL"], who)
+    upload_id = await run_in_threadpool(_own_upload, request, data["URL"], who)
     callback = _callback_url(state.settings, data.get("callback_url"))
     try:
         options = job_options(data["input"], state.workers.spec.transcription.options)

@@ -13,13 +13,18 @@ once at start-up; a remote backend's one client serves them all.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import json
 import logging
+import os
 import queue
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ..backends import Backend
 from ..cache import Cache
@@ -32,6 +37,7 @@ from ..whisper_compat import to_whisper_result
 from .store import Store
 
 log = logging.getLogger("subtitler.serve")
+T = TypeVar("T")
 
 
 class Workers:
@@ -105,6 +111,7 @@ class Workers:
         self.queue.put(job_id)
 
     def _work(self, n: int, on_error: Any) -> None:
+        _lower_priority()
         try:
             engine = self._engine(n)
         except SubtitlerError as e:  # the server stops with it (/ready says it meanwhile)
@@ -158,3 +165,28 @@ class Workers:
         self.store.fail(row["id"], message.replace(str(path), "the upload"))
         log.info("job %s: failed", row["id"])
         return 0.0
+
+
+WORKER_NICENESS = 10
+
+
+async def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a thread of low priority, as the workers' (for a request's heavy lifting: ffprobe
+    on an upload), so that it does not slow the event loop's answers."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(4, "serve-background", initializer=_lower_priority)
+    return await asyncio.get_running_loop().run_in_executor(_background, functools.partial(fn, *args))
+
+
+_background: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    """This thread, and the engine's threads and ffmpeg processes it starts, yield the CPU to the event
+    loop: with every core busy transcribing, /health and polls still answer in milliseconds (Linux
+    keeps a niceness per thread; elsewhere this does nothing)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass
