@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import statistics
 import subprocess
 import sys
@@ -36,10 +35,13 @@ from subtitler.serve.retention import parse_duration
 from subtitler.serve.server import Server
 from subtitler.serve.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
 from subtitler.specs import EngineSpec, JobSpec, TranscriptionSpec
+from tests import test_serve_tiyaro
 from tests.conftest import ffmpeg
+from tests.test_serve_durable import free_port, job_row, start
 from tests.test_serve_tiyaro import KEY, MODEL, OTHER, auth, files, submit, upload_url, uploaded, wait
 
 pytestmark = pytest.mark.engine
+mp3 = test_serve_tiyaro.mp3  # the fixture: the sample's first 8 s as MP3
 
 SECRET = "webhook-secret-for-tests"
 THIRD = "key-c-5555555555"
@@ -63,13 +65,6 @@ def running(tmp_path: Path, engines: list | None, **settings) -> Iterator[Server
     finally:
         srv.stop()
         thread.join(15)
-
-
-@pytest.fixture(scope="module")
-def mp3(short_clip, tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("ops-media") / "short.mp3"
-    ffmpeg("-i", str(short_clip), "-vn", "-c:a", "libmp3lame", "-b:a", "64k", str(out))
-    return out
 
 
 def until(condition, timeout: float = 30, step: float = 0.05):
@@ -297,34 +292,6 @@ def test_header_and_body_timeouts_and_json_size_limits(fw_backend, tmp_path):
 # -- SIGTERM -------------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start(data: Path, port: int, log: Path, *args: str, keys: tuple[str, ...] = (KEY,)) -> subprocess.Popen:
-    env = {**os.environ, "SUBTITLER_SERVE_KEYS": ",".join(keys)}
-    with log.open("a") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "subtitler", "serve", "--port", str(port),
-                                 "--data-dir", str(data), "-b", "faster-whisper", "-m", "tiny.en", *args],
-                                env=env, stdout=out, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 60
-    while True:
-        assert proc.poll() is None, log.read_text()
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return proc
-        assert time.monotonic() < deadline, log.read_text()
-        time.sleep(0.1)
-
-
-def job_row(data: Path, job_id: str) -> dict:
-    with sqlite3.connect(data / "serve.db") as db:
-        db.row_factory = sqlite3.Row
-        return dict(db.execute("SELECT state, attempts FROM jobs WHERE id = ?", (job_id,)).fetchone())
-
-
 def test_sigterm_requeues_past_the_grace_then_drains_a_running_job(sample, tmp_path):
     data, port, log = tmp_path / "data", free_port(), tmp_path / "serve.log"
     base = f"http://127.0.0.1:{port}"
@@ -332,7 +299,7 @@ def test_sigterm_requeues_past_the_grace_then_drains_a_running_job(sample, tmp_p
     def processing(poll: str) -> bool:
         return httpx.get(poll, headers=auth(), timeout=10).json()["status"] == "processing"
 
-    proc = start(data, port, log, "--grace", "0.2")
+    proc = start(data, port, log, "--grace", "0.2", keys=(KEY,))
     try:
         put = httpx.post(f"{base}/v1/input/upload-url?extension=mp4", headers=auth()).json()
         put = put["uploadUrl"]["PUT"]
@@ -346,7 +313,7 @@ def test_sigterm_requeues_past_the_grace_then_drains_a_running_job(sample, tmp_p
         assert proc.wait(30) == 143, log.read_text()
         assert job_row(data, job["id"]) == {"state": "processing", "attempts": 1}
 
-        proc = start(data, port, log)  # the default grace (30 s): the job runs again...
+        proc = start(data, port, log, keys=(KEY,))  # the default grace (30 s): the job runs again...
         until(lambda: processing(poll), timeout=60, step=0.02)
         proc.send_signal(signal.SIGTERM)  # ...and SIGTERM waits for it
         time.sleep(0.2)
