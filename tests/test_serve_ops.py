@@ -338,7 +338,7 @@ while not os.path.exists(sys.argv[2]):
     conn.request("GET", "/health")
     assert conn.getresponse().read() == b'{"status":"ok"}'
     latencies.append(time.perf_counter() - start)
-    time.sleep(0.02)
+    time.sleep(float(sys.argv[3]) if len(sys.argv) > 3 else 0.02)
 print(json.dumps(latencies))
 '''
 
