@@ -86,7 +86,7 @@ def test_duration_option():
 
 
 def test_retention_deletes_expired_jobs_results_and_uploads(fw_backend, mp3, tmp_path):
-    with running(tmp_path, [fw_backend], retention=1.5) as srv:
+    with running(tmp_path, [fw_backend], retention=3) as srv:
         job = submit(srv, uploaded(srv, mp3.read_bytes()), {"language": "en"}).json()["response"]
         assert wait(job["urls"]["GET"])["status"] == "success"
         unused = uploaded(srv, mp3.read_bytes())  # uploaded, never submitted
