@@ -153,8 +153,14 @@ def test_webhook_signed_retried_with_backoff_and_refused_hosts(fw_backend, mp3, 
                 "input": {"language": "fr"}, "URL": uploaded(srv, mp3.read_bytes()),
                 "callback_url": receiver.url}).json()["response"]
             until(lambda: len(receiver.seen) >= 4, timeout=60)
+            # And one cancelled.
+            cancelled = httpx.post(srv.url + MODEL, headers=auth(), json={
+                "input": {"language": "en", "beam_size": 2}, "URL": uploaded(srv, mp3.read_bytes()),
+                "callback_url": receiver.url}).json()["response"]
+            assert httpx.delete(cancelled["urls"]["GET"], headers=auth()).status_code == 200
+            until(lambda: len(receiver.seen) >= 5, timeout=60)
             rows = srv.store._db.execute("SELECT state, attempts FROM deliveries ORDER BY id").fetchall()
-            assert [tuple(r) for r in rows] == [("delivered", 3), ("delivered", 1)]
+            assert [tuple(r) for r in rows] == [("delivered", 3), ("delivered", 1), ("delivered", 1)]
         times = [t for t, _, _ in receiver.seen]
         assert times[1] - times[0] >= 0.3 and times[2] - times[1] >= 0.6  # 0.3 s, then twice that
         for _, headers, body in receiver.seen:
@@ -168,6 +174,8 @@ def test_webhook_signed_retried_with_backoff_and_refused_hosts(fw_backend, mp3, 
         failed = json.loads(receiver.seen[3][2])
         assert failed["id"] == failing["id"] and failed["status"] == "failed"
         assert "English-only" in failed["message"]
+        gone = json.loads(receiver.seen[4][2])
+        assert gone["id"] == cancelled["id"] and gone["status"] == "cancelled" and "result" not in gone
     finally:
         receiver.close()
 
