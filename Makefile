@@ -58,6 +58,7 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_remote.py
 	$(BIN)/python tests/benchmarks/bench_long.py
 	$(BIN)/python tests/benchmarks/bench_memory.py
+	$(BIN)/python tests/benchmarks/bench_serve.py
 
 # On an NVIDIA machine: install a CUDA build of torch into $(VENV) first (bench_gpu.py says how).
 # Without CUDA it stops at once with exit status 2.

@@ -681,6 +681,15 @@ def cache_command(clear: bool, older_than: float | None) -> None:
         click.echo(f"{kind}\t{count} entries\t{size / 1e6:.1f} MB")
 
 
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    from .serve.retention import parse_duration
+
+    try:
+        return parse_duration(value)
+    except SubtitlerError as e:
+        raise click.BadParameter(str(e)) from None
+
+
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; one other machines can reach needs an API key.")
@@ -700,12 +709,25 @@ def cache_command(clear: bool, older_than: float | None) -> None:
                    "(comma-separated).")
 @click.option("--insecure-no-auth", is_flag=True,
               help="Serve on a non-loopback address with no API key (anyone who can reach it).")
+@click.option("--retention", default="24h", show_default=True, metavar="DURATION", callback=_duration,
+              help="How long a finished job, its result and its upload are kept (90s, 30m, 24h, 7d).")
+@click.option("--grace", default=30.0, show_default=True, type=click.FloatRange(min=0), metavar="SECONDS",
+              help="On SIGTERM, how long running jobs may take to finish before the server stops anyway "
+                   "(they then run again at the next start).")
+@click.option("--webhook-url", metavar="URL",
+              help="POST every job's end here, signed (needs $SUBTITLER_WEBHOOK_SECRET or webhook-secret).")
+@click.option("--webhook-allow", multiple=True, metavar="HOST[:PORT]",
+              help="A host a job's callback_url may name (repeatable); no other is ever posted to.")
+@click.option("--webhook-secret", envvar="SUBTITLER_WEBHOOK_SECRET", show_envvar=True, metavar="SECRET",
+              help="The key webhooks are signed with (HMAC-SHA256); better from the environment or config "
+                   "than on a command line.")
 @decode_options
 @profile_options
 def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: int, max_upload: int,
-          keys_file: Path | None, insecure_no_auth: bool, backend: str, model: str | None, device: str,
-          compute_type: str, threads: int | None, timeout: float | None, profile: Profile | None,
-          **decoding: Any) -> None:
+          keys_file: Path | None, insecure_no_auth: bool, retention: float, grace: float,
+          webhook_url: str | None, webhook_allow: tuple[str, ...], webhook_secret: str | None,
+          backend: str, model: str | None, device: str, compute_type: str, threads: int | None,
+          timeout: float | None, profile: Profile | None, **decoding: Any) -> None:
     """Serve Whisper transcription over HTTP: Tiyaro's async protocol, OpenAI's, whisper-asr-webservice's.
 
     The engine loads once at start-up; jobs wait in a queue kept in --data-dir
@@ -724,7 +746,9 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
 
     folder = data_dir or Path(platformdirs.user_data_dir("subtitler")) / "serve"
     settings = ServeSettings(host, port, workers, folder, max_queue, max_upload * 2**20,
-                             insecure_no_auth=insecure_no_auth)
+                             insecure_no_auth=insecure_no_auth, retention=retention, grace=grace,
+                             webhook_url=webhook_url, webhook_allow=webhook_allow,
+                             webhook_secret=webhook_secret)
     try:
         spec = JobSpec(TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
                                          0, DecodeOptions(**decoding)),
@@ -734,7 +758,9 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
         _fail(e)
     except KeyboardInterrupt:  # uvicorn has stopped serving; a running job runs again at the next start
         click.echo("subtitler: stopped (jobs not finished run when the server starts again)", err=True)
-        sys.exit(signals.exit_code())
+        sys.stderr.flush()
+        # At once: a worker still inside the engine's native code crashes under the interpreter's teardown.
+        os._exit(signals.exit_code())
 
 
 # The engine options are run's own (one definition, one help text).

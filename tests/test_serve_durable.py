@@ -32,11 +32,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start(data: Path, port: int, log: Path) -> subprocess.Popen:
-    env = {**os.environ, "SUBTITLER_SERVE_KEYS": KEY}
+def start(data: Path, port: int, log: Path, *args: str, keys: tuple[str, ...] = (KEY,)) -> subprocess.Popen:
+    """`subtitler serve` with `args`, once it answers."""
+    env = {**os.environ, "SUBTITLER_SERVE_KEYS": ",".join(keys)}
     with log.open("a") as out:
         proc = subprocess.Popen([sys.executable, "-m", "subtitler", "serve", "--port", str(port),
-                                 "--data-dir", str(data), "-b", "faster-whisper", "-m", "tiny.en"],
+                                 "--data-dir", str(data), "-b", "faster-whisper", "-m", "tiny.en", *args],
                                 env=env, stdout=out, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while True:

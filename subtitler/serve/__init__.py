@@ -9,4 +9,10 @@ Imported only by the `serve` command (FastAPI and uvicorn stay out of every othe
     auth.py     API keys (hashes, constant-time) and signed upload URLs
     store.py    jobs and uploads in SQLite, their files on disk: they survive a restart
     workers.py  engines loaded once; threads running jobs through subtitler's job path
+    retention.py  finished jobs and their files deleted after --retention
+    webhooks.py   signed POSTs when a job ends, retried, kept across restarts
+    metrics.py    /metrics in Prometheus text format
+    logs.py       the JSON access log
+    limits.py     header and body timeouts, body size limits
+    shutdown.py   SIGTERM drains: no new work, running jobs get --grace to finish
 """

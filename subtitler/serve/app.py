@@ -1,35 +1,35 @@
 """The ASGI application: the protocols' routes, /health and /ready, errors, the access log.
 
 `create_app` wires the parts together (settings, store, keys, signer,
-workers); the workers start with the application and stop with it. The access
-log is one line per request with the method, the path without its query (an
-upload URL's signature is in the query), the status and the time taken;
-uvicorn's own access log, which would print queries, is off (server.py).
+workers); the workers start with the application and stop with it. Around the
+routes: the JSON access log and request latencies (logs.py, metrics.py),
+refusing new work while the server drains (shutdown.py), body sizes and
+timeouts (limits.py).
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from .. import __version__
 from . import asr_api, openai_api
 from .auth import Keys, Signer
+from .limits import BodyLimits
+from .logs import AccessLog
+from .metrics import Metrics
+from .metrics import router as metrics_router
+from .shutdown import RefuseWhileDraining
 from .store import Store
 from .tiyaro import ApiError, error_response, router
 from .workers import Workers
-
-access_log = logging.getLogger("subtitler.serve.access")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,14 @@ class ServeSettings:
     max_upload: int = 2 * 2**30  # bytes per upload; beyond: 413
     upload_ttl: float = 3600.0  # seconds an upload URL can be used
     insecure_no_auth: bool = False
+    retention: float = 86400.0  # seconds a finished job, its result and upload are kept
+    grace: float = 30.0  # seconds SIGTERM waits for running jobs
+    webhook_url: str | None = None  # told of every job's end
+    webhook_allow: tuple[str, ...] = ()  # hosts a job's callback_url may name
+    webhook_secret: str | None = field(default=None, repr=False)
+    webhook_backoff: float = 2.0  # seconds before a failed delivery's first retry; doubled each time
+    header_timeout: float = 10.0  # seconds to send a request's headers
+    body_timeout: float = 30.0  # seconds between two chunks of a request's body
 
 
 def create_app(settings: ServeSettings, store: Store, keys: Keys, signer: Signer, workers: Workers,
@@ -56,9 +64,11 @@ def create_app(settings: ServeSettings, store: Store, keys: Keys, signer: Signer
                   description="Whisper transcription jobs: Tiyaro's asynchronous protocol.")
     app.state.settings, app.state.store, app.state.keys = settings, store, keys
     app.state.signer, app.state.workers = signer, workers
+    app.state.metrics = Metrics(store, workers)
     app.include_router(router)
     app.include_router(openai_api.router)
     app.include_router(asr_api.router)
+    app.include_router(metrics_router)
 
     @app.get("/health", summary="Liveness: the server answers")
     async def health() -> dict[str, str]:
@@ -84,16 +94,9 @@ def create_app(settings: ServeSettings, store: Store, keys: Keys, signer: Signer
         where = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
         return error_response(400, f"bad request: {where}")
 
-    @app.middleware("http")
-    async def log_access(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Any:
-        start = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            access_log.info("%s %s %d %.1fms", request.method, request.url.path, status,
-                            (time.perf_counter() - start) * 1000)
-
+    # The last added is the outermost: the access log sees every answer.
+    app.add_middleware(BodyLimits, upload_limit=settings.max_upload, body_timeout=settings.body_timeout)
+    app.add_middleware(RefuseWhileDraining, is_draining=lambda: workers.draining,
+                       retry_after=max(1, round(settings.grace)))
+    app.add_middleware(AccessLog)
     return app

@@ -39,10 +39,14 @@ CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, upload TEXT NOT NULL, model TEXT NOT NULL,
     tier TEXT NOT NULL, options TEXT NOT NULL, state TEXT NOT NULL, message TEXT,
     idempotency_key TEXT, accepted REAL NOT NULL, started REAL, finished REAL,
-    attempts INTEGER NOT NULL DEFAULT 0);
+    attempts INTEGER NOT NULL DEFAULT 0, callback_url TEXT);
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_idempotency ON jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, accepted);
+CREATE TABLE IF NOT EXISTS deliveries (  -- webhooks to post (webhooks.py), made with the job's end
+    id INTEGER PRIMARY KEY, job TEXT NOT NULL, url TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    due REAL NOT NULL, state TEXT NOT NULL DEFAULT 'pending', error TEXT);  -- pending | delivered | failed
+CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (state, due);
 """
 
 
@@ -62,11 +66,16 @@ class Store:
             self._db = sqlite3.connect(folder / "serve.db", check_same_thread=False, isolation_level=None)
             self._db.row_factory = sqlite3.Row
             self._db.execute("PRAGMA journal_mode=WAL")
+            if self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'jobs'").fetchone() and not any(
+                    c[1] == "callback_url" for c in self._db.execute("PRAGMA table_info(jobs)")):
+                # A data folder of an older server.
+                self._db.execute("ALTER TABLE jobs ADD COLUMN callback_url TEXT")
             self._db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as e:
             why = getattr(e, "strerror", None) or e
             raise ServeError(f"{folder}: cannot use it as the data folder ({why})") from None
         self._lock = threading.Lock()  # one connection, shared by the request and worker threads
+        self.webhook_url: str | None = None  # the server-wide webhook, told of every job's end
 
     @contextlib.contextmanager
     def _transaction(self) -> Any:
@@ -114,8 +123,10 @@ class Store:
         return self._one("SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?", owner, key)
 
     def submit(self, owner: str, upload_id: str, model: str, tier: str, options: dict[str, Any],
-               idempotency_key: str | None, max_queue: int) -> tuple[dict[str, Any], bool]:
-        """The new job (True), or the one this Idempotency-Key already made (False)."""
+               idempotency_key: str | None, max_queue: int, callback_url: str | None = None
+               ) -> tuple[dict[str, Any], bool]:
+        """The new job (True), or the one this Idempotency-Key already made (False); `callback_url`
+        is posted to when it ends."""
         with self._transaction() as db:
             if idempotency_key is not None:
                 row = db.execute("SELECT * FROM jobs WHERE owner = ? AND idempotency_key = ?",
@@ -127,9 +138,9 @@ class Store:
                 raise QueueFull
             job_id = uuid.uuid4().hex
             db.execute("INSERT INTO jobs (id, owner, upload, model, tier, options, state, idempotency_key, "
-                       "accepted) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       "accepted, callback_url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                        (job_id, owner, upload_id, model, tier, json.dumps(options), PENDING, idempotency_key,
-                        time.time()))
+                        time.time(), callback_url))
             db.execute("UPDATE uploads SET state = 'used' WHERE id = ?", (upload_id,))
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return dict(row), True
@@ -185,8 +196,11 @@ class Store:
 
     def _end(self, job_id: str, state: str, message: str | None) -> None:
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET state = ?, message = ?, finished = ? WHERE id = ? AND state = ?",
-                       (state, message, time.time(), job_id, PROCESSING))
+            ended = db.execute("UPDATE jobs SET state = ?, message = ?, finished = ? "
+                               "WHERE id = ? AND state = ?",
+                               (state, message, time.time(), job_id, PROCESSING))
+            if ended.rowcount:
+                self._queue_webhooks(db, job_id)
             done = db.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if done and done["state"] == CANCELLED:
             self._remove_files(job_id)  # cancelled while it ran: nothing of it is kept
@@ -200,12 +214,22 @@ class Store:
     def cancel(self, job_id: str) -> dict[str, Any] | None:
         """A pending or processing job cancelled, its files removed at once; the job as it now is."""
         with self._transaction() as db:
-            db.execute("UPDATE jobs SET state = ?, finished = ?, message = 'cancelled by its owner' "
-                       "WHERE id = ? AND state IN (?, ?)", (CANCELLED, time.time(), job_id, *UNFINISHED))
+            ended = db.execute("UPDATE jobs SET state = ?, finished = ?, message = 'cancelled by its owner' "
+                               "WHERE id = ? AND state IN (?, ?)",
+                               (CANCELLED, time.time(), job_id, *UNFINISHED))
+            if ended.rowcount:
+                self._queue_webhooks(db, job_id)
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row and row["state"] == CANCELLED:
             self._remove_files(job_id)
         return dict(row) if row else None
+
+    def _queue_webhooks(self, db: sqlite3.Connection, job_id: str) -> None:
+        """The job's webhooks, due now, in the transaction that ended it: a server killed after it
+        still posts them (webhooks.py)."""
+        row = db.execute("SELECT callback_url FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        for url in dict.fromkeys(u for u in (row["callback_url"], self.webhook_url) if u):
+            db.execute("INSERT INTO deliveries (job, url, due) VALUES (?, ?, ?)", (job_id, url, time.time()))
 
     def _remove_files(self, job_id: str) -> None:
         row = self._one("SELECT u.id, u.ext FROM jobs j JOIN uploads u ON u.id = j.upload "

@@ -41,6 +41,7 @@ from ..transcript import Source, Transcript
 from ..whisper_compat import from_whisper_result
 from .store import CANCELLED, SUCCESS, UNFINISHED, QueueFull
 from .tiyaro import EXTENSION_RE, _retry_after
+from .workers import in_background
 
 FORM_OVERHEAD = 1 << 16  # a form's fields and boundaries, beside the file's bytes
 DETECT_SECONDS = 30  # language detection hears the start, as Whisper's own does
@@ -196,9 +197,9 @@ async def keep_media(request: Request, file: UploadFile, file_field: str, *, pcm
         return size
 
     try:
-        size = await run_in_threadpool(copy)
+        size = await in_background(copy)
         try:
-            info = await run_in_threadpool(probe, tmp)
+            info = await in_background(probe, tmp)
         except SubtitlerError:
             raise Refused(415, f"{file_field} is not media ffmpeg can read", file_field) from None
         if not info.audio:
@@ -206,10 +207,10 @@ async def keep_media(request: Request, file: UploadFile, file_field: str, *, pcm
         if seconds is not None and not pcm:
             whole, tmp = tmp, store.temp_path()
             try:
-                await run_in_threadpool(_cut, whole, tmp, seconds)
+                await in_background(_cut, whole, tmp, seconds)
             finally:
                 whole.unlink()
-            info = await run_in_threadpool(probe, tmp)
+            info = await in_background(probe, tmp)
             size = tmp.stat().st_size
     except BaseException:
         tmp.unlink(missing_ok=True)

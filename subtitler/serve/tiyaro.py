@@ -32,6 +32,8 @@ from ..inputs import NOT_MEDIA
 from ..media import probe
 from .inputs import job_options
 from .store import CANCELLED, SUCCESS, QueueFull
+from .webhooks import callback_problem
+from .workers import in_background
 
 UPLOAD_PREFIX = "/v1/uploads/"
 UPLOAD_RE = re.compile(r"^/v1/uploads/([0-9a-f]{32})\.([a-z0-9]{1,8})$")
@@ -102,7 +104,7 @@ async def upload(request: Request, name: str) -> Response:
                                 request.query_params.get("signature")) if m else "not an upload URL"
     if reason:
         raise ApiError(403, f"Forbidden: {reason}")
-    row = state.store.upload(m.group(1))  # type: ignore[union-attr]
+    row = await run_in_threadpool(state.store.upload, m.group(1))  # type: ignore[union-attr]
     if row is None or row["state"] == "used":
         raise ApiError(409 if row else 404, "this upload URL was used by a job already" if row
                        else "no such upload")
@@ -122,7 +124,7 @@ async def upload(request: Request, name: str) -> Response:
         if not size:
             raise ApiError(400, "the upload is empty")
         try:
-            await run_in_threadpool(probe, tmp)
+            await in_background(probe, tmp)
         except SubtitlerError:
             raise ApiError(415, "the upload is not media ffmpeg can read") from None
         await run_in_threadpool(state.store.keep_upload, row, tmp, size)
@@ -157,10 +159,13 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
         raise ApiError(400, 'the body must be {"input": {options}, "URL": "<an upload URL of this server>"}')
     state = request.app.state
     key = request.headers.get("idempotency-key") or None
-    known = state.store.by_idempotency_key(who, key) if key else None
+    # The store's calls in a thread: one waiting on the store's lock (a worker's commit) must not
+    # hold up the event loop, and /health with it.
+    known = await run_in_threadpool(state.store.by_idempotency_key, who, key) if key else None
     if known:  # the same submission again (its answer was lost): the same job, not a second one
         return JSONResponse({"response": _summary(request, known)}, 202)
-    upload_id = _own_upload(request, data["URL"], who)
+    upload_id = await run_in_threadpool(_own_upload, request, data["URL"], who)
+    callback = _callback_url(state.settings, data.get("callback_url"))
     try:
         options = job_options(data["input"], state.workers.spec.transcription.options)
         state.workers.base.backend_class.check_options(options)
@@ -168,7 +173,8 @@ async def submit(request: Request, name: str, serviceTier: str = "cpuflex",  # n
         raise ApiError(400, f"bad input: {e}") from None
     try:
         job, created = await run_in_threadpool(state.store.submit, who, upload_id, name[len("whisper-"):],
-                                               serviceTier, options.to_dict(), key, state.settings.max_queue)
+                                               serviceTier, options.to_dict(), key, state.settings.max_queue,
+                                               callback)
     except QueueFull:
         raise ApiError(429, "the queue is full: try again later",
                        {"Retry-After": str(_retry_after(state))}) from None
@@ -198,6 +204,20 @@ def _own_upload(request: Request, url: str, who: str) -> str:
                        "URL's upload is used by a job already" if row["state"] == "used"
                        else "nothing was uploaded to URL yet")
     return row["id"]
+
+
+def _callback_url(settings: Any, url: Any) -> str | None:
+    """A job's webhook URL (webhooks.py), if it gave one this server may post to."""
+    if url is None:
+        return None
+    if not isinstance(url, str):
+        raise ApiError(400, "callback_url must be a URL")
+    if not settings.webhook_secret:
+        raise ApiError(400, "this server sends no webhooks (no webhook secret is configured)")
+    problem = callback_problem(url, settings.webhook_allow)
+    if problem:
+        raise ApiError(400, problem)
+    return url
 
 
 def _retry_after(state: Any) -> int:

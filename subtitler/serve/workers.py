@@ -13,12 +13,18 @@ once at start-up; a remote backend's one client serves them all.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import json
 import logging
+import os
 import queue
 import threading
-from typing import Any
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 from ..backends import Backend
 from ..cache import Cache
@@ -31,6 +37,7 @@ from ..whisper_compat import to_whisper_result
 from .store import Store
 
 log = logging.getLogger("subtitler.serve")
+T = TypeVar("T")
 
 
 class Workers:
@@ -51,6 +58,10 @@ class Workers:
         self.error: SubtitlerError | None = None  # an engine that could not load
         self.queue: queue.Queue[str | None] = queue.Queue()
         self.running: dict[str, int] = {}  # job id -> worker
+        self.audio_seconds = [0.0] * count  # per worker, for /metrics
+        self.busy_seconds = [0.0] * count
+        self.draining = False  # stopping: no job is started any more
+        self.threads: list[threading.Thread] = []
 
     def check(self) -> None:
         """Refuse a backend that is not installed, or options it cannot honour, before serving."""
@@ -62,8 +73,10 @@ class Workers:
         for job_id in self.store.recover():
             self.queue.put(job_id)
         for n in range(self.count):
-            threading.Thread(target=self._work, args=(n, on_error), name=f"serve-worker-{n}",
-                             daemon=True).start()
+            thread = threading.Thread(target=self._work, args=(n, on_error), name=f"serve-worker-{n}",
+                                      daemon=True)
+            thread.start()
+            self.threads.append(thread)
 
     def _engine(self, n: int) -> Backend:
         """Worker n's engine, loaded in the worker's own thread: faster-whisper run from another
@@ -85,10 +98,21 @@ class Workers:
         for _ in range(self.count):
             self.queue.put(None)
 
+    def drain(self, grace: float) -> bool:
+        """Start no more jobs; wait up to `grace` seconds for the running ones to end. Whether they
+        all did (the jobs not started stay pending in the store, for the next start)."""
+        self.draining = True
+        self.stop()  # wakes the idle workers
+        deadline = time.monotonic() + grace
+        for thread in self.threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads)
+
     def submit(self, job_id: str) -> None:
         self.queue.put(job_id)
 
     def _work(self, n: int, on_error: Any) -> None:
+        _lower_priority()
         try:
             engine = self._engine(n)
         except SubtitlerError as e:  # the server stops with it (/ready says it meanwhile)
@@ -98,26 +122,29 @@ class Workers:
             return
         while True:
             job_id = self.queue.get()
-            if job_id is None:
+            if job_id is None or self.draining:
                 return
             row = self.store.claim(job_id)
             if row is None:
                 continue  # cancelled while it waited
             self.running[job_id] = n
+            started = time.monotonic()
             try:
-                self._run(row, engine)
+                self.audio_seconds[n] += self._run(row, engine)
             except Exception as e:  # a bug must fail the job, not the worker
                 log.exception("job %s: unexpected error", job_id)
                 self.store.fail(job_id, f"internal error: {type(e).__name__}")
             finally:
+                self.busy_seconds[n] += time.monotonic() - started
                 self.running.pop(job_id, None)
 
-    def _run(self, row: dict[str, Any], engine: Backend) -> None:
+    def _run(self, row: dict[str, Any], engine: Backend) -> float:
+        """Run the job; the seconds of audio it transcribed."""
         upload = self.store.upload(row["upload"])
         path = self.store.upload_path(upload) if upload else None
         if path is None or not path.is_file():
             self.store.fail(row["id"], "the upload is gone")
-            return
+            return 0.0
         options = DecodeOptions(**json.loads(row["options"]))
         spec = dataclasses.replace(self.spec, transcription=TranscriptionSpec(
             self.spec.transcription.engine, 0, options))
@@ -132,9 +159,35 @@ class Workers:
             self.store.succeed(row["id"], to_whisper_result(outcome.transcripts[-1]),
                                "answered from the transcript cache" if cached else None)
             log.info("job %s: %s", row["id"], outcome.status)
-            return
+            return outcome.transcripts[-1].duration
         if outcome is not None:
             message = outcome.error or "the job failed"
         # The server's file names are none of the client's business: "the upload: not media...".
         self.store.fail(row["id"], message.replace(str(path), "the upload"))
         log.info("job %s: failed", row["id"])
+        return 0.0
+
+
+WORKER_NICENESS = 10
+
+
+async def in_background(fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` in a thread of low priority, as the workers' (for a request's heavy lifting: ffprobe
+    on an upload), so that it does not slow the event loop's answers."""
+    global _background
+    if _background is None:
+        _background = ThreadPoolExecutor(4, "serve-background", initializer=_lower_priority)
+    return await asyncio.get_running_loop().run_in_executor(_background, functools.partial(fn, *args))
+
+
+_background: ThreadPoolExecutor | None = None
+
+
+def _lower_priority() -> None:
+    """This thread, and the engine's threads and ffmpeg processes it starts, yield the CPU to the event
+    loop: with every core busy transcribing, /health and polls still answer in milliseconds (Linux
+    keeps a niceness per thread; elsewhere this does nothing)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WORKER_NICENESS)
+    except (AttributeError, OSError):
+        pass
