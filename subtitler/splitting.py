@@ -20,12 +20,14 @@ FRAME = 160  # 10 ms at 16 kHz
 QUIET = 0.3
 
 
-def split_at_silences(samples: np.ndarray, max_seconds: float) -> list[tuple[int, int]]:
-    """(start, end) sample ranges covering `samples`, none longer than `max_seconds`, cut in pauses."""
-    return piece_bounds(lambda a, b: samples[a:b], len(samples), max_seconds)
+def split_at_silences(samples: np.ndarray, max_seconds: float, latest: bool = False) -> list[tuple[int, int]]:
+    """(start, end) sample ranges covering `samples`, none longer than `max_seconds`, cut in pauses
+    (`latest`: in the last of equally quiet ones, as long a piece as may be: digital silence)."""
+    return piece_bounds(lambda a, b: samples[a:b], len(samples), max_seconds, latest)
 
 
-def piece_bounds(read: Callable[[int, int], np.ndarray], n: int, max_seconds: float) -> list[tuple[int, int]]:
+def piece_bounds(read: Callable[[int, int], np.ndarray], n: int, max_seconds: float,
+                 latest: bool = False) -> list[tuple[int, int]]:
     """As split_at_silences, for `n` samples read a span at a time (`read(start, end)`): audio
     too long to hold whole is cut reading one piece's worth of it at once."""
     limit = int(max_seconds * SAMPLE_RATE)
@@ -33,16 +35,16 @@ def piece_bounds(read: Callable[[int, int], np.ndarray], n: int, max_seconds: fl
         raise ValueError("pieces must be allowed at least 2 seconds")
     pieces, start = [], 0
     while n - start > limit:
-        cut = start + cut_in_pause(read(start, start + limit))
+        cut = start + cut_in_pause(read(start, start + limit), latest)
         pieces.append((start, cut))
         start = cut
     pieces.append((start, n))
     return pieces
 
 
-def cut_in_pause(samples: np.ndarray) -> int:
+def cut_in_pause(samples: np.ndarray, latest: bool = False) -> int:
     """Where to end a piece that may run to the end of `samples`: the middle of the quietest
-    stretch in their last half (the last one, if several are as quiet)."""
+    stretch in their last half (the first of equally quiet ones, or the last: `latest`)."""
     frames = len(samples) // FRAME
     energy = np.square(samples[: frames * FRAME].reshape(frames, FRAME), dtype=np.float64).mean(axis=1)
     width = int(QUIET * SAMPLE_RATE / FRAME)
@@ -51,9 +53,8 @@ def cut_in_pause(samples: np.ndarray) -> int:
     loudness = (sums[width:] - sums[:-width]) / width
     lo = frames // 2
     hi = max(lo + 1, min(frames - width, len(loudness)))
-    # The last of the quietest: in a silence, the piece runs as long as it may.
     span = loudness[lo:hi]
-    quietest = lo + int(np.flatnonzero(span <= span.min() + 1e-12)[-1])
+    quietest = lo + int(np.flatnonzero(span <= span.min())[-1] if latest else np.argmin(span))
     return (quietest + width // 2) * FRAME
 
 

@@ -174,7 +174,8 @@ def _pieces(regions: list[tuple[float, float]], max_seconds: float,
             out.append((start, end))
         elif audio is not None:
             first = round(start * SAMPLE_RATE)
-            for a, b in split_at_silences(audio[first:round(end * SAMPLE_RATE)], max_seconds):
+            # The latest of equally quiet cuts: a window of digital silence runs its whole length.
+            for a, b in split_at_silences(audio[first:round(end * SAMPLE_RATE)], max_seconds, latest=True):
                 out.append((start + a / SAMPLE_RATE, min(end, start + b / SAMPLE_RATE)))
         else:
             while end - start > max_seconds + 1e-9:
