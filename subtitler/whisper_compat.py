@@ -106,6 +106,9 @@ def to_whisper_result(t: Any) -> dict[str, Any]:
                        for w in s.words]}
             for i, s in enumerate(t.segments)
         ],
+        # Not in openai-whisper's dict: how sure the engine was of the language it detected.
+        **({"language_probability": t.meta["language_probability"]}
+           if t.meta.get("language_probability") is not None else {}),
     }
 
 
@@ -125,8 +128,10 @@ def _convert(data: dict[str, Any]) -> Any:
                                 s.get("compression_ratio"), s.get("temperature")))
     language = data.get("language")
     duration = max((s.end for s in segments), default=0.0)
-    return Transcript(language_code(str(language)) if language else None, duration, segments,
-                      {"source": "openai-whisper", **({"word_times": "spread"} if spread else {})})
+    meta = {"source": "openai-whisper", **({"word_times": "spread"} if spread else {})}
+    if data.get("language_probability") is not None:
+        meta["language_probability"] = float(data["language_probability"])
+    return Transcript(language_code(str(language)) if language else None, duration, segments, meta)
 
 
 def _spread(text: str, start: float, end: float) -> list[Any]:

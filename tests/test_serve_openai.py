@@ -185,3 +185,11 @@ def test_sdk_translation_with_base(base_server, mp3, reference):
     assert t.language == "english" and clip_wer(reference, t.text) < 0.25
     job = base_server.store.jobs(Keys([KEY]).hashes[0])[-1]
     assert job["state"] == "success" and '"task": "translate"' in job["options"]
+    # A multilingual model detects the language, and says how sure it is (whisper-asr-webservice's
+    # `confidence`: the engine's probability, not a constant).
+    with open(mp3, "rb") as f:
+        r = httpx.post(f"{base_server.url}/detect-language", files={"audio_file": f},
+                       headers={"Authorization": f"Bearer {KEY}"}, timeout=120)
+    answer = r.json()
+    assert r.status_code == 200 and answer["language_code"] == "en"
+    assert 0.5 < answer["confidence"] < 1.0

@@ -11,7 +11,8 @@ txt, vtt, srt, tsv or json (openai-whisper's result dict); txt, vtt, srt and
 tsv are subtitler's own cue layout. VAD and the word times are always on (the
 server's settings), so `vad_filter` and `word_timestamps` change nothing.
 Language detection hears the first 30 s, as Whisper's own does; `confidence`
-is null (the job path does not carry the engine's probability).
+is the engine's probability of that language (faster-whisper's; null from
+openai-whisper's, which does not tell it; an English-only model says 1.0).
 
 Each request is a job of the queue (sync.py). Bazarr saves whatever body comes
 back as the SRT without looking at the status, so an error is never a 200 and
@@ -121,4 +122,5 @@ async def detect_language(request: Request,
     code = transcript.language
     if not code:
         raise Refused(422, "no speech in the first 30 s to detect a language in")
-    return {"detected_language": LANGUAGES.get(code, code), "language_code": code, "confidence": None}
+    return {"detected_language": LANGUAGES.get(code, code), "language_code": code,
+            "confidence": transcript.meta.get("language_probability")}

@@ -120,10 +120,10 @@ class FasterWhisperBackend(Backend):
         duration = len(audio) / SAMPLE_RATE
         size = batch_size_for(options, duration, self.device)
         if size > 1:
-            language, segments = BatchedDecoder(self.model, options, options.language).transcribe(
-                audio, size, report.progress)
+            decoder = BatchedDecoder(self.model, options, options.language)
+            language, segments = decoder.transcribe(audio, size, report.progress)
             report.progress(duration)  # trailing non-speech is never decoded
-            return self._transcript(language, duration, segments, options, size)
+            return self._transcript(language, duration, segments, options, size, decoder.language_probability)
         segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
         report.progress(0.0)  # VAD and language detection are done: decoding starts
         segments = []
@@ -133,12 +133,15 @@ class FasterWhisperBackend(Backend):
                                     s.no_speech_prob, s.compression_ratio, s.temperature))
             report.progress(s.end)
         report.progress(info.duration)  # with VAD, trailing non-speech yields no segment
-        return self._transcript(info.language, info.duration, segments, options, size)
+        detected = info.language_probability if options.language is None else None
+        return self._transcript(info.language, info.duration, segments, options, size, detected)
 
     def _transcript(self, language: str | None, duration: float, segments: list[Segment],
-                    options: DecodeOptions, batch_size: int) -> Transcript:
-        return Transcript(language, duration, join_split_words(segments), {
-            "backend": self.name, "model": self.model_name,
-            "device": self.device, "compute_type": self.compute_type,
-            "batch_size": batch_size, "options": options.to_dict(),
-        })
+                    options: DecodeOptions, batch_size: int,
+                    language_probability: float | None) -> Transcript:
+        meta = {"backend": self.name, "model": self.model_name,
+                "device": self.device, "compute_type": self.compute_type,
+                "batch_size": batch_size, "options": options.to_dict()}
+        if language_probability is not None:  # the language was detected, this sure
+            meta["language_probability"] = round(float(language_probability), 4)
+        return Transcript(language, duration, join_split_words(segments), meta)

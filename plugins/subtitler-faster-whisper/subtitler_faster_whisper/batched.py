@@ -58,6 +58,7 @@ class BatchedDecoder:
 
         self.model, self.options = model, options
         self.language = language
+        self.language_probability: float | None = None  # when the language was detected
         self.tokenizer_for = lambda lang: Tokenizer(model.hf_tokenizer, model.model.is_multilingual,
                                                     task=options.task, language=lang)
         self.suppress = get_suppressed_tokens(self.tokenizer_for(language or "en"),
@@ -89,7 +90,8 @@ class BatchedDecoder:
             return self.language or (None if model.model.is_multilingual else "en"), []
         if self.language is None:
             first = SpeechOnly.cut(audio, pack_windows(regions, WINDOW, audio)[0]).samples
-            self.language = self.detect(first) if model.model.is_multilingual else "en"
+            self.language, self.language_probability = (
+                self.detect(first) if model.model.is_multilingual else ("en", 1.0))
         tokenizer = self.tokenizer_for(self.language)
         initial = self.options.initial_prompt
         prompt = model.get_prompt(tokenizer, tokenizer.encode(" " + initial.strip()) if initial else [])
@@ -139,10 +141,11 @@ class BatchedDecoder:
             return ctranslate2.StorageView.from_array(np.ascontiguousarray(np.asarray(encoded)[rows]))
         return self.model.encode(features[rows])
 
-    def detect(self, samples: np.ndarray) -> str:
+    def detect(self, samples: np.ndarray) -> tuple[str, float]:
+        """The language of the first window, and its probability."""
         features, _ = self.features(samples[: round(WINDOW * SAMPLE_RATE)])
-        token = self.model.model.detect_language(self.model.encode(features[None]))[0][0][0]
-        return token[2:-2]  # "<|fr|>" -> "fr"
+        token, probability = self.model.model.detect_language(self.model.encode(features[None]))[0][0]
+        return token[2:-2], probability  # "<|fr|>" -> "fr"
 
     def generate(self, features: np.ndarray, prompts: list[list[int]],
                  tokenizer: Any) -> tuple[list[Decoded], Any]:
