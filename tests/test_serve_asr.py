@@ -132,16 +132,17 @@ def test_busy_queue_a_full_queue_and_a_client_that_leaves(server, sample, mp3, p
     """The requests wait in the server's one queue: past --max-queue (2 here) both APIs answer 429
     with Retry-After, each in its shape; a client that goes away cancels its job."""
     before = files(server)
-    long = tmp_path / "long.mp3"  # the sample twice: the worker stays busy through the test
-    ffmpeg("-stream_loop", "1", "-i", str(sample), "-vn", "-ac", "1", "-b:a", "32k", str(long))
+    # Uploaded first, so that submitting them takes no time while the worker is busy.
+    urls = [tiyaro.uploaded(server, mp3.read_bytes()) for _ in range(2)]
+    long = tmp_path / "long.mp3"  # the sample 4 times: the worker stays busy through the test, loaded too
+    ffmpeg("-stream_loop", "3", "-i", str(sample), "-vn", "-ac", "1", "-b:a", "32k", str(long))
     busy = tiyaro.submit(server, tiyaro.uploaded(server, long.read_bytes()), {"beam_size": 2, "best_of": 3})
     poll = busy.json()["response"]["urls"]["GET"]
     deadline = time.monotonic() + 30
     while requests.get(poll, headers=auth()).json()["status"] != "processing":
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    waiting = [tiyaro.submit(server, tiyaro.uploaded(server, mp3.read_bytes()), {"beam_size": 3})
-               for _ in range(2)]
+    waiting = [tiyaro.submit(server, url, {"beam_size": 3}) for url in urls]
     assert [r.status_code for r in waiting] == [202, 202]
     r = _bazarr_post(server, "/asr", {"encode": "false", "output": "srt"}, pcm)
     assert r.status_code == 429 and int(r.headers["Retry-After"]) >= 1

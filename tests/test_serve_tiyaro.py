@@ -179,19 +179,24 @@ def test_idempotency_key_listing_and_owners(server, mp3):
     assert httpx.delete(job["urls"]["GET"], headers=auth()).status_code == 409
 
 
-def test_busy_worker_health_fast_queue_bound_and_cancel(server, sample, mp3):
+def test_busy_worker_health_fast_queue_bound_and_cancel(server, sample, mp3, tmp_path):
     before = files(server)
-    # The whole sample, with options not used before (no cache): the only worker is busy with it.
-    busy = submit(server, uploaded(server, sample.read_bytes()), {"beam_size": 2, "best_of": 2}).json()
+    # Uploaded first, so that submitting them takes no time while the worker is busy.
+    urls = [uploaded(server, mp3.read_bytes()) for _ in range(3)]
+    # The sample three times over (long: on a loaded machine too), with options not used before
+    # (no cache): the only worker is busy with it.
+    long = tmp_path / "long.mp3"
+    ffmpeg("-stream_loop", "2", "-i", str(sample), "-vn", "-ac", "1", "-b:a", "32k", str(long))
+    busy = submit(server, uploaded(server, long.read_bytes()), {"beam_size": 2, "best_of": 2}).json()
     poll = busy["response"]["urls"]["GET"]
     deadline = time.monotonic() + 30
     while httpx.get(poll, headers=auth()).json()["status"] != "processing":
         assert time.monotonic() < deadline
         time.sleep(0.02)
     # Two may wait (--max-queue 2); the third is told when to come back.
-    waiting = [submit(server, uploaded(server, mp3.read_bytes()), {"beam_size": 3}) for _ in range(2)]
+    waiting = [submit(server, url, {"beam_size": 3}) for url in urls[:2]]
     assert [r.status_code for r in waiting] == [202, 202]
-    full = submit(server, uploaded(server, mp3.read_bytes()), {"beam_size": 3})
+    full = submit(server, urls[2], {"beam_size": 3})
     assert full.status_code == 429 and int(full.headers["Retry-After"]) >= 1
     assert full.json()["code"] == 429
     # Cancel them all: the waiting ones never run, the running one's result will be dropped.
