@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-import time
 import warnings
 
 import httpx
@@ -21,7 +19,6 @@ from subtitler.options import DecodeOptions
 from subtitler.pipeline import Subtitler
 from subtitler.serve.app import ServeSettings
 from subtitler.serve.auth import Keys
-from subtitler.serve.server import Server
 from subtitler.specs import EngineSpec, JobSpec, TranscriptionSpec
 from tests import test_serve_tiyaro as tiyaro
 from tests.test_serve_tiyaro import KEY, OTHER, auth, clip_wer, files
@@ -164,16 +161,8 @@ def base_server(tmp_path_factory):
     """A second server on the multilingual `base` model, loaded in its worker's thread."""
     settings = ServeSettings(port=0, data_dir=tmp_path_factory.mktemp("serve-base"))
     spec = JobSpec(TranscriptionSpec(EngineSpec("faster-whisper", "base")))
-    srv = Server(settings, spec, Keys([KEY]), config=Config(()))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.workers.ready.is_set():
-        assert time.monotonic() < deadline and srv.workers.error is None
-        time.sleep(0.05)
-    yield srv
-    srv.stop()
-    thread.join(10)
+    with tiyaro.running(settings, Keys([KEY]), spec=spec) as srv:
+        yield srv
 
 
 def test_sdk_translation_with_base(base_server, mp3, reference):

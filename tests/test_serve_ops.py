@@ -28,13 +28,11 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from subtitler.config import Config
 from subtitler.serve.app import ServeSettings
 from subtitler.serve.auth import Keys
 from subtitler.serve.retention import parse_duration
 from subtitler.serve.server import Server
 from subtitler.serve.webhooks import DELIVERY_HEADER, SIGNATURE_HEADER, verify
-from subtitler.specs import EngineSpec, JobSpec, TranscriptionSpec
 from tests import test_serve_tiyaro
 from tests.conftest import ffmpeg
 from tests.test_serve_durable import free_port, job_row, start
@@ -45,26 +43,15 @@ mp3 = test_serve_tiyaro.mp3  # the fixture: the sample's first 8 s as MP3
 
 SECRET = "webhook-secret-for-tests"
 THIRD = "key-c-5555555555"
-SPEC = JobSpec(TranscriptionSpec(EngineSpec("faster-whisper", "tiny.en")))
 
 
 @contextlib.contextmanager
 def running(tmp_path: Path, engines: list | None, **settings) -> Iterator[Server]:
     """A server in a thread until the block ends (`engines`: loaded ones; None: its own)."""
     settings.setdefault("data_dir", tmp_path / "data")
-    srv = Server(ServeSettings(port=0, **settings), SPEC, Keys([KEY, OTHER, THIRD]), config=Config(()),
-                 engines=engines)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not srv.workers.ready.is_set():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
+    with test_serve_tiyaro.running(ServeSettings(port=0, **settings), Keys([KEY, OTHER, THIRD]),
+                                   engines) as srv:
         yield srv
-    finally:
-        srv.stop()
-        thread.join(15)
 
 
 def until(condition, timeout: float = 30, step: float = 0.05):

@@ -7,9 +7,11 @@ plain httpx for what the protocol adds and for bad input.
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -28,25 +30,36 @@ from tests.conftest import ffmpeg
 pytestmark = pytest.mark.engine
 
 KEY, OTHER = "key-a-0123456789", "key-b-9876543210"
+SPEC = JobSpec(TranscriptionSpec(EngineSpec("faster-whisper", "tiny.en")))
 MAX_UPLOAD = 2 * 2**20
 MODEL = "/v1/async/ent/tiyarofs/1/openai/whisper-tiny.en"
+
+
+@contextlib.contextmanager
+def running(settings: ServeSettings, keys: Keys, engines: list | None = None, spec: JobSpec = SPEC,
+            timeout: float = 60) -> Iterator[Server]:
+    """A server in a thread, its engines ready, until the block ends (`engines`: loaded ones to use;
+    None: it loads its own)."""
+    srv = Server(settings, spec, keys, config=Config(()), engines=engines)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while not srv.workers.ready.is_set():
+            assert time.monotonic() < deadline and srv.workers.error is None
+            time.sleep(0.05)
+        yield srv
+    finally:
+        srv.stop()
+        thread.join(15)
 
 
 @pytest.fixture(scope="module")
 def server(fw_backend, tmp_path_factory):
     settings = ServeSettings(port=0, data_dir=tmp_path_factory.mktemp("serve-data"), max_queue=2,
                              max_upload=MAX_UPLOAD)
-    spec = JobSpec(TranscriptionSpec(EngineSpec("faster-whisper", "tiny.en")))
-    srv = Server(settings, spec, Keys([KEY, OTHER]), config=Config(()), engines=[fw_backend])
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.workers.ready.is_set():
-        assert time.monotonic() < deadline
-        time.sleep(0.05)
-    yield srv
-    srv.stop()
-    thread.join(10)
+    with running(settings, Keys([KEY, OTHER]), [fw_backend], timeout=30) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
@@ -305,16 +318,8 @@ def test_health_ready_and_docs(server):
 
 
 def test_two_workers_two_engines_two_jobs_at_once(mp3, tmp_path):
-    settings = ServeSettings(port=0, data_dir=tmp_path / "data", workers=2)
-    spec = JobSpec(TranscriptionSpec(EngineSpec("faster-whisper", "tiny.en")))
-    srv = Server(settings, spec, Keys([KEY]), config=Config(()))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while httpx.get(f"{srv.url}/ready").status_code != 200:  # loaded at start-up, before any job
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+    with running(ServeSettings(port=0, data_dir=tmp_path / "data", workers=2), Keys([KEY])) as srv:
+        assert httpx.get(f"{srv.url}/ready").status_code == 200  # loaded at start-up, before any job
         first, second = srv.workers.loaded
         assert first is not second  # a local engine is not shared between threads
         jobs = [submit(srv, uploaded(srv, mp3.read_bytes()), {"beam_size": n}).json()["response"]
@@ -322,6 +327,3 @@ def test_two_workers_two_engines_two_jobs_at_once(mp3, tmp_path):
         assert all(wait(j["urls"]["GET"])["status"] == "success" for j in jobs)
         a, b = (srv.store.job(j["id"]) for j in jobs)
         assert a["started"] < b["finished"] and b["started"] < a["finished"]  # they overlapped
-    finally:
-        srv.stop()
-        thread.join(10)
