@@ -63,6 +63,11 @@ def decode_in_rounds(audio: np.ndarray, regions: Regions, batch_size: int, decod
     return sorted(segments, key=lambda s: s.start)
 
 
+def first_window(audio: np.ndarray, regions: Regions) -> np.ndarray:
+    """The samples of the first window: what the language is detected on (Whisper's first 30 s)."""
+    return SpeechOnly.cut(audio, pack_windows(regions, WINDOW, audio)[0]).samples
+
+
 def seconds(regions: Regions) -> float:
     return sum(b - a for a, b in regions)
 

@@ -27,10 +27,9 @@ from subtitler.plugin import (
     DecodeOptions,
     Part,
     Segment,
-    SpeechOnly,
     Word,
     decode_in_rounds,
-    pack_windows,
+    first_window,
     speech_regions,
     split_at_timestamps,
 )
@@ -89,9 +88,8 @@ class BatchedDecoder:
         if not regions:  # no speech: nothing to decode, nothing to invent
             return self.language or (None if model.model.is_multilingual else "en"), []
         if self.language is None:
-            first = SpeechOnly.cut(audio, pack_windows(regions, WINDOW, audio)[0]).samples
             self.language, self.language_probability = (
-                self.detect(first) if model.model.is_multilingual else ("en", 1.0))
+                self.detect(first_window(audio, regions)) if model.model.is_multilingual else ("en", 1.0))
         tokenizer = self.tokenizer_for(self.language)
         initial = self.options.initial_prompt
         prompt = model.get_prompt(tokenizer, tokenizer.encode(" " + initial.strip()) if initial else [])

@@ -28,13 +28,11 @@ from whisper.timing import add_word_timestamps
 from whisper.tokenizer import Tokenizer, get_tokenizer
 
 from subtitler.plugin import (
-    WINDOW,
     DecodeOptions,
     Segment,
-    SpeechOnly,
     Word,
     decode_in_rounds,
-    pack_windows,
+    first_window,
     split_at_timestamps,
 )
 
@@ -177,8 +175,8 @@ def transcribe_batched(model: Any, audio: np.ndarray, regions: list[tuple[float,
     detect it on."""
     if not regions:
         return options.language or (None if model.is_multilingual else "en"), []
-    first = SpeechOnly.cut(audio, pack_windows(regions, WINDOW, audio)[0]).samples
-    language = options.language or detect_language(model, make_window(model, first), fp16)
+    language = options.language or detect_language(
+        model, make_window(model, first_window(audio, regions)), fp16)
     tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
                               language=language, task=options.task)
     segments = decode_in_rounds(
