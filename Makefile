@@ -37,18 +37,9 @@ demo: install
 	$(BIN)/subtitler samples/sample.mp4 --format srt,vtt,json --output-dir $(DEMO) --overwrite
 	@cat $(DEMO)/sample.srt
 
-# Every test, in two halves of the files at once: many tests wait on ffmpeg, servers and
-# subprocesses, so two runs share the 2 cores better than one (8 min 18 s instead of 13). The
-# half in the background gets Ctrl-C back (a shell starts it ignored, and the tests of Ctrl-C
-# need it), and each half its own temporary folder.
-SHARD := $(BIN)/python -c 'import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
-	os.execv(sys.argv[1], sys.argv[1:])' $(BIN)/pytest -q
 test: install
 	$(BIN)/ruff check .
-	@mkdir -p build
-	$(SHARD) --shard 2/2 --basetemp "$${TMPDIR:-/tmp}/subtitler-test-2" > build/test-2.log 2>&1 & second=$$!; \
-	$(SHARD) --shard 1/2 --basetemp "$${TMPDIR:-/tmp}/subtitler-test-1"; first=$$?; \
-	wait $$second; status=$$?; cat build/test-2.log; [ $$first = 0 ] && [ $$status = 0 ]
+	$(BIN)/pytest -q
 
 # The inner loop: every test that loads no speech engine (README, Development). It is CPU-bound:
 # two halves of the test files run at once, one per core; the second's report follows the first's.
