@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml
 	$(BIN)/pip install -q --no-deps openai-whisper==20250625
 	@# Before 0.2 the core was installed as "subtitler" (PyPI's name for another project).
 	@$(BIN)/pip uninstall -q -y subtitler 2>/dev/null || true
-	$(BIN)/pip install -q -e '.[models,test]' -e plugins/subtitler-faster-whisper
+	$(BIN)/pip install -q -e '.[models,test,ray]' -e plugins/subtitler-faster-whisper
 	$(BIN)/pip install -q --no-deps -e plugins/subtitler-whisper
 	$(BIN)/pip install -q -e plugins/subtitler-tiyaro -e plugins/subtitler-openai
 	@command -v ffmpeg >/dev/null || $(BIN)/pip install -q -e '.[ffmpeg]'
