@@ -3,9 +3,10 @@
 A decoder stuck in a loop writes the same phrase over and over ("Thank you.
 Thank you. Thank you. ...") or the same segment again and again; the
 confidence filters catch most loops, not all. Both forms are collapsed to
-their first occurrence, keeping that occurrence's own word times. A loop
-squeezed into a moment of silence (seen at the end of audio cut into pieces)
-is dropped whole: no one speaks 40 characters a second.
+their first occurrence, keeping that occurrence's own word times (a sentence
+said twice is left alone: people repeat themselves). A loop squeezed into a
+moment of silence (seen at the end of audio cut into pieces) is dropped whole:
+no one speaks 40 characters a second.
 """
 
 from __future__ import annotations
@@ -108,14 +109,15 @@ def collapse_repetitions(transcript: Transcript) -> Transcript:
 
     Inside a segment, a phrase of 1-16 words repeated 3 or more times in a row
     (6 or more words in all) keeps only its first occurrence, and the
-    unfinished repeat a loop often ends with is dropped too. Then a segment
-    whose text repeats the previous kept segment's (case and punctuation
-    ignored) is dropped, and so is a segment of 20 or more characters said
-    faster than 40 a second. Unchanged transcripts come back equal to the input.
+    unfinished repeat a loop often ends with is dropped too. Then segments
+    with the same text (case and punctuation ignored) 3 or more times in a
+    row, after a segment that was a loop, or twice with a longer silence
+    between than the first takes, keep only the first; and a
+    segment of 20 or more characters said faster than 40 a second goes.
+    Unchanged transcripts come back equal to the input.
     """
-    segments: list[Segment] = []
+    kept: list[tuple[Segment, str, bool]] = []  # (segment, its key, whether a loop was collapsed in it)
     words_removed = segments_removed = 0
-    previous = None
     for segment in transcript.segments:
         cleaned, removed = _collapse_segment(segment)
         words_removed += removed
@@ -123,12 +125,24 @@ def collapse_repetitions(transcript: Transcript) -> Transcript:
             segments_removed += 1
             words_removed += len(cleaned.words) or len(cleaned.text.split())
             continue
-        key = _norm(cleaned.text)
-        if key and key == previous:
-            segments_removed += 1
-            continue
-        previous = key
-        segments.append(_copy(cleaned))
+        kept.append((cleaned, _norm(cleaned.text), removed > 0))
+    segments: list[Segment] = []
+    i = 0
+    while i < len(kept):
+        segment, key, looped = kept[i]
+        run = 1
+        while key and i + run < len(kept) and kept[i + run][1] == key:
+            run += 1
+        # A sentence said twice is speech (a speaker's repeat, a refrain). A loop repeats it more,
+        # repeats a segment that was a loop itself, or says it again out of a stretch where
+        # nothing was heard for longer than it takes (Whisper's each window on noise): it keeps
+        # its first occurrence.
+        loop = run >= MIN_REPEATS or looped or (
+            run == 2 and kept[i + 1][0].start - segment.end > segment.end - segment.start)
+        copies = 1 if loop else run
+        segments += [_copy(s) for s, _, _ in kept[i:i + copies]]
+        segments_removed += run - copies
+        i += run
     meta = dict(transcript.meta)
     if words_removed or segments_removed:
         # Recorded so the caller can warn and a saved transcript shows what was done.

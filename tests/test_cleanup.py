@@ -89,6 +89,19 @@ def test_repeated_segments_keep_the_first() -> None:
     assert out.meta["repetitions_removed"] == {"segments": 4, "words": 0}
 
 
+def test_a_sentence_said_twice_is_speech() -> None:
+    """Two segments alike are a speaker repeating a line (the long benchmark's shuffled passes
+    of the sample do: three such lines were lost); a loop repeats three times or more."""
+    t = transcript(segment(0.0, "He was not an ill-disposed young man."),
+                   segment(4.0, "He was not an ill-disposed young man."), segment(8.0, "Goodbye."))
+    out = collapse_repetitions(t)
+    assert [s.start for s in out.segments] == [0.0, 4.0, 8.0]
+    assert "repetitions_removed" not in out.meta
+    # Said again out of a long silence (as Whisper does in each window of noise): a loop.
+    t = transcript(segment(26.0, "I'm going to go ahead."), segment(56.0, "I'm going to go ahead."))
+    assert [s.start for s in collapse_repetitions(t).segments] == [26.0]
+
+
 def test_loop_inside_segment_then_same_text_in_the_next() -> None:
     t = transcript(segment(0.0, " ".join(["Thank you."] * 5)), segment(4.0, "Thank you."))
     out = collapse_repetitions(t)
