@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from yt_dlp.postprocessor.common import PostProcessor
-from yt_dlp.utils import PostProcessingError, prepend_extension, subtitles_filename
+from yt_dlp.utils import DownloadError, PostProcessingError, prepend_extension, subtitles_filename
 
 __all__ = ["SubtitlerPostProcessor"]
 
@@ -55,7 +55,6 @@ class SubtitlerPostProcessor(PostProcessor):
 
     def __init__(self, downloader: Any = None, **arguments: str) -> None:
         super().__init__(downloader)
-        self._error: str | None = None
         self._moves: dict[str, str] = {}  # our files: temporary path -> where yt-dlp moves them
         self._subtitler: Any = None
         try:
@@ -66,12 +65,12 @@ class SubtitlerPostProcessor(PostProcessor):
             message = _message(e)
             if message is None:
                 raise
-            self._error = message
-            if downloader is not None:
-                # Stops yt-dlp before it downloads anything (unless --ignore-errors: then each video's
-                # post-processing fails with it).
-                downloader.report_error(f"[{self.PP_NAME}] {message}")
-            return
+            if downloader is None:
+                raise PostProcessingError(message) from None
+            # A usage error: yt-dlp stops before it downloads anything, "ERROR: [Subtitler] ...", exit 1
+            # (report_error raises DownloadError itself unless errors are ignored: the CLI's default).
+            downloader.report_error(f"[{self.PP_NAME}] {message}")
+            raise DownloadError(message) from None
         if downloader is not None:
             downloader.add_post_processor(_FinalPathsPP(self, downloader), when="after_move")
 
@@ -82,8 +81,6 @@ class SubtitlerPostProcessor(PostProcessor):
                                    config=self._settings.config)
 
     def run(self, info: dict[str, Any]) -> tuple[list[str], dict[str, Any]]:
-        if self._error is not None:
-            raise PostProcessingError(self._error)
         path = info.get("filepath")
         if not path or not os.path.isfile(path):
             raise PostProcessingError("no downloaded file to subtitle: run it with when=post_process "
