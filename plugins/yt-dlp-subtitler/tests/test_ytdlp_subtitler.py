@@ -169,15 +169,18 @@ def test_playlist_loads_the_model_once_and_ytdlp_embeds_moves_and_execs_our_subt
 def test_existing_subtitles_are_kept_unless_force(site, tmp_path):
     theirs = tmp_path / "clip1 [clip1].en.srt"
     theirs.write_text("1\n00:00:00,000 --> 00:00:01,000\nSomeone else's words\n")
-    kept = ytdlp("--use-postprocessor", f"Subtitler:model={MODEL}", f"{site}/clip1.mp4", cwd=tmp_path)
+    # Through a temporary folder: the file in the way is where ours would be moved, not written.
+    kept = ytdlp("-P", "temp:tmp", "--use-postprocessor", f"Subtitler:model={MODEL}", f"{site}/clip1.mp4",
+                 cwd=tmp_path)
     assert kept.returncode == 0, kept.stdout + kept.stderr
     assert "Someone else's words" in theirs.read_text()
     assert "[Subtitler]" in kept.stdout and "skipping (force=true subtitles it anyway)" in kept.stdout
     assert loads(kept) == 0  # skipped before any model loads
-    forced = ytdlp("--quiet", "--use-postprocessor", f"Subtitler:model={MODEL};force=true",
+    forced = ytdlp("--quiet", "-P", "temp:tmp", "--use-postprocessor", f"Subtitler:model={MODEL};force=true",
                    f"{site}/clip1.mp4", cwd=tmp_path)
     assert forced.returncode == 0, forced.stdout + forced.stderr
     assert "Dashwood" in words(theirs)
+    assert not list((tmp_path / "tmp").glob("*.srt"))
     assert "[Subtitler]" not in forced.stdout + forced.stderr  # --quiet silences it
 
 

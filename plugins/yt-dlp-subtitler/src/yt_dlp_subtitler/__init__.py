@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from yt_dlp.postprocessor.common import PostProcessor
 from yt_dlp.utils import DownloadError, PostProcessingError, prepend_extension, subtitles_filename
@@ -40,6 +40,15 @@ _NOT_HERE = {"inputs": "", "output_dir": "files go where yt-dlp's output templat
 # Formats yt-dlp can embed (--embed-subs), the one a container takes best first.
 _EMBEDDABLE = {"webm": ("vtt",)}
 _EMBEDDABLE_DEFAULT = ("srt", "vtt", "ass")
+
+
+class _Target(NamedTuple):
+    """One subtitle file: its format, where it is written, and where it ends up (where yt-dlp moves
+    it; the same path when nothing moves it)."""
+
+    format: str
+    written: str
+    final: str
 
 
 @dataclass
@@ -110,10 +119,10 @@ class SubtitlerPostProcessor(PostProcessor):
         language = ("en" if last.source and last.source.task == "translate" else last.language) \
             or language or "und"
         files = self._targets(info, path, language)
-        if not self._settings.force:
-            present = [final for _, final, _ in files if os.path.exists(final)]
+        if not self._settings.force:  # the language is known only now: a file of an earlier run?
+            present = _present(files)
             if present:
-                self.to_screen(f'Subtitles already present: "{present[0]}"; kept (force=true replaces them)')
+                self.to_screen(f'Subtitles already present: "{present}"; kept (force=true replaces them)')
                 return
         self._write(transcripts, files)
         self._record(info, language, files)
@@ -147,10 +156,8 @@ class SubtitlerPostProcessor(PostProcessor):
         for key in info.get("subtitles") or {}:
             if same(key) and key != "live_chat":
                 return f"the site has {key} subtitles for it (--write-subs downloads them)"
-        for _, final, _ in self._targets(info, info["filepath"], language):
-            if os.path.exists(final):
-                return f'subtitles already present ("{final}")'
-        return None
+        present = _present(self._targets(info, info["filepath"], language))
+        return f'subtitles already present ("{present}")' if present else None
 
     def _transcribe(self, path: Path) -> list[Any]:
         """The video's transcripts (one per task), placed on its picture's clock: subtitler's own
@@ -166,9 +173,9 @@ class SubtitlerPostProcessor(PostProcessor):
         source = input_source(path, audio, stream)
         return [place(t, source) for t in job.hear(item, audio)]
 
-    def _targets(self, info: dict[str, Any], path: str, language: str) -> list[tuple[str, str, str]]:
-        """(format, where it is written, where it ends up) per format, named as yt-dlp names its
-        subtitles: beside the video, or at the `subtitle:` output template's place once moved."""
+    def _targets(self, info: dict[str, Any], path: str, language: str) -> list[_Target]:
+        """Each format's file, named as yt-dlp names its subtitles: written beside the video, ending
+        up at the `subtitle:` output template's place (by default beside the video, once moved)."""
         from subtitler.formats import get_format
 
         final_base = self._downloader.prepare_filename(info, "subtitle") if self._downloader else path
@@ -177,8 +184,10 @@ class SubtitlerPostProcessor(PostProcessor):
         for fmt in self._settings.spec.render.formats:
             ext = get_format(fmt).extension.lstrip(".")
             final = subtitles_filename(final_base or path, language, ext, info.get("ext"))
-            result.append((fmt, final if moved else subtitles_filename(path, language, ext, info.get("ext")),
-                           final))
+            # force=true over an existing file: replaced in place (yt-dlp would not move ours over it).
+            replace = self._settings.force and os.path.exists(final)
+            written = final if moved or replace else subtitles_filename(path, language, ext, info.get("ext"))
+            result.append(_Target(fmt, written, final))
         return result
 
     def _when(self) -> str:
@@ -186,24 +195,24 @@ class SubtitlerPostProcessor(PostProcessor):
         pps = getattr(self._downloader, "_pps", {}) or {}
         return next((when for when, found in pps.items() if self in found), "post_process")
 
-    def _write(self, transcripts: list[Any], files: list[tuple[str, str, str]]) -> None:
+    def _write(self, transcripts: list[Any], files: list[_Target]) -> None:
         from subtitler.render import write_outputs
 
         render = self._settings.spec.render
-        write_outputs(transcripts[-1], [(fmt, Path(written)) for fmt, written, _ in files],
-                      render.profile, render.style)
-        for _, written, _ in files:
-            self.to_screen(f"Writing video subtitles to: {written}")
+        write_outputs(transcripts[-1], [(f.format, Path(f.written)) for f in files], render.profile,
+                      render.style)
+        for f in files:
+            self.to_screen(f"Writing video subtitles to: {f.written}")
 
-    def _record(self, info: dict[str, Any], language: str, files: list[tuple[str, str, str]]) -> None:
+    def _record(self, info: dict[str, Any], language: str, files: list[_Target]) -> None:
         """Tell yt-dlp about the files as about its own: moved with the video, and the one a
         container takes best in `requested_subtitles` for --embed-subs and --exec."""
         to_move = info.setdefault("__files_to_move", {})
-        for _, written, final in files:
-            if written != final:
-                to_move[written] = final
-                self._moves[written] = final
-        by_ext = {Path(written).suffix.lstrip("."): written for _, written, _ in files}
+        for f in files:
+            if f.written != f.final:
+                to_move[f.written] = f.final
+                self._moves[f.written] = f.final
+        by_ext = {Path(f.written).suffix.lstrip("."): f.written for f in files}
         for ext in _EMBEDDABLE.get(info.get("ext") or "", _EMBEDDABLE_DEFAULT):
             if ext in by_ext:
                 subtitles = info.get("requested_subtitles") or {}
@@ -319,6 +328,11 @@ def _spec(params: dict[str, Any]) -> Any:
     return JobSpec(TranscriptionSpec(engine, p["audio_stream"], options),
                    RenderSpec(tuple(p["formats"]), _pop_profile(p), _pop_style(p), video),
                    OutputSpec(None, True, record=False))
+
+
+def _present(files: list[_Target]) -> str | None:
+    """A file of these in the way, where it ends up or where it would be written; None if none is."""
+    return next((p for f in files for p in (f.final, f.written) if os.path.exists(p)), None)
 
 
 def _boolean(key: str, value: str) -> bool:
