@@ -194,16 +194,29 @@ def test_a_video_the_site_subtitles_in_that_language_is_skipped(site, tmp_path):
 
 # -- errors: one line, yt-dlp's, with subtitler's message --------------------------------------------
 
-@pytest.mark.parametrize("arguments, message", [
-    ("beam-size=0", "ERROR: [Subtitler] beam_size must be at least 1"),
-    ("modle=base", "ERROR: [Subtitler] modle: no such setting"),
-    ("mux=maybe", "ERROR: [Subtitler] mux=maybe: expected true or false"),
-])
-def test_a_bad_setting_stops_ytdlp_before_it_downloads(site, tmp_path, arguments, message):
-    proc = ytdlp("--use-postprocessor", f"Subtitler:{arguments}", f"{site}/clip1.mp4", cwd=tmp_path)
+def test_a_bad_setting_stops_ytdlp_before_it_downloads(site, tmp_path):
+    proc = ytdlp("--use-postprocessor", "Subtitler:beam-size=0", f"{site}/clip1.mp4", cwd=tmp_path)
     assert proc.returncode == 1
-    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and proc.stderr.startswith(message)
+    assert proc.stderr.splitlines() == ["ERROR: [Subtitler] beam_size must be at least 1"], proc.stderr
     assert not list(tmp_path.iterdir())  # nothing downloaded
+
+
+@pytest.mark.parametrize("arguments, message", [
+    ({"modle": "base"}, "modle: no such setting"),
+    ({"mux": "maybe"}, "mux=maybe: expected true or false"),
+    ({"output-dir": "subs"}, "output-dir: not a setting here (files go where yt-dlp's output template"),
+    ({"mux": "true", "burn": "true"}, "mux and burn cannot be used together"),
+    ({"backend": "nope"}, "unknown backend 'nope' (installed: "),
+])
+def test_bad_settings_are_one_line_errors(arguments, message, monkeypatch):
+    """The same refusals, in this process (yt-dlp's Python API, without a downloader to report to)."""
+    monkeypatch.syspath_prepend(str(SRC))
+    from yt_dlp.utils import PostProcessingError
+    from yt_dlp_plugins.postprocessor.subtitler import SubtitlerPP
+
+    with pytest.raises(PostProcessingError) as error:
+        SubtitlerPP(None, **arguments)
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_settings_come_from_the_config_file_under_the_arguments(site, tmp_path):
