@@ -245,7 +245,8 @@ def test_installed_plugin_is_discovered(tmp_path):
     """`pip install -e` (make install's way) of a copy of the plugin into a fresh environment on top
     of this one: yt-dlp's discovery finds the copy's plugin folder, and SubtitlerPP in it."""
     copy = tmp_path / "yt-dlp-subtitler"
-    shutil.copytree(PLUGIN, copy, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    shutil.copytree(PLUGIN, copy,
+                    ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=False)
     site_packages = next((env_dir / "lib").glob("python*/site-packages"))
