@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml plugins/*/pyproject.toml
 	$(BIN)/pip install -q -e '.[models,test,ray]' -e plugins/subtitler-faster-whisper
 	$(BIN)/pip install -q --no-deps -e plugins/subtitler-whisper
 	$(BIN)/pip install -q -e plugins/subtitler-tiyaro -e plugins/subtitler-openai
+	@# The yt-dlp post-processor: its src layout keeps the editable install visible to yt-dlp's discovery.
+	$(BIN)/pip install -q -e plugins/yt-dlp-subtitler
 	@command -v ffmpeg >/dev/null || $(BIN)/pip install -q -e '.[ffmpeg]'
 	$(BIN)/subtitler backends
 	touch $(STAMP)
@@ -59,6 +61,7 @@ bench: install
 	$(BIN)/python tests/benchmarks/bench_long.py
 	$(BIN)/python tests/benchmarks/bench_memory.py
 	$(BIN)/python tests/benchmarks/bench_serve.py
+	$(BIN)/python tests/benchmarks/bench_ytdlp.py
 
 # On an NVIDIA machine: install a CUDA build of torch into $(VENV) first (bench_gpu.py says how).
 # Without CUDA it stops at once with exit status 2.
