@@ -7,6 +7,8 @@ no window is prompted with another's text, which is what lets them go together. 
 sometimes stops before a window's end (subtitler.timestamps says when): what it left, from a
 little before where it stopped, is packed with the other windows' rests into the windows of a
 next round, until nothing is left. A word heard again in that overlap is kept once.
+(subtitler.timestamps reads where a decode with timestamps stopped; `rest_after` where one
+without them did.)
 
 An engine brings one function, `decode(batch)`: the samples of some windows in, and for each
 window its segments (timed from the window's start) and where Whisper stopped (None: it heard
@@ -22,6 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from .media import SAMPLE_RATE
+from .timestamps import MIN_REST
 from .transcript import Segment, Word
 from .vad import SpeechOnly, pack_windows
 
@@ -29,6 +32,8 @@ WINDOW = 30.0  # seconds: Whisper's input
 # A rest starts this long before where Whisper stopped: its timestamps can come late, and a
 # word begun before one would lose its start.
 OVERLAP = 0.5
+# faster-whisper's cap on the median word's length when it limits words' lengths.
+LONGEST_MEDIAN_WORD = 0.7
 # Rounds of rests before what is still left is given up (each round's rests are shorter).
 MAX_ROUNDS = 4
 
@@ -61,6 +66,38 @@ def decode_in_rounds(audio: np.ndarray, regions: Regions, batch_size: int, decod
         if not regions:
             break
     return sorted(segments, key=lambda s: s.start)
+
+
+def rest_after(segments: list[Segment], duration: float) -> tuple[list[Segment], float | None]:
+    """A window decoded without timestamps: its segments as kept, and where it is decoded again
+    from, if anywhere (subtitler.batching's rounds).
+
+    Whisper stopped early when more than a moment of the window's speech is left after its last
+    word. It also shows in the alignment: a word said just before speech Whisper left unsaid is
+    stretched over it (seen: "he" timed 5.5-13.6 s, the rest unheard). A window is VAD's speech,
+    its pauses cut out, so a word longer than twice the median word (faster-whisper's own limit)
+    by more than a moment covers speech not said: it is cut to that length, the words after it
+    go, and decoding goes on from its end.
+    """
+    words = [w for s in segments for w in s.words]
+    if not words:
+        return segments, None
+    longest = 2 * min(LONGEST_MEDIAN_WORD, float(np.median([w.end - w.start for w in words])))
+    stretched = next((w for w in words if w.end - w.start > longest + MIN_REST), None)
+    if stretched is None:
+        end = float(words[-1].end)
+        return segments, (end if duration - end > MIN_REST else None)
+    stretched.end = stretched.start + longest
+    kept = []
+    for s in segments:
+        cut = [w for w in s.words if w.start < stretched.end]
+        if cut:
+            kept.append(s if len(cut) == len(s.words) else replace(
+                s, end=cut[-1].end, words=cut, text="".join(w.text for w in cut)))
+        if stretched in s.words:
+            kept[-1].end = stretched.end
+            break
+    return kept, float(stretched.end)
 
 
 def first_window(audio: np.ndarray, regions: Regions) -> np.ndarray:

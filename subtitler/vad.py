@@ -108,7 +108,7 @@ class SpeechOnly:
             return []
         i = self.region_of(t)
         start = max(self.regions[i][0], self.original_time(t, i) - overlap)
-        return [(start, self.regions[i][1])] * (start < self.regions[i][1]) + self.regions[i + 1:]
+        return [(start, self.regions[i][1])] * bool(start < self.regions[i][1]) + self.regions[i + 1:]
 
     def restore(self, segments: list[Segment], split: bool = False) -> list[Segment]:
         """Segments timed on the joined clock, retimed onto the original one.
