@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -343,11 +344,29 @@ class Job:
         ours = [t for t in targets if reader.entry(t) is not None] if record else []
         self.check_targets(item.path, targets, replaceable=ours,
                            is_ours=(lambda t: manifest.entry_for(t) is not None) if record else None)
+        self._refuse_taken(item, targets, reader.entry)
+
+    def _refuse_taken(self, item: Input, targets: list[Path],
+                      entry_of: Callable[[Path], manifest.Entry | None] = manifest.entry_for) -> None:
+        """With a name template, a name an earlier run gave another input that is still there is
+        refused, never replaced (the default names keep replacing their own: clip.mkv's clip.srt
+        where clip.mp4's was)."""
+        if self.spec.output.name_template == naming.DEFAULT_TEMPLATE or not self.spec.output.record:
+            return
+        for target in targets:
+            entry = entry_of(target)
+            if (entry is not None and entry.source != manifest.source_path(target, item.path)
+                    and (target.parent / entry.source).exists()):
+                raise OutputError(f"{item.path}: {target} is already the output of "
+                                  f"{os.path.normpath(target.parent / entry.source)} (rename one, or use -o)")
 
     @property
     def named_by_language(self) -> bool:
-        """Output names depend on the language heard ({lang}, no --language)."""
-        return self.spec.output.naming.needs_language and not self.spec.transcription.options.language
+        """Output names depend on the language heard (no --language): they have {lang}, or a
+        translation gets files of its own, but none for English speech."""
+        names = self.spec.output.naming
+        return not self.spec.transcription.options.language and (
+            names.needs_language or (names.per_track and len(self.spec.tasks()) > 1))
 
     def recorded_language(self, item: Input, reader: manifest.Reader,
                           file_hash: str | None = None) -> str | None:
@@ -526,10 +545,11 @@ class Job:
         after, so a run killed in between leaves files the next one knows are its own (and redoes)."""
         with self.timed(outcome, Stage.WRITE):
             language = None
-            if self.spec.output.naming.needs_language:
+            if self.spec.output.naming.per_track:  # recorded: the names depend on it
                 language = transcripts[0].language or "und"
-                if self.named_by_language:
-                    self._name(plan, language)
+                if self.named_by_language:  # now that it is heard
+                    plan.targets = self.targets(plan.input, language)
+            self._refuse_taken(plan.input, plan.targets)
             path, targets = plan.input.path, plan.targets
             if self.spec.output.record:
                 # A file in the way is ours if the manifest says so when we look, after seeing the
@@ -553,16 +573,6 @@ class Job:
             outcome.transcripts = transcripts
             outcome.language = transcripts[-1].language
             outcome.duration = outcome.duration or transcripts[-1].duration
-
-    def _name(self, plan: Plan, language: str) -> None:
-        """Name the outputs by the language heard (names with {lang}): a name another input's
-        outputs have (an earlier run's, recorded in the manifest) is refused, never replaced."""
-        plan.targets = self.targets(plan.input, language)
-        for target in plan.targets:
-            entry = manifest.entry_for(target)
-            if entry is not None and entry.source != manifest.source_path(target, plan.input.path):
-                raise OutputError(f"{plan.input.path}: {target} is already the output of {entry.source} "
-                                  "(rename one, or use -o)")
 
     def _write_files(self, plan: Plan, transcripts: list[Transcript], outcome: Outcome,
                      replace: bool) -> None:

@@ -40,7 +40,7 @@ from . import files, manifest, signals
 from .batch import Batch
 from .cache import Cache
 from .errors import SubtitlerError
-from .events import Event, Stage, StageEnded
+from .events import Event, Finished, Stage, StageEnded
 from .inputs import NOT_MEDIA, Input, _matches, find_inputs, looks_like_media
 from .job import Job
 from .progress import BatchDisplay, echo, summary
@@ -264,11 +264,16 @@ class Watcher:
         """The engine's load, said once: it happens once per process (the proof that it does)."""
         if isinstance(event, StageEnded) and event.stage == Stage.LOAD_MODEL:
             self.log(f"subtitler: watch: engine loaded in {event.seconds:.1f} s")
+        elif isinstance(event, Finished):
+            event.outcome.transcripts = []  # kept for the report, for as long as the process lives
 
     def write_report(self, interrupted: bool = False, outcomes: Sequence[Any] = ()) -> None:
         if self.report is not None:
             try:
-                self.report.write(list(self.items.values()), self.job.summary, interrupted, outcomes)
+                items = list(self.items.values())
+                self.report.write(items, self.job.summary, interrupted, outcomes)
+                live = {id(item) for item in items}  # a file worked on again: only its last outcome
+                self.report._outcomes = {k: o for k, o in self.report._outcomes.items() if k in live}
             except OSError as e:
                 self.log(f"subtitler: error: {self.report.path}: cannot write the report ({e.strerror or e})")
 

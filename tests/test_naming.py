@@ -75,6 +75,7 @@ def test_template_fields_and_the_default():
     assert names("{stem}", "fr", task="translate") == ["Film (2019).srt"]
     assert names("{stem}.{task}", "fr", task="translate") == ["Film (2019).transcribe.srt",
                                                               "Film (2019).translate.srt"]
+    assert names("{stem}.{task}", "en", task="translate") == ["Film (2019).transcribe.srt"]  # English speech
     assert names("{stem}-{model}", "en", given=None) == ["Film (2019)-tiny.en.srt"]  # the default model
     # Before the language is heard (a first run, no --language), a name with {lang} shows it so...
     assert names("{stem}.{lang}", "{lang}") == ["Film (2019).{lang}.srt"]
@@ -218,3 +219,17 @@ def test_translation_gets_its_own_file_beside_the_original(tmp_path):
     assert "Dashwood" in english and french != english
     outputs = json.loads((tmp_path / ".subtitler.json").read_text())["outputs"]
     assert set(outputs) == {"Film (2019).fr.srt", "Film (2019).en.srt"}
+
+
+@pytest.mark.engine
+def test_a_name_another_input_has_is_never_replaced(project, transcripts):
+    """A later run on another file with the same stem: refused before any work, the earlier
+    subtitles kept (they are Film (2019).mp4's)."""
+    film = project / "videos" / "Film (2019)"
+    before = (film / "Film (2019).en.srt").read_bytes()
+    shutil.copy(film / "Film (2019).mp4", film / "Film (2019).mkv")
+    proc = subtitler(project, "videos/Film (2019)/Film (2019).mkv", "--for", "plex", "--no-progress",
+                     env=transcripts)
+    assert_one_line_error(proc, 12, "videos/Film (2019)/Film (2019).en.srt is already the output of "
+                                    "videos/Film (2019)/Film (2019).mp4 (rename one, or use -o)")
+    assert (film / "Film (2019).en.srt").read_bytes() == before
