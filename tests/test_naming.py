@@ -32,8 +32,8 @@ def subtitler(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subpr
 
 def cut(start: float, out: Path, seconds: float = 4) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
-    ffmpeg("-ss", str(start), "-i", str(SAMPLE), "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
-           "-c:a", "aac", str(out))
+    ffmpeg("-ss", str(start), "-i", str(SAMPLE), "-t", str(seconds), "-c:v", "libx264",
+           "-preset", "ultrafast", "-c:a", "aac", str(out))
     return out
 
 
@@ -105,8 +105,9 @@ def test_two_inputs_one_name_is_an_error_before_any_work(tmp_path, short_clip):
     assert proc.returncode == 1, proc.stderr
     lines = dict(line.split("\t")[1:] for line in proc.stdout.splitlines())
     assert lines["films/Film (2019).mkv"] == "films/Film (2019).{lang}.srt"
-    assert lines["films/Film (2019).mp4"] == ("films/Film (2019).mp4: films/Film (2019).{lang}.srt is already "
-                                              "the output of films/Film (2019).mkv (rename one, or use -o)")
+    assert lines["films/Film (2019).mp4"] == (
+        "films/Film (2019).mp4: films/Film (2019).{lang}.srt is already the output of films/Film (2019).mkv "
+        "(rename one, or use -o)")
     # A template without the stem names every input of a folder alike.
     proc = subtitler(tmp_path, "films", "--name-template", "{lang}", "--dry-run")
     assert proc.returncode == 1 and "is already the output of" in proc.stdout
@@ -163,13 +164,13 @@ def test_check_require_subs_follows_the_names(project, transcripts):
     proc = subtitler(project, "check", "--require-subs", "videos")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.splitlines() == [
-        "videos/Film (2019)/Film (2019).en.srt: ok (1 cues)", "videos/Film (2019)/Film (2019).en.vtt: ok (1 cues)",
-        "videos/Talk (2021)/Talk (2021).en.srt: ok (1 cues)", "videos/Talk (2021)/Talk (2021).en.vtt: ok (1 cues)"]
+        f"videos/{film}/{film}.en.{ext}: ok (1 cues)" for film in ("Film (2019)", "Talk (2021)")
+        for ext in ("srt", "vtt")]
     (project / "videos" / "Talk (2021)" / "Talk (2021).en.vtt").unlink()
     proc = subtitler(project, "check", "--require-subs", "videos")
     assert proc.returncode == 1
-    assert ("videos/Talk (2021)/Talk (2021).en.vtt: no such file, expected for videos/Talk (2021)/Talk (2021).mp4 "
-            "[missing]") in proc.stdout
+    assert ("videos/Talk (2021)/Talk (2021).en.vtt: no such file, expected for "
+            "videos/Talk (2021)/Talk (2021).mp4 [missing]") in proc.stdout
     # The default names are not these: typed on check's command line, --name-template wins over the file.
     proc = subtitler(project, "check", "--require-subs", "videos", "--name-template", "{stem}")
     assert "videos/Film (2019)/Film (2019).srt: no such file" in proc.stdout
@@ -194,8 +195,9 @@ def test_lang_code_iso639_2(project, transcripts):
 
 @pytest.mark.engine
 def test_mux_track_titles_follow_the_template(project, transcripts):
-    proc = subtitler(project, "videos/Film (2019)/Film (2019).mp4", "--name-template", "{stem}.{lang}.{model}",
-                     "--mux", "--video-format", "mkv", "--no-progress", env=transcripts)
+    proc = subtitler(project, "videos/Film (2019)/Film (2019).mp4", "--name-template",
+                     "{stem}.{lang}.{model}", "--mux", "--video-format", "mkv", "--no-progress",
+                     env=transcripts)
     assert proc.returncode == 0, proc.stderr
     film = project / "videos" / "Film (2019)"
     assert (film / "Film (2019).en.tiny.en.srt").is_file()
@@ -214,7 +216,7 @@ def test_translation_gets_its_own_file_beside_the_original(tmp_path):
     proc = subtitler(tmp_path, str(film), "--for", "plex", "--model", "base", "--language", "fr",
                      "--task", "translate", "--no-progress")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [str(tmp_path / "Film (2019).fr.srt"), str(tmp_path / "Film (2019).en.srt")]
+    assert proc.stdout.splitlines() == [str(tmp_path / f"Film (2019).{code}.srt") for code in ("fr", "en")]
     french, english = ((tmp_path / f"Film (2019).{c}.srt").read_text() for c in ("fr", "en"))
     assert "Dashwood" in english and french != english
     outputs = json.loads((tmp_path / ".subtitler.json").read_text())["outputs"]
