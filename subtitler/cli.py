@@ -9,6 +9,7 @@ Where things are, in this file's order:
   cli                   the group: --config, --verbose; loads config files (cli_config.py)
   run                   the default command; _job_spec turns its parameters into a
                         JobSpec, _run_batch runs the inputs and sets the exit code
+  watch                 run, kept going over folders (watch.py)
   render                re-lays out saved transcripts (.json)
   check                 checks subtitle files; --require-subs reads run's settings
                         (_required_subtitles, _run_params)
@@ -156,6 +157,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
       subtitler clip.mp4 -f srt,vtt,json -o subs/
       subtitler talk.mkv --model base --language fr
       subtitler clip.json -f vtt            # re-render a saved transcript
+      subtitler watch videos/ -o subs/      # keep a folder subtitled as files arrive
       subtitler backends                    # engines and their availability
       subtitler models                      # models usable offline
       subtitler config                      # settings from subtitler.toml, and their sources
