@@ -196,7 +196,10 @@ class Watcher:
 
     def start(self) -> None:
         """Start observing, then take everything there now as a candidate (changes meanwhile are
-        not lost: the observer runs first)."""
+        not lost: the observer runs first). Settings an engine cannot honour fail now, not when the
+        first file arrives (no model is loaded for it)."""
+        self.job.summary  # noqa: B018  # an unknown backend or a bad setting
+        self.job.check_engine()
         self.observer = self._observer()
         for item in find_inputs([str(f) for f in self.folders], self.include, self.exclude):
             self.candidates.touch(item.path)

@@ -23,9 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE, ffmpeg
-
-pytestmark = pytest.mark.engine
+from .conftest import SAMPLE, assert_one_line_error, ffmpeg
 
 SETTLE = 1.0
 
@@ -110,12 +108,14 @@ def watching(root: Path, env: dict[str, str]) -> Iterator[Watch]:
         watch.proc.kill()
 
 
+@pytest.mark.engine
 def test_catches_up_on_what_is_there_at_start(watching, root):
     watching.wait_for(lambda: (root / "out" / "old.srt").is_file())
     assert "Dashwood" in (root / "out" / "old.srt").read_text()
     assert len(watching.lines("watch: watching in")) == 1
 
 
+@pytest.mark.engine
 def test_files_copied_in_are_subtitled_once_each_when_complete(watching, root, clips):
     shutil.copy(clips["new"], root / "in" / "shows" / "new.mp4")
     # Written slowly: pieces 0.3 s apart, never still for --settle (1 s) before the end.
@@ -136,6 +136,7 @@ def test_files_copied_in_are_subtitled_once_each_when_complete(watching, root, c
     assert inputs["in/shows/new.mp4"]["outputs"] == ["out/shows/new.srt"]  # mirrored under -o
 
 
+@pytest.mark.engine
 def test_rename_renders_from_the_cache_and_deletion_changes_nothing(watching, root):
     (root / "in" / "shows" / "new.mp4").rename(root / "in" / "shows" / "renamed.mp4")
     (root / "in" / "old.mp4").unlink()
@@ -146,6 +147,7 @@ def test_rename_renders_from_the_cache_and_deletion_changes_nothing(watching, ro
     assert (root / "out" / "old.srt").is_file()  # its outputs are kept
 
 
+@pytest.mark.engine
 def test_engine_loads_once_and_sigterm_stops_cleanly(watching, root):
     assert len(watching.lines(": started")) == 3  # old, new, slow: three transcriptions...
     assert len(watching.lines("watch: engine loaded")) == 1  # ...one engine
@@ -155,6 +157,7 @@ def test_engine_loads_once_and_sigterm_stops_cleanly(watching, root):
     assert not no_partial_files(root) and report(root)["interrupted"] is False
 
 
+@pytest.mark.engine
 def test_next_start_catches_up_polls_and_ctrl_c_during_work_leaves_nothing_half_written(root, env, clips):
     shutil.copy(clips["late"], root / "in" / "late.mp4")  # arrives while no watch runs
     watch = Watch(root, env, "--poll")
@@ -175,3 +178,15 @@ def test_next_start_catches_up_polls_and_ctrl_c_during_work_leaves_nothing_half_
     assert not (root / "out" / "long.srt").exists() and not no_partial_files(root)
     assert report(root)["interrupted"] is True
     assert len(watch.lines("watch: engine loaded")) == 1
+
+
+def test_settings_no_engine_can_honour_fail_at_start(tmp_path):
+    """Not when the first file arrives, hours later: at once, one line, no model loaded, nothing watched."""
+    (tmp_path / "in").mkdir()
+    for args, code, error in [(["--backend", "nope"], 8, "unknown backend 'nope'"),
+                              (["--backend", "tiyaro", "--batch-size", "2"], 9, "does not support option(s): "
+                                                                               "batch_size")]:
+        proc = subprocess.run([sys.executable, "-m", "subtitler", "watch", "in", *args], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "TIYARO_API_KEY": "k", "OPENAI_API_KEY": "k"})
+        assert_one_line_error(proc, code, error)
