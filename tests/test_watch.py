@@ -3,10 +3,11 @@
 
 One watch process serves the module's first tests, in order (they share its state): what was there
 at start is caught up; files copied in while it runs, one of them written slowly in pieces, are
-subtitled once each, after they are complete; a rename is rendered from the cache and a deletion
-changes nothing; the engine loaded once. Then it is stopped with SIGTERM, a file arrives while it is
-stopped, and a second start (polling) catches up, sees a new file, and is stopped with Ctrl-C in the
-middle of work: exit 130, nothing half-written.
+subtitled once each, after they are complete; a changed file is subtitled again, a rename is
+rendered from the cache and a deletion changes nothing; the engine loaded once. Then it is
+stopped with SIGTERM, a file arrives while it is stopped, and a second start (polling) catches
+up, sees a new file, and is stopped with Ctrl-C in the middle of work: exit 130, nothing
+half-written.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
     return {"old": cut(0, folder / "old.mp4"), "new": cut(4, folder / "new.mp4"),
             "slow": cut(8, folder / "slow.wav"), "late": cut(12, folder / "late.mp4"),
-            "polled": cut(16, folder / "polled.mp4")}
+            "polled": cut(16, folder / "polled.mp4"), "changed": cut(20, folder / "changed.wav")}
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +138,14 @@ def test_files_copied_in_are_subtitled_once_each_when_complete(watching, root, c
 
 
 @pytest.mark.engine
-def test_rename_renders_from_the_cache_and_deletion_changes_nothing(watching, root):
+def test_changed_file_again_rename_from_the_cache_deletion_nothing(watching, root, clips):
+    before = (root / "out" / "slow.srt").read_text()
+    shutil.copy(clips["changed"], root / "in" / "slow.wav")  # other speech under the same name
     (root / "in" / "shows" / "new.mp4").rename(root / "in" / "shows" / "renamed.mp4")
     (root / "in" / "old.mp4").unlink()
-    watching.wait_for(lambda: (root / "out" / "shows" / "renamed.srt").is_file())
+    watching.wait_for(lambda: (root / "out" / "shows" / "renamed.srt").is_file()
+                      and len(watching.lines("in/slow.wav: done")) == 2)
+    assert (root / "out" / "slow.srt").read_text() != before
     assert watching.lines("renamed.mp4: rendered from the cached transcript")
     assert not watching.lines("renamed.mp4: started")  # not heard again
     assert not watching.lines("error")
@@ -149,7 +154,7 @@ def test_rename_renders_from_the_cache_and_deletion_changes_nothing(watching, ro
 
 @pytest.mark.engine
 def test_engine_loads_once_and_sigterm_stops_cleanly(watching, root):
-    assert len(watching.lines(": started")) == 3  # old, new, slow: three transcriptions...
+    assert len(watching.lines(": started")) == 4  # old, new, slow and slow changed: four transcriptions...
     assert len(watching.lines("watch: engine loaded")) == 1  # ...one engine
     assert watching.stop(signal.SIGTERM) == 0
     assert watching.stderr.splitlines()[-1] == "subtitler: watch: stopped"
