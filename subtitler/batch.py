@@ -158,14 +158,16 @@ def _without_collisions(plans: list[Plan | Outcome]) -> list[Plan | Outcome]:
     checked: list[Plan | Outcome] = []
     for plan in plans:
         if isinstance(plan, Plan):
-            taken = [(t, writers[t.resolve()]) for t in plan.targets if t.resolve() in writers]
+            # Names that depend on a language not heard yet count as they are ({lang} in them).
+            claims = plan.claims or plan.targets
+            taken = [(t, writers[t.resolve()]) for t in claims if t.resolve() in writers]
             if taken:
                 target, other = taken[0]
                 plan = Outcome(plan.input, FAILED, exit_code=OutputError.exit_code,
                                error=f"{plan.input.path}: {target} is already the output of {other.path} "
                                      "(rename one, or use -o)")
             else:
-                writers.update((t.resolve(), plan.input) for t in plan.targets)
+                writers.update((t.resolve(), plan.input) for t in claims)
         checked.append(plan)
     return checked
 

@@ -9,6 +9,7 @@ Where things are, in this file's order:
   cli                   the group: --config, --verbose; loads config files (cli_config.py)
   run                   the default command; _job_spec turns its parameters into a
                         JobSpec, _run_batch runs the inputs and sets the exit code
+  watch                 run, kept going over folders (watch.py)
   render                re-lays out saved transcripts (.json)
   check                 checks subtitle files; --require-subs reads run's settings
                         (_required_subtitles, _run_params)
@@ -37,7 +38,7 @@ import click
 from click.core import ParameterSource
 from click_default_group import DefaultGroup
 
-from . import __version__, cli_config, files, manifest, signals, whisper_compat
+from . import __version__, cli_config, files, manifest, naming, signals, whisper_compat
 from .backends import auto_backend_name, broken_plugins, discover
 from .batch import Batch
 from .cache import Cache
@@ -49,6 +50,7 @@ from .cli_options import (
     batch_options,
     decode_options,
     encoder_options,
+    naming_options,
     output_options,
     profile_options,
     style_options,
@@ -136,7 +138,7 @@ _AFTER_DASHES = "subtitler.after_dashes"
 
 
 # Commands whose options a config file can set (see config.py, cli_config.py).
-CONFIGURABLE = ("run", "render", "check", "mux", "burn", "serve")
+CONFIGURABLE = ("run", "render", "check", "mux", "burn", "serve", "watch")
 
 
 @click.group(cls=_Group, default="run", default_if_no_args=False)
@@ -155,6 +157,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
       subtitler clip.mp4 -f srt,vtt,json -o subs/
       subtitler talk.mkv --model base --language fr
       subtitler clip.json -f vtt            # re-render a saved transcript
+      subtitler watch videos/ -o subs/      # keep a folder subtitled as files arrive
       subtitler backends                    # engines and their availability
       subtitler models                      # models usable offline
       subtitler config                      # settings from subtitler.toml, and their sources
@@ -169,6 +172,7 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @click.argument("inputs", nargs=-1, type=click.Path(path_type=Path))
 @batch_options
 @output_options
+@naming_options
 @click.option("--mux", is_flag=True,
               help="Also write clip.subtitled.mp4 (etc.) with the subtitles as a soft track, "
                    "re-encoding nothing.")
@@ -256,7 +260,8 @@ def _job_spec(*, formats: list[str], output_dir: Path | None, overwrite: bool, p
               style: Style, mux: bool, burn: bool, video_format: str | None, default_track: bool,
               add_tracks: tuple[str, ...], encoder: str, crf: int, preset: str, backend: str,
               model: str | None, audio_stream: int, device: str, compute_type: str, threads: int | None,
-              timeout: float | None, **rest: Any) -> JobSpec:
+              timeout: float | None, name_template: str | None = None, media_server: str | None = None,
+              lang_code: str = "iso639-1", **rest: Any) -> JobSpec:
     """The job spec `run` makes of its parameters, as `run` gets them: `rest` holds the decoding
     options, and may hold the batch's own parameters (ignored). Loads no model."""
     video = None
@@ -272,10 +277,29 @@ def _job_spec(*, formats: list[str], output_dir: Path | None, overwrite: bool, p
             TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
                               audio_stream, DecodeOptions(**decoding)),
             RenderSpec(tuple(formats), profile, style, video),
-            OutputSpec(output_dir, overwrite))
+            OutputSpec(output_dir, overwrite, name_template=_name_template(name_template, media_server),
+                       lang_code=lang_code))
     except SubtitlerError as e:
         _fail(e)
         raise  # not reached: _fail exits
+
+
+def _name_template(template: str | None, server: str | None) -> str:
+    """--name-template, or --for's preset. Both name the outputs: a usage error, unless only one of
+    them was typed (the command line overrides a config file's)."""
+    if template is not None and server is not None:
+        ctx = click.get_current_context(silent=True)
+        typed = {name for name in ("name_template", "media_server") if ctx and name in ctx.params
+                 and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE}
+        if typed == {"name_template"}:
+            server = None
+        elif typed == {"media_server"}:
+            template = None
+        else:
+            raise click.UsageError("--name-template and --for both name the outputs: pick one")
+    if server is not None:
+        return naming.preset(server)
+    return template if template is not None else naming.DEFAULT_TEMPLATE
 
 
 def _video_mode(mux: bool, burn: bool) -> str | None:
@@ -342,6 +366,52 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
         sys.exit(report_error.exit_code)
 
 
+@cli.command("watch")
+@click.argument("folders", nargs=-1, required=True,
+                type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--settle", type=click.FloatRange(min=0), default=5.0, show_default=True, metavar="SECONDS",
+              help="A file is worked on once its size and time have not changed for this long "
+                   "(it has stopped growing: a copy or download is complete).")
+@click.option("--poll", is_flag=True,
+              help="Look for changes by polling instead of the system's notifications (network file systems; "
+                   "used anyway when notifications cannot be had).")
+def watch_command(folders: tuple[Path, ...], settle: float, poll: bool, output_dir: Path | None, jobs: int,
+                  progress: bool | None, include: tuple[str, ...], exclude: tuple[str, ...], cache: bool,
+                  report: Path | None, **settings: Any) -> None:
+    """Keep FOLDERS subtitled: what is there now, then every new or changed media file.
+
+    Works as `subtitler FOLDER...` with the same options (and config), over
+    and over: at start it catches up (what is up to date is skipped), then
+    each file created, written, copied or moved in is subtitled once it has
+    stopped growing (--settle). The engine loads once; the manifest, the
+    transcript cache and --report are a folder run's, so a renamed or copied
+    file is rendered from the cache, never transcribed again, and deletions
+    change nothing. Ctrl-C or SIGTERM stops: while waiting with exit code 0,
+    during work as a run does (130, 143: finished files kept, nothing
+    half-written); the next start catches up.
+
+    \b
+    Examples:
+      subtitler watch videos/ -o subs/
+      subtitler watch /media/films --for jellyfin --model base
+      subtitler watch /mnt/nas/videos --poll --settle 30 --report watch.json
+    """
+    from .watch import Watcher, watch
+
+    # Run's options come unfolded (its decorators' wrappers fold them for run alone).
+    spec = _job_spec(output_dir=output_dir, profile=_pop_profile(settings), style=_pop_style(settings),
+                     **settings)
+    show = sys.stderr.isatty() if progress is None else progress
+    job = Job(spec, config=cli_config.loaded(click.get_current_context()))
+    watch(Watcher(folders, job, include=include, exclude=exclude, settle=settle, poll=poll,
+                  cache=Cache() if cache else None, jobs=jobs, report=report, show=show))
+
+
+# Run's options, but those that make no sense kept going (a list of inputs, a dry run, --force...).
+watch_command.params += [p for p in run.params if p.expose_value  # -v is the command's own already
+                         and p.name not in ("inputs", "lists", "null", "force", "dry_run", "fail_fast")]
+
+
 @cli.command()
 @click.argument("transcripts", nargs=-1, required=True, type=click.Path(path_type=Path))
 @output_options
@@ -376,6 +446,7 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
 @click.option("-o", "--output-dir", type=click.Path(file_okay=False, path_type=Path),
               help="With --require-subs: the subtitles are where `subtitler DIR -o OUTPUT_DIR` writes them "
                    "[default: run's output-dir from the config file, else beside the videos].")
+@naming_options
 @profile_options
 @click.option("--video", type=click.Path(path_type=Path),
               help="The video the subtitles belong to: cues past its end are violations.")
@@ -387,7 +458,7 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
 @click.pass_context
 def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...], output_dir: Path | None,
           profile: Profile | None, video: Path | None, strict: bool, ignored: tuple[str, ...],
-          as_json: bool) -> None:
+          as_json: bool, **names: Any) -> None:
     """Check subtitle files (SRT, WebVTT, ASS) against a profile's rules.
 
     Reports overlaps, long or too many lines, too short or long cues, gaps,
@@ -400,7 +471,8 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
     With --require-subs DIR, for each video `subtitler DIR` would subtitle
     (with run's settings from subtitler.toml or pyproject.toml: formats,
     output folder, --include/--exclude, model, profile...), each subtitle
-    file must exist [missing], be made from the video as it is now
+    file (named as run names it: --name-template, --for, --lang-code, typed
+    here or in the config file) must exist [missing], be made from the video as it is now
     [stale: its .subtitler.json entry has another hash; without an entry,
     older than the video], with the current settings [settings], and pass the
     rules above, cues past the video's end included. Nothing is transcribed.
@@ -457,6 +529,9 @@ def _required_subtitles(ctx: click.Context, folders: tuple[Path, ...], rules: Pr
     params = _run_params(ctx)
     if output_dir is not None:
         params["output_dir"] = output_dir
+    for name in ("name_template", "media_server", "lang_code"):  # typed here: as `run` was given them
+        if _typed(ctx, name) is not None:
+            params[name] = ctx.params[name]
     job = Job(_job_spec(**params), config=cli_config.loaded(ctx))
     try:
         items = find_inputs([str(f) for f in folders], params["include"], params["exclude"])

@@ -19,6 +19,7 @@ import click
 
 from .formats import FORMATS
 from .languages import language_code
+from .naming import LANG_CODES, PRESETS
 from .options import TASKS, DecodeOptions
 from .profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 from .style import Style, parse_colour
@@ -190,6 +191,23 @@ def output_options(f: Callable) -> Callable:
         click.option("--overwrite", is_flag=True, help="Replace outputs that already exist."),
         profile_options,
         style_options,
+    ]):
+        f = option(f)
+    return f
+
+
+def naming_options(f: Callable) -> Callable:
+    """How outputs are named: --name-template, --for (a media server's preset), --lang-code."""
+    for option in reversed([
+        click.option("--name-template", metavar="TEMPLATE",
+                     help="Name of each subtitle file, before its extension, from {stem} (the input's name "
+                          "without extension), {lang}, {task}, {model} [default: {stem}]. With {lang} or "
+                          "{task}, a translation gets files of its own beside the original's."),
+        click.option("--for", "media_server", type=click.Choice(list(PRESETS)),
+                     help="Name subtitles as this media server picks them up: Film (2019).en.srt "
+                          "(--name-template '{stem}.{lang}')."),
+        click.option("--lang-code", type=click.Choice(LANG_CODES), default="iso639-1", show_default=True,
+                     help="{lang} in names: ISO 639-1 (en, fr) or ISO 639-2/B (eng, fre)."),
     ]):
         f = option(f)
     return f

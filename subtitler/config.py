@@ -44,6 +44,8 @@ PROJECT_FILE = "subtitler.toml"
 PYPROJECT = "pyproject.toml"
 PYPROJECT_TABLE = "tool.subtitler"
 BACKENDS = "backends"  # the table of backend settings, not a command's table
+# `subtitler watch` is `subtitler DIR` kept going: it takes [run]'s settings, then [watch]'s.
+INHERITS = {"watch": "run"}
 
 
 class ConfigError(SubtitlerError):
@@ -93,10 +95,13 @@ class Config:
         [command] table; a later one wins. The order is that precedence, lowest first, so that
         two spellings of one option (`vad`, `no-vad`) are settled by whichever comes last."""
         found: dict[str, Value] = {}
+        # A command that is another one kept going reads that one's table first ([run] for watch).
+        names = [INHERITS[command], command] if command in INHERITS else [command]
         for layer in self.layers:
-            table = layer.tables().get(command, {}) if command != BACKENDS else {}
+            tables = [(name, layer.tables().get(name, {})) for name in names] if command != BACKENDS else []
             for key, value, where in [*((k, v, layer.where()) for k, v in layer.top_level().items()),
-                                      *((k, v, layer.where(command)) for k, v in table.items())]:
+                                      *((k, v, layer.where(name)) for name, table in tables
+                                        for k, v in table.items())]:
                 found.pop(_key(key), None)  # re-inserted last: the order stays the precedence
                 found[_key(key)] = Value(value, where, key, layer.path)
         return found

@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from . import manifest
+from . import manifest, naming
 from .backends import Backend, BackendEntry, BackendSettings, discover, get_backend_class, resolve_settings
 from .cache import Cache
 from .cleanup import collapse_repetitions
@@ -51,6 +52,7 @@ from .events import Events, Finished, Report, Sink, Stage, StageEnded, StageStar
 from .files import remove_leftovers, sha256
 from .formats import get_format
 from .inputs import Input
+from .languages import language_code
 from .media import SAMPLE_RATE, Audio, MediaInfo, Pcm, audible_streams, decode_audio, probe
 from .options import DecodeOptions
 from .render import write_outputs, write_video
@@ -109,6 +111,9 @@ class Plan:
     summary: dict[str, Any] = field(default_factory=dict)
     # The transcripts, when the cache (or a transcript .json input) already has them.
     transcripts: list[Transcript] | None = None
+    # The names no other input of a run may have: the targets, with a language that names depend
+    # on left as naming.UNKNOWN (two inputs whose names differ only by it collide); [] = targets.
+    claims: list[Path] = field(default_factory=list)
 
 
 def is_transcript_file(path: Path) -> bool:
@@ -232,11 +237,44 @@ class Job:
             return item.folder
         return self.spec.output.output_dir / item.relative.parent
 
-    def targets(self, item: Input) -> list[Path]:
+    def tracks(self, language: str | None = naming.UNKNOWN) -> list[tuple[str, str | None]]:
+        """(task, language) of each track that gets files of its own: the last task's alone, unless
+        the name template tells tracks apart (naming.py). `language`: the one heard in the input
+        (None: none, no speech); naming.UNKNOWN: not heard yet, --language's if given."""
+        given = self.spec.transcription.options.language
+        if language == naming.UNKNOWN and given:
+            language = language_code(given) or given
+        tasks = [o.task for o in self.spec.tasks()]
+        if not self.spec.output.naming.per_track:
+            tasks = tasks[-1:]
+        elif language == "en":
+            tasks = tasks[:1]  # English speech: its transcript is the English track (see hear())
+        return [(t, "en" if t == "translate" else language) for t in tasks]
+
+    @functools.cached_property
+    def model_label(self) -> str:
+        """The model as `{model}` names it: the one given, else the backend's default."""
+        model = self.spec.transcription.engine.model
+        if model is None:
+            with contextlib.suppress(SubtitlerError):  # a backend not installed here (check in CI)
+                model = self.backend_class.default_model
+        return naming.model_label(model)
+
+    def subtitle_targets(self, item: Input, language: str | None = naming.UNKNOWN) -> list[tuple[str, Path]]:
+        """(format, path) of each subtitle file subtitling `item` writes, track after track, named by
+        the template (`language`: as for `tracks`)."""
+        folder = self.folder_for(item)
+        where = folder if folder is not None else item.path.parent
+        names = self.spec.output.naming
+        model = self.model_label if "model" in naming.fields(names.template) else ""
+        return [(fmt, where / (names.name(item.path.stem, lang, task, model) + get_format(fmt).extension))
+                for task, lang in self.tracks(language) for fmt in self.spec.render.formats]
+
+    def targets(self, item: Input, language: str | None = naming.UNKNOWN) -> list[Path]:
         """Every file subtitling `item` writes: the subtitle files, then the video if asked."""
         folder = self.folder_for(item)
         path = item.path
-        outputs = output_paths(path, self.spec.render.formats, folder)
+        outputs = [p for _, p in self.subtitle_targets(item, language)]
         video = self.spec.render.video
         if video:
             if is_transcript_file(path):
@@ -251,26 +289,21 @@ class Job:
         `manifests`: the manifests as read for this plan (a batch reads them once, before it
         writes any: `refresh`)."""
         try:
-            targets = self.targets(item)
+            targets = claims = self.targets(item)
             if not item.path.is_file():
                 raise InputNotFound(f"{item.path}: no such file" + (
                     " (a symlink to nothing, or a loop)" if item.path.is_symlink() else ""))
-            # A file in the way that is not ours (the manifest's) is refused before any work, not
-            # after the transcription (write() checks again: one may appear meanwhile).
-            # Another run writing the same folder may have made a file since the manifests were
-            # read: its entry (written before the file) is read afresh, after the file is seen.
             reader = manifests or self._manifests
-            record = self.spec.output.record
-            ours = [t for t in targets if reader.entry(t) is not None] if record else []
-            self.check_targets(item.path, targets, replaceable=ours,
-                               is_ours=(lambda t: manifest.entry_for(t) is not None) if record else None)
             # Hashed even without the cache: every output is recorded in the manifest, so running
             # the same command again is never an error.
             file_hash = self.cache.file_hash(item.path) if self.cache else sha256(item.path)
+            if self.named_by_language:  # names known from the language an earlier run recorded
+                targets = self.targets(item, self.recorded_language(item, reader, file_hash))
+            self._check_plan_targets(item, targets, reader)
             transcript_input = is_transcript_file(item.path)
             summary = self.transcript_summary if transcript_input else self.summary
             plan = Plan(item, targets, Status.RENDER if transcript_input else Status.TRANSCRIBE, file_hash,
-                        settings_digest(summary), summary)
+                        settings_digest(summary), summary, claims=claims)
             if self.cache and not self.force and not transcript_input:
                 failed = self.cache.failure(file_hash, self.spec.transcription.audio_stream)
                 if failed:  # the same bytes cannot decode now either
@@ -289,14 +322,60 @@ class Job:
                     plan.action = Status.RENDER
             if plan.action == Status.UP_TO_DATE and self.want_transcripts and plan.transcripts is None:
                 plan.action = Status.TRANSCRIBE  # the caller wants the transcript: hear it again
+            if plan.action == Status.RENDER and plan.transcripts and self.named_by_language:
+                # The cache knows the language: the names are known before any work.
+                plan.targets = self.targets(item, plan.transcripts[0].language)
+                self._check_plan_targets(item, plan.targets, reader)
             if plan.action != Status.UP_TO_DATE:
-                self.check_video(item.path, targets)  # before any work on it
+                self.check_video(item.path, plan.targets)  # before any work on it
             return plan
         except SubtitlerError as e:
             return Outcome(item, Status.FAILED, error=str(e), exit_code=e.exit_code, exception=e)
         except OSError as e:
             error = InputNotFound(f"{item.path}: cannot read ({e.strerror or e})")
             return Outcome(item, Status.FAILED, error=str(error), exit_code=3, exception=error)
+
+    def _check_plan_targets(self, item: Input, targets: list[Path], reader: manifest.Reader) -> None:
+        """A file in the way that is not ours (the manifest's) is refused before any work, not
+        after the transcription (write() checks again: one may appear meanwhile)."""
+        # Another run writing the same folder may have made a file since the manifests were
+        # read: its entry (written before the file) is read afresh, after the file is seen.
+        record = self.spec.output.record
+        ours = [t for t in targets if reader.entry(t) is not None] if record else []
+        self.check_targets(item.path, targets, replaceable=ours,
+                           is_ours=(lambda t: manifest.entry_for(t) is not None) if record else None)
+        self._refuse_taken(item, targets, reader.entry)
+
+    def _refuse_taken(self, item: Input, targets: list[Path],
+                      entry_of: Callable[[Path], manifest.Entry | None] = manifest.entry_for) -> None:
+        """With a name template, a name an earlier run gave another input that is still there is
+        refused, never replaced (the default names keep replacing their own: clip.mkv's clip.srt
+        where clip.mp4's was)."""
+        if self.spec.output.name_template == naming.DEFAULT_TEMPLATE or not self.spec.output.record:
+            return
+        for target in targets:
+            entry = entry_of(target)
+            if (entry is not None and entry.source != manifest.source_path(target, item.path)
+                    and (target.parent / entry.source).exists()):
+                raise OutputError(f"{item.path}: {target} is already the output of "
+                                  f"{os.path.normpath(target.parent / entry.source)} (rename one, or use -o)")
+
+    @property
+    def named_by_language(self) -> bool:
+        """Output names depend on the language heard (no --language): they have {lang}, or a
+        translation gets files of its own, but none for English speech."""
+        names = self.spec.output.naming
+        return not self.spec.transcription.options.language and (
+            names.needs_language or (names.per_track and len(self.spec.tasks()) > 1))
+
+    def recorded_language(self, item: Input, reader: manifest.Reader,
+                          file_hash: str | None = None) -> str | None:
+        """The language an earlier run heard in `item`, as its manifest entries record it, or
+        naming.UNKNOWN."""
+        folder = self.folder_for(item)
+        folder = folder if folder is not None else item.path.parent
+        found = reader.language(folder, manifest.source_path(folder / "-", item.path), file_hash)
+        return found or naming.UNKNOWN
 
     def _cached(self, file_hash: str) -> list[Transcript] | None:
         """This file's transcripts from the cache, made this file's (its offset, picture...)."""
@@ -465,6 +544,12 @@ class Job:
         """Write the outputs; recorded: with their manifest entries pending first and complete
         after, so a run killed in between leaves files the next one knows are its own (and redoes)."""
         with self.timed(outcome, Stage.WRITE):
+            language = None
+            if self.spec.output.naming.per_track:  # recorded: the names depend on it
+                language = transcripts[0].language or "und"
+                if self.named_by_language:  # now that it is heard
+                    plan.targets = self.targets(plan.input, language)
+            self._refuse_taken(plan.input, plan.targets)
             path, targets = plan.input.path, plan.targets
             if self.spec.output.record:
                 # A file in the way is ours if the manifest says so when we look, after seeing the
@@ -476,7 +561,8 @@ class Job:
 
                 def entries(pending: bool) -> dict[Path, manifest.Entry | None]:
                     return {t: manifest.Entry(manifest.source_path(t, path), plan.file_hash or "",
-                                              plan.settings, pending, plan.summary) for t in targets}
+                                              plan.settings, pending, plan.summary, language)
+                            for t in targets}
 
                 manifest.update(entries(pending=True))
                 self._write_files(plan, transcripts, outcome, replace=True)
@@ -491,13 +577,21 @@ class Job:
     def _write_files(self, plan: Plan, transcripts: list[Transcript], outcome: Outcome,
                      replace: bool) -> None:
         render = self.spec.render
-        files = plan.targets[: len(render.formats)]
-        write_outputs(transcripts[-1], zip(render.formats, files, strict=True), render.profile, render.style)
+        n = len(render.formats)
+        # Each track its own files when the names tell them apart; else the last track's.
+        tracks = transcripts if self.spec.output.naming.per_track else transcripts[-1:]
+        files = plan.targets[: n * len(tracks)]
+        for k, transcript in enumerate(tracks):
+            write_outputs(transcript, zip(render.formats, files[k * n:(k + 1) * n], strict=True),
+                          render.profile, render.style)
         outcome.outputs = list(files)
         if render.video:
             stage = Stage.BURN if render.video.mode == "burn" else Stage.MUX
+            titles = [self.spec.output.naming.title(_track_language(t), _task(t), self.model_label)
+                      for t in transcripts]
             outcome.video = write_video(plan.input.path, transcripts, plan.targets[-1], render, replace,
-                                        self.events.report(plan.input, stage), self._warn(plan.input))
+                                        self.events.report(plan.input, stage), self._warn(plan.input),
+                                        titles)
             outcome.outputs.append(outcome.video)
 
     # -- telling it ---------------------------------------------------------------------
@@ -595,6 +689,15 @@ def place(transcript: Transcript, source: Source) -> Transcript:
     task = transcript.source.task if transcript.source else None
     placed.source = dataclasses.replace(source, task=task or source.task)
     return placed
+
+
+def _task(transcript: Transcript) -> str:
+    return (transcript.source.task if transcript.source else None) or "transcribe"
+
+
+def _track_language(transcript: Transcript) -> str | None:
+    """A track's language: a translation's is English, whatever was spoken."""
+    return "en" if _task(transcript) == "translate" else transcript.language
 
 
 def _other_streams_hint(info: MediaInfo, chosen: int) -> str:

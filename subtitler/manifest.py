@@ -47,12 +47,17 @@ class Entry:
     # The settings themselves, for people reading the file (not compared); stored once per
     # manifest under "settings", however many outputs share them.
     summary: dict[str, Any] | None = None
+    # The language heard in the source, recorded when names depend on it ({lang}: naming.py), so
+    # a re-run and `check --require-subs` know the names without hearing it again.
+    language: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"source": self.source, "source_sha256": self.source_sha256,
                                 "settings": self.settings}
         if self.pending:
             data["pending"] = True
+        if self.language:
+            data["language"] = self.language
         return data
 
 
@@ -68,7 +73,8 @@ def read(folder: Path) -> dict[str, Entry]:
             return {}
         summaries = data.get("settings") or {}
         return {name: Entry(e["source"], e["source_sha256"], e["settings"], bool(e.get("pending")),
-                            summaries.get(e["settings"])) for name, e in data["outputs"].items()}
+                            summaries.get(e["settings"]), e.get("language"))
+                for name, e in data["outputs"].items()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return {}
 
@@ -88,6 +94,15 @@ class Reader:
         if output.parent not in self._folders:
             self._folders[output.parent] = read(output.parent)
         return self._folders[output.parent].get(output.name)
+
+    def language(self, folder: Path, source: str, sha256: str | None = None) -> str | None:
+        """The language recorded for outputs in `folder` made from `source` (as Entry.source has
+        it), preferring an entry made from these bytes (`sha256`); None if none records one."""
+        if folder not in self._folders:
+            self._folders[folder] = read(folder)
+        found = [e for e in self._folders[folder].values() if e.source == source and e.language]
+        found.sort(key=lambda e: (e.source_sha256 != sha256, e.pending))
+        return found[0].language if found else None
 
 
 def update(outputs: dict[Path, Entry | None]) -> None:

@@ -38,9 +38,10 @@ def write_outputs(transcript: Transcript, targets: Iterable[tuple[str, Path]],
 
 
 def write_video(path: Path, transcripts: list[Transcript], target: Path, render: RenderSpec, overwrite: bool,
-                report: Report, warn: Callable[[str], None]) -> Path:
+                report: Report, warn: Callable[[str], None], titles: list[str | None] | None = None) -> Path:
     """`path` with the subtitles as `render.video` asks: each transcript a soft track (mux: the
-    original, then a translation), or the last one drawn into the picture (burn)."""
+    original, then a translation, titled by `titles`: None is the language's name), or the last
+    one drawn into the picture (burn)."""
     settings = render.video
     assert settings is not None
     progress = report.progress_of
@@ -57,5 +58,6 @@ def write_video(path: Path, transcripts: list[Transcript], target: Path, render:
             language = "en" if t.source and t.source.task == "translate" else t.language
             subs = Path(folder) / f"track{n}.{fmt}"
             write_outputs(t, [(fmt, subs)], render.profile, render.style)
-            tracks.append(SubtitleTrack(subs, language, default=settings.default_track and n == 0))
+            title = titles[n] if titles else None
+            tracks.append(SubtitleTrack(subs, language, title, default=settings.default_track and n == 0))
         return mux(path, [*tracks, *settings.extra_tracks], target, overwrite=overwrite, on_progress=progress)

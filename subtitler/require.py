@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from . import manifest
+from . import manifest, naming
 from .cache import Cache
 from .check import FileReport, Violation, check_file
 from .errors import SubtitlerError
@@ -80,9 +80,12 @@ class RequiredSubtitles:
         return reports
 
     def subtitles(self, item: Input) -> list[tuple[str, Path]]:
-        """(format, path) of each subtitle file `run` writes for `item`."""
-        targets = self.job.targets(item)
-        return list(zip(self.job.spec.render.formats, targets, strict=False))  # the video, if last: left out
+        """(format, path) of each subtitle file `run` writes for `item`, named as it names them
+        (naming.py): by the language a run recorded when names depend on it (else with {lang} in
+        them, as missing)."""
+        language = self.job.recorded_language(item, self._manifests) if self.job.named_by_language \
+            else naming.UNKNOWN
+        return self.job.subtitle_targets(item, language)
 
     def _check(self, path: Path, fmt: str, video: _Video) -> FileReport:
         if not path.is_file():

@@ -32,6 +32,7 @@ from .cache import digest
 from .errors import SubtitlerError
 from .formats import get_format
 from .languages import language_code
+from .naming import DEFAULT_TEMPLATE, Naming
 from .options import DecodeOptions
 from .profiles import Profile
 from .style import Style
@@ -176,10 +177,18 @@ class OutputSpec:
     # Record each output in its folder's .subtitler.json manifest: a later run then knows the
     # files as its own (replaces them, or skips them when up to date). False writes no manifest.
     record: bool = True
+    # How output files are named (naming.py): `{stem}` is clip.srt; `{stem}.{lang}` clip.en.srt.
+    name_template: str = DEFAULT_TEMPLATE
+    lang_code: str = "iso639-1"  # {lang} as ISO 639-1 (en) or iso639-2 (eng)
 
     def __post_init__(self) -> None:
         if self.output_dir is not None:
             object.__setattr__(self, "output_dir", Path(self.output_dir))
+        self.naming  # noqa: B018  # a bad template fails here, before any work
+
+    @property
+    def naming(self) -> Naming:
+        return Naming(self.name_template, self.lang_code)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "output_dir": str(self.output_dir) if self.output_dir else None}
@@ -198,11 +207,11 @@ class JobSpec:
     output: OutputSpec = field(default_factory=OutputSpec)
 
     def tasks(self) -> tuple[DecodeOptions, ...]:
-        """The engine runs per input: one, or two when a translation is muxed beside the original
-        (the speech's own language and English)."""
+        """The engine runs per input: one, or two when a translation is muxed, or named apart (a
+        template with {lang} or {task}), beside the original (the speech's own language and English)."""
         options = self.transcription.options
         video = self.render.video
-        if video and video.mode == "mux" and options.task == "translate":
+        if options.task == "translate" and ((video and video.mode == "mux") or self.output.naming.per_track):
             original = dataclasses.replace(options, task="transcribe")
             if options.language and language_code(options.language) == "en":
                 return (original,)  # English speech: one English track
