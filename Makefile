@@ -39,9 +39,12 @@ demo: install
 	$(BIN)/subtitler samples/sample.mp4 --format srt,vtt,json --output-dir $(DEMO) --overwrite
 	@cat $(DEMO)/sample.srt
 
+# Two test processes at once, one per core (pytest-xdist; each file's tests in one process, so its
+# module fixtures load once); then the tests that time real work against deadlines, alone.
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile -m "not serial"
+	$(BIN)/pytest -q -m serial
 
 # The inner loop: every test that loads no speech engine (README, Development). It is CPU-bound:
 # two halves of the test files run at once, one per core; the second's report follows the first's.

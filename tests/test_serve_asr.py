@@ -128,6 +128,7 @@ def test_keys(server, pcm):
     assert "audio_file" in str(paths["/detect-language"]["post"]["requestBody"])
 
 
+@pytest.mark.serial
 def test_busy_queue_a_full_queue_and_a_client_that_leaves(server, sample, mp3, pcm, tmp_path):
     """The requests wait in the server's one queue: past --max-queue (2 here) both APIs answer 429
     with Retry-After, each in its shape; a client that goes away cancels its job."""

@@ -287,6 +287,7 @@ def test_header_and_body_timeouts_and_json_size_limits(fw_backend, tmp_path):
 # -- SIGTERM -------------------------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_sigterm_requeues_past_the_grace_then_drains_a_running_job(sample, tmp_path):
     data, port, log = tmp_path / "data", free_port(), tmp_path / "serve.log"
     base = f"http://127.0.0.1:{port}"

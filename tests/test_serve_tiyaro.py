@@ -192,6 +192,7 @@ def test_idempotency_key_listing_and_owners(server, mp3):
     assert httpx.delete(job["urls"]["GET"], headers=auth()).status_code == 409
 
 
+@pytest.mark.serial
 def test_busy_worker_health_fast_queue_bound_and_cancel(server, sample, mp3, tmp_path):
     before = files(server)
     # Uploaded first, so that submitting them takes no time while the worker is busy.
