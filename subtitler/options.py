@@ -147,17 +147,20 @@ def check_english_only(model: str, multilingual: bool, options: DecodeOptions) -
 
 
 # `batch_size` None: what the engines pick. A GPU decodes a batch of windows in about the time of
-# one; on a CPU batching pays only once there are several windows to share the work.
+# one; on a CPU batching pays once there are several windows to share the work, or sooner for an
+# engine whose sequential decoder costs more on short audio (faster-whisper's: below).
 GPU_BATCH_SIZE = 16
 CPU_BATCH_SIZE = 8
 CPU_BATCHED_FROM = 120.0  # seconds of audio
 
 
-def batch_size_for(options: DecodeOptions, seconds: float, device: str) -> int:
+def batch_size_for(options: DecodeOptions, seconds: float, device: str,
+                   cpu_batched_from: float = CPU_BATCHED_FROM) -> int:
     """How many windows an engine on `device` ("cuda", "cpu") decodes at once for `seconds` of
-    audio: the option's value when given, else batched on a GPU and for long audio on a CPU."""
+    audio: the option's value when given, else batched on a GPU, and on a CPU from
+    `cpu_batched_from` seconds of audio."""
     if options.batch_size is not None:
         return options.batch_size
     if device == "cuda":
         return GPU_BATCH_SIZE
-    return CPU_BATCH_SIZE if seconds >= CPU_BATCHED_FROM else 1
+    return CPU_BATCH_SIZE if seconds >= cpu_batched_from else 1

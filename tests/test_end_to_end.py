@@ -41,11 +41,12 @@ def test_accuracy_on_real_speech(sample_transcripts, reference, name):
 
 
 def test_engines_agree_word_for_word(backends, sample_audio):
-    """openai-whisper on the converted tiny.en and faster-whisper on the original, fp32 greedy."""
+    """openai-whisper on the converted tiny.en and faster-whisper on the original, fp32 greedy,
+    both decoding one window after another (Whisper's own way; auto batches faster-whisper)."""
     from subtitler.backends import load_backend
 
     fw32 = load_backend("faster-whisper", "tiny.en", compute_type="float32")
-    greedy = DecodeOptions(beam_size=1, best_of=None, temperature_increment_on_fallback=None)
+    greedy = DecodeOptions(beam_size=1, best_of=None, temperature_increment_on_fallback=None, batch_size=1)
     a = fw32.transcribe(sample_audio.samples, greedy, Report())
     b = backends["whisper"].transcribe(sample_audio.samples, greedy, Report())
     assert [w.text for w in a.words] == [w.text for w in b.words]

@@ -50,7 +50,9 @@ class UploadEngine:
                 self.runs += 1
                 samples = decode_upload(data)
                 # No temperature fallback: its sampling is random, and a fake must answer the same each time.
-                options = DecodeOptions(language=language, temperature_increment_on_fallback=None)
+                # One window at a time, as remote_fixtures' `local` hears the original.
+                options = DecodeOptions(language=language, temperature_increment_on_fallback=None,
+                                        batch_size=1)
                 self._cache[key] = self.backend.transcribe(samples, options, Report())
             return self._cache[key]
 
