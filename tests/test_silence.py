@@ -190,8 +190,10 @@ def _loops(t: Transcript) -> int:
 @pytest.mark.parametrize("name", BACKENDS)
 def test_real_repetition_loop_is_collapsed(backends, no_speech, name) -> None:
     """With every guard off, tiny.en loops on pink noise; the repetition guard undoes it."""
+    # One window after another, each prompted with the last: how Whisper loops (batched windows,
+    # unprompted, did not on this noise).
     unguarded = DecodeOptions(vad=False, no_speech_threshold=None, logprob_threshold=None,
-                              compression_ratio_threshold=None)
+                              compression_ratio_threshold=None, batch_size=1)
     t = backends[name].transcribe(no_speech["noise"], unguarded, Report())
     assert _loops(t), f"expected a loop from {name}, got {t.text[:200]!r}"
     cleaned = collapse_repetitions(t)
