@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
+from .timing import DEFAULT_FPS, finish_times
 from .transcript import Segment, Transcript, Word
 
 
@@ -381,4 +382,12 @@ def build_cues(transcript: Transcript, profile: Profile | None = None) -> list[C
     """Lay out a transcript's words as cues (words are estimated for segments without them);
     no cue runs past the end of the media."""
     words = [w for s in transcript.segments for w in (s.words or estimated_words(s))]
-    return layout(words, profile_for(transcript, profile), media_end(transcript))
+    profile = profile_for(transcript, profile)
+    end = media_end(transcript)
+    cues = layout(words, profile, end)
+    fps = transcript.source.frame_rate if transcript.source else None
+    if not (profile.lead_in or profile.snap_to_frames) or not cues:
+        return cues
+    times = finish_times([(c.start, c.end) for c in cues], profile.min_gap, profile.max_duration,
+                         profile.lead_in, (fps or DEFAULT_FPS) if profile.snap_to_frames else None, end)
+    return [Cue(start, stop, c.text) for c, (start, stop) in zip(cues, times, strict=True)]
