@@ -190,7 +190,8 @@ def finish_times(times: list[tuple[float, float]], min_gap: float, max_duration:
     """Cue times with a lead-in (`lead_in_frames` before the speech, never into the cue before it
     nor past the maximum duration) and, with `fps`, every time on a frame boundary: in-times
     rounded to the nearest frame, out-times too, then pulled back so that at least the minimum
-    gap in whole frames (`min_gap` rounded up: Netflix's 83 ms is 2 frames) parts two cues."""
+    gap in whole frames (`min_gap` rounded up: Netflix's 83 ms is 2 frames) parts two cues. Times are
+    given to the millisecond at or just after their frame's start."""
     rate = fps or DEFAULT_FPS
     lead = lead_in_frames / rate
     out: list[tuple[float, float]] = []
@@ -213,4 +214,9 @@ def finish_times(times: list[tuple[float, float]], min_gap: float, max_duration:
             framed[-1][1] = max(a - gap, framed[-1][0] + 1)
             a = max(a, framed[-1][1] + gap)
         framed.append([a, max(b, a + 1)])
-    return [(a / fps, b / fps) for a, b in framed]
+    # To the millisecond above the frame's start, as SRT, WebVTT and TSV write it: still in that frame.
+    return [(_ms_in(a, fps), _ms_in(b, fps)) for a, b in framed]
+
+
+def _ms_in(frame: int, fps: float) -> float:
+    return math.ceil(frame * 1000 / fps - 1e-6) / 1000
