@@ -115,6 +115,8 @@ _PROFILE_OPTIONS = {
     "min_gap": ("--min-gap", click.FloatRange(min=0), "Gap between cues, seconds."),
     "lead_in": ("--lead-in", click.IntRange(min=0),
                 "Frames a cue appears before its speech (at the video's frame rate; 25 fps without one)."),
+    "max_words_per_line": ("--max-words-per-line", click.IntRange(min=1),
+                           "At most this many words on a line (as openai-whisper's option)."),
     "snap_to_frames": ("--snap-to-frames", None,
                        "Put in- and out-times on the video's frame boundaries (25 fps without a picture), "
                        "the minimum gap kept in whole frames."),
@@ -167,6 +169,12 @@ def style_options(f: Callable) -> Callable:
                      help="Distance from the edge in pixels [default: 5% of the height]."),
         click.option("--position", type=click.Choice(["bottom", "top"]), default=None,
                      help="Where the subtitles sit [default: bottom]."),
+        click.option("--highlight-words", flag_value=True, default=None,
+                     help="SRT and WebVTT: one cue per word, the word being spoken underlined."),
+        click.option("--karaoke", flag_value=True, default=None,
+                     help="ASS: karaoke \\k tags, each word turning from grey to the text colour as spoken."),
+        click.option("--word-timing", flag_value=True, default=None,
+                     help="WebVTT: each word's start as an inline timestamp (<00:00:01.250>)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -181,7 +189,7 @@ def style_options(f: Callable) -> Callable:
 def _pop_style(params: dict[str, Any]) -> Style:
     """The style that the style options (taken out of `params`) ask for."""
     names = ("font", "font_size", "colour", "outline_colour", "back_colour", "outline", "box", "margin_v",
-             "position")
+             "position", "highlight_words", "karaoke", "word_timing")
     values = {k: params.pop(k) for k in names}
     values["size"] = values.pop("font_size")
     return Style().replace(**values)

@@ -26,6 +26,8 @@ class Profile:
     lead_in: int = 0
     # In- and out-times on the video's frame boundaries, the minimum gap in whole frames.
     snap_to_frames: bool = False
+    # At most this many words on a line (openai-whisper's --max_words_per_line); None: no limit.
+    max_words_per_line: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_line_chars < 1 or self.max_lines < 1:

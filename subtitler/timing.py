@@ -40,8 +40,8 @@ _QUIET = 10  # frames of quiet that part two stretches of speech (100 ms): an on
 # Whisper's word times lag the speech: measured on the sample and voices.mp4, both engines
 # (tiny.en, base), words inside running speech start about 0.1 s before Whisper says.
 _LAG = 0.12
-_BEFORE, _AFTER = 0.30, 0.08  # where an inner word's start is looked for, around Whisper's
-_VALLEY = 0.3  # weight of an energy valley's depth (in shares of the speech's loudness) per s
+_BEFORE, _AFTER = 0.20, 0.05  # where an inner word's start is looked for, around Whisper's
+_VALLEY = 0.2  # weight of an energy valley's depth (in shares of the speech's loudness) per s
 # An onset goes to a word Whisper starts up to this much before it, or this much after it.
 _EARLY, _LATE = 0.45, 0.7
 # Frame rate assumed for --lead-in frames when the media has no picture.
@@ -123,6 +123,8 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
             cost = d if d >= 0 else 1.5 * -d
             if i == 0 or w.start - words[i - 1].end >= 0.1:
                 cost -= 0.15
+            elif not -0.1 <= d - _LAG <= 0.15:
+                continue  # inside running speech (a stop's closure, a soft consonant): only near
             if best is None or cost < best[0]:
                 best = (cost, i)
         if best is not None:
