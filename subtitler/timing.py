@@ -22,7 +22,9 @@ The cost is one pass of numpy over the samples (milliseconds per minute of audio
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 
@@ -52,12 +54,18 @@ def energy(samples: np.ndarray) -> np.ndarray:
     """Short-time energy in dB of 16 kHz mono `samples`: one value per 10 ms, 25 ms windows."""
     x = np.asarray(samples, dtype=np.float32)
     n = max(1, math.ceil(len(x) / HOP))
-    padded = np.zeros(n * HOP + WINDOW, dtype=np.float64)
-    padded[:len(x)] = x
-    squares = np.concatenate([[0.0], np.cumsum(padded * padded)])
-    starts = np.arange(n) * HOP
-    power = (squares[starts + WINDOW] - squares[starts]) / WINDOW
-    return 10 * np.log10(np.maximum(power, 0.0) + 1e-10)
+    out = np.empty(n)
+    block = 6000  # frames (a minute) at a time: an hour's audio needs no float64 copy of its own
+    for first in range(0, n, block):
+        count = min(block, n - first)
+        chunk = np.zeros(count * HOP + WINDOW, dtype=np.float64)
+        piece = x[first * HOP: first * HOP + len(chunk)]
+        chunk[:len(piece)] = piece
+        squares = np.concatenate([[0.0], np.cumsum(chunk * chunk)])
+        starts = np.arange(count) * HOP
+        power = (squares[starts + WINDOW] - squares[starts]) / WINDOW
+        out[first:first + count] = 10 * np.log10(np.maximum(power, 0.0) + 1e-10)
+    return out
 
 
 def audio_energy(pieces: Iterable[np.ndarray]) -> np.ndarray:
@@ -100,25 +108,32 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
     speech = np.zeros(n, dtype=bool)
     for a, b in stretches:
         speech[a:b] = True
+    onsets = [a for a, _ in stretches]
+    whisper_starts = list(itertools.accumulate((w.start for w in words), max))  # sorted, for bisect
+    stops = [b * FRAME for _, b in stretches]
     pinned: dict[int, float] = {}
     # A word Whisper put mostly in silence, with no speech just before it, starts at the next onset.
     for i, w in enumerate(words):
         f0 = min(int(w.start / FRAME), n - 1)
         f1 = max(int(w.end / FRAME), f0 + 1)
         if speech[f0:f1].mean() < 0.5 and not speech[max(f0 - _QUIET, 0):f0].any():
-            later = [a for a, _ in stretches if f0 <= a <= f1 + 30]
-            if later:
-                pinned[i] = later[0] * FRAME
+            k = bisect.bisect_left(onsets, f0)
+            if k < len(onsets) and onsets[k] <= f1 + 30:
+                pinned[i] = onsets[k] * FRAME
+    taken = sorted(pinned.values())
     # Every other onset goes to the word nearest it; Whisper is rather late than early, and a word
     # after a pause in Whisper's times is the likelier one.
-    for a, _ in stretches:
+    for a in onsets:
         onset = a * FRAME
-        if any(abs(p - onset) < 0.05 for p in pinned.values()):
+        k = bisect.bisect_left(taken, onset - 0.05)
+        if k < len(taken) and taken[k] < onset + 0.05:
             continue
         best: tuple[float, int] | None = None
-        for i, w in enumerate(words):
+        for i in range(bisect.bisect_left(whisper_starts, onset - _EARLY),
+                       bisect.bisect_right(whisper_starts, onset + _LATE)):
+            w = words[i]
             d = w.start - onset
-            if i in pinned or not -_EARLY <= d <= _LATE:
+            if i in pinned:
                 continue
             cost = d if d >= 0 else 1.5 * -d
             if i == 0 or w.start - words[i - 1].end >= 0.1:
@@ -141,10 +156,12 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
         following = starts[i + 1] if i + 1 < len(words) else n * FRAME
         end = w.end - _LAG
         if i + 1 == len(words) or i + 1 in pinned:  # speech stops before the next onset: there
-            stops = [b * FRAME for a, b in stretches
-                     if a * FRAME <= w.end and starts[i] < b * FRAME <= following + 1e-9]
-            if stops:
-                end = stops[-1]
+            k = bisect.bisect_right(stops, following + 1e-9) - 1
+            while k >= 0 and stops[k] > starts[i]:  # the last stretch ending in the word's time
+                if onsets[k] * FRAME <= w.end:
+                    end = stops[k]
+                    break
+                k -= 1
         end = min(max(end, starts[i] + 0.02), following)
         out.append(dataclasses.replace(w, start=round(starts[i], 3), end=round(end, 3)))
     return out

@@ -58,12 +58,10 @@ def test_refined_timing_against_forced_alignment(heard, clip, name):
     hits, mean = word_start_errors(reference, after)
     hits0, mean0 = word_start_errors(reference, before)
     assert hits > hits0 + 0.2 and mean < mean0 - 0.04
-    if clip == "voices":
-        assert hits >= 0.80 and mean < 0.060
-    else:
-        # The sample's inner words (fast connected reading) stay short of the 80 % / 60 ms:
-        # energy finds pauses and onsets, not every boundary inside running speech.
-        assert hits >= 0.72 and mean < 0.080
+    assert hits >= 0.80
+    # The target, under 60 ms, holds but for faster-whisper on the sample (60.4 ms measured):
+    # energy finds pauses and onsets, not every boundary inside fast connected reading.
+    assert mean < (0.060 if (clip, name) != ("sample", "faster-whisper") else 0.065)
 
 
 def test_pipeline_refines_by_default(heard, backends):
