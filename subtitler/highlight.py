@@ -35,14 +35,25 @@ def lines_of_words(cue: Cue) -> list[list[Word]]:
     return out
 
 
+# Each word is the current one for at least this long (or its share of a shorter cue): a cue
+# the layout moved off its words (the minimum duration, the gap) still shows every word.
+MIN_TURN = 0.04
+
+
 def word_times(cue: Cue) -> list[tuple[float, float]]:
     """When each word of the cue is the current one: from its start (the first word from the
-    cue's in-time) to the next one's start (the last to the cue's out-time), within the cue."""
+    cue's in-time) to the next one's start (the last to the cue's out-time), within the cue,
+    each for at least MIN_TURN (or an equal share of a shorter cue)."""
+    n = len(cue.words)
+    turn = min(MIN_TURN, (cue.end - cue.start) / n) if n else 0.0
     starts = [min(max(w.start, cue.start), cue.end) for w in cue.words]
     if starts:
         starts[0] = cue.start
-    for k in range(1, len(starts)):
-        starts[k] = max(starts[k], starts[k - 1])
+    for k in range(1, n):
+        starts[k] = max(starts[k], starts[k - 1] + turn)
+    for k in range(n - 1, 0, -1):
+        starts[k] = min(starts[k], cue.end - (n - k) * turn)
+    starts = [round(s, 3) for s in starts]
     return list(zip(starts, [*starts[1:], cue.end], strict=True))
 
 
@@ -62,15 +73,13 @@ def _render(cue: Cue, word: Callable[[int, Word], str], escape: Callable[[str], 
 
 def highlighted(cues: list[Cue], escape: Callable[[str], str] = lambda s: s) -> list[Cue]:
     """One cue per word: the cue's text with that word underlined, while it is spoken. A cue
-    without word times stays as it is; a word whose turn lasts no time is underlined in no cue."""
+    without word times stays as it is."""
     out: list[Cue] = []
     for cue in cues:
         if not cue.words:
             out.append(dataclasses.replace(cue, text=escape(cue.text)))
             continue
         for n, (start, end) in enumerate(word_times(cue)):
-            if end <= start:
-                continue
             text = _render(cue, lambda k, w, n=n: f"<u>{escape(w.text)}</u>" if k == n else escape(w.text),
                            escape)
             out.append(Cue(start, end, text, (cue.words[n],)))

@@ -127,3 +127,18 @@ def test_cli_word_options(tmp_path, transcript):
     assert "{\\k" in (tmp_path / "out" / "sample.ass").read_text()
     run("-f", "vtt", "--word-timing")
     assert "<00:00:01.130>john" in (tmp_path / "out" / "sample.vtt").read_text()
+
+
+def test_openai_whisper_spellings(tmp_path, transcript):
+    """`--highlight_words True --max_words_per_line 2 --max_line_count 1`, as openai-whisper has them."""
+    saved = tmp_path / "sample.json"
+    saved.write_text(transcript.to_json())
+    proc = subprocess.run([sys.executable, "-m", "subtitler", str(saved), "-f", "srt", "-o",
+                           str(tmp_path / "out"), "--highlight_words", "True", "--max_words_per_line", "2",
+                           "--max_line_count", "1"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    subs = list(srt.parse((tmp_path / "out" / "sample.srt").read_text()))
+    assert len(subs) == 71
+    assert all(s.content.count("<u>") == 1 and len(s.content.split()) <= 2 and "\n" not in s.content
+               for s in subs)
