@@ -69,10 +69,18 @@ def energy(samples: np.ndarray) -> np.ndarray:
 
 
 def audio_energy(pieces: Iterable[np.ndarray]) -> np.ndarray:
-    """`energy` of audio read a piece at a time (a long input never whole in memory); pieces
-    are whole 10 ms frames but for the last."""
-    parts = [energy(p) for p in pieces if len(p)]
-    return np.concatenate(parts) if parts else np.zeros(0)
+    """`energy` of audio read a piece at a time (a long input never whole in memory): the same
+    frames as for the whole, whatever the pieces' lengths (windows span their joins)."""
+    parts, buffer = [], np.zeros(0, dtype=np.float32)
+    for piece in pieces:
+        buffer = np.concatenate([buffer, np.asarray(piece, dtype=np.float32)])
+        count = (len(buffer) - WINDOW) // HOP + 1 if len(buffer) >= WINDOW else 0
+        if count:  # the frames whose windows are whole; the rest waits for the next piece
+            parts.append(energy(buffer[:(count - 1) * HOP + WINDOW])[:count])
+            buffer = buffer[count * HOP:]
+    if len(buffer) or not parts:
+        parts.append(energy(buffer))
+    return np.concatenate(parts)
 
 
 def speech_stretches(db: np.ndarray) -> tuple[list[tuple[int, int]], float]:

@@ -18,7 +18,7 @@ from subtitler import DecodeOptions, Subtitler
 from subtitler.cues import Cue, build_cues
 from subtitler.media import decode_audio, probe
 from subtitler.profiles import get_profile
-from subtitler.timing import energy, finish_times, refine_transcript, refine_words
+from subtitler.timing import audio_energy, energy, finish_times, refine_transcript, refine_words
 from subtitler.transcript import Segment, Source, Transcript, Word
 
 from .accuracy import cue_start_errors, normalize, word_start_errors
@@ -164,3 +164,10 @@ def test_profile_defaults_keep_layout():
     assert build_cues(t) == [Cue(0.5, 1.6, "Hello there.")]
     snapped = build_cues(t, get_profile("netflix").replace(snap_to_frames=True))
     assert snapped == [Cue(0.52, 1.6, "Hello there.")]
+
+
+def test_energy_of_pieces_is_that_of_the_whole():
+    """A long input is read a piece at a time: its energy frames are those of the whole audio."""
+    x = _noisy_speech([0.5, 2.0], seconds=3.0)
+    pieces = [x[:12345], x[12345:12400], x[12400:40001], x[40001:]]
+    assert np.allclose(audio_energy(pieces), energy(x))
