@@ -39,12 +39,15 @@ WINDOW = 400  # 25 ms
 FRAME = HOP / SAMPLE_RATE
 
 _RUN = 3  # frames above the threshold that make speech (shorter: a click)
+_REACH = 250  # frames after a word in silence its speech may start (2.5 s)
 _QUIET = 10  # frames of quiet that part two stretches of speech (100 ms): an onset follows them
-# Whisper's word times lag the speech: measured on the sample and voices.mp4, both engines
-# (tiny.en), words inside running speech start about 0.1 s before Whisper says. These numbers
-# were chosen on those two clips (tests/benchmarks/bench_timing.py).
-_LAG = 0.12
-_BEFORE, _AFTER = 0.20, 0.05  # where an inner word's start is looked for, around Whisper's
+# How late a model's word times are inside running speech (its alignment heads decide): measured
+# on the sample and voices.mp4 against forced alignments, both engines alike (the same model, the
+# same alignment); tiny.en lags, base leads. A model not measured gets none: only onsets, stops
+# and energy dips near its own times move its words. These numbers were chosen on those two
+# clips (tests/benchmarks/bench_timing.py).
+LAGS = {"tiny": 0.12, "tiny.en": 0.12, "base": -0.05, "base.en": -0.05}
+_BEFORE, _AFTER = 0.08, 0.17  # where an inner word's start is looked for, around its target
 _VALLEY = 0.2  # weight of an energy valley's depth (in shares of the speech's loudness) per s
 # An onset goes to a word Whisper starts up to this much before it, or this much after it.
 _EARLY, _LATE = 0.45, 0.7
@@ -108,9 +111,10 @@ def speech_stretches(db: np.ndarray) -> tuple[list[tuple[int, int]], float]:
     return out, max(1.0, peak - floor)
 
 
-def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
+def refine_words(words: Sequence[Word], db: np.ndarray, lag: float = 0.0) -> list[Word]:
     """`words` (in order, times in seconds from the start of the audio `db` measures) with their
-    starts and ends moved onto the speech, as the module docstring says; texts untouched."""
+    starts and ends moved onto the speech, as the module docstring says; texts untouched. `lag`:
+    how late the engine's times are inside running speech (LAGS)."""
     n = len(db)
     if not words or not n:
         return list(words)
@@ -122,13 +126,15 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
     whisper_starts = list(itertools.accumulate((w.start for w in words), max))  # sorted, for bisect
     stops = [b * FRAME for _, b in stretches]
     pinned: dict[int, float] = {}
-    # A word Whisper put mostly in silence, with no speech just before it, starts at the next onset.
+    # A word Whisper put mostly in silence, with no speech just before it, starts at the next onset
+    # when no other word lies between (a word a voice-activity join pulled away from its speech).
     for i, w in enumerate(words):
         f0 = min(int(w.start / FRAME), n - 1)
         f1 = max(int(w.end / FRAME), f0 + 1)
         if speech[f0:f1].mean() < 0.5 and not speech[max(f0 - _QUIET, 0):f0].any():
             k = bisect.bisect_left(onsets, f0)
-            if k < len(onsets) and onsets[k] <= f1 + 30:
+            following = words[i + 1].start if i + 1 < len(words) else math.inf
+            if k < len(onsets) and onsets[k] <= f1 + _REACH and onsets[k] * FRAME < following:
                 pinned[i] = onsets[k] * FRAME
     taken = sorted(pinned.values())
     # Every other onset goes to the word nearest it; Whisper is rather late than early, and a word
@@ -148,7 +154,7 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
             cost = d if d >= 0 else 1.5 * -d
             if i == 0 or w.start - words[i - 1].end >= 0.1:
                 cost -= 0.15
-            elif not -0.1 <= d - _LAG <= 0.15:
+            elif not -0.1 <= d - lag <= 0.15:
                 continue  # inside running speech (a stop's closure, a soft consonant): only near
             if best is None or cost < best[0]:
                 best = (cost, i)
@@ -157,14 +163,14 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
     starts: list[float] = []
     previous = -1.0
     for i, w in enumerate(words):
-        start = pinned[i] if i in pinned else _inner_start(w.start, previous, db, loudness)
+        start = pinned[i] if i in pinned else _inner_start(w.start - lag, previous, db, loudness)
         start = max(start, previous + 0.02, 0.0)
         starts.append(start)
         previous = start
     out = []
     for i, w in enumerate(words):
         following = starts[i + 1] if i + 1 < len(words) else n * FRAME
-        end = w.end - _LAG
+        end = w.end - lag
         if i + 1 == len(words) or i + 1 in pinned:  # speech stops before the next onset: there
             k = bisect.bisect_right(stops, following + 1e-9) - 1
             while k >= 0 and stops[k] > starts[i]:  # the last stretch ending in the word's time
@@ -177,11 +183,11 @@ def refine_words(words: Sequence[Word], db: np.ndarray) -> list[Word]:
     return out
 
 
-def _inner_start(start: float, previous: float, db: np.ndarray, loudness: float) -> float:
-    """A word's start inside running speech: Whisper's less its lag, moved onto a nearby valley."""
-    target = start - _LAG
-    lo = max(int((start - _BEFORE) / FRAME), int(previous / FRAME) + 3, 0)
-    hi = min(int((start + _AFTER) / FRAME), len(db) - 1)
+def _inner_start(target: float, previous: float, db: np.ndarray, loudness: float) -> float:
+    """A word's start inside running speech: Whisper's less its lag (`target`), moved onto a
+    nearby energy dip."""
+    lo = max(int((target - _BEFORE) / FRAME), int(previous / FRAME) + 3, 0)
+    hi = min(int((target + _AFTER) / FRAME), len(db) - 1)
     best: tuple[float, float] | None = None
     for f in range(lo, hi + 1):
         a, b = max(f - 8, 0), min(f + 8, len(db))
@@ -196,7 +202,7 @@ def refine_transcript(transcript: Transcript, db: np.ndarray) -> Transcript:
     """The transcript with every word refined against the audio's energy `db` (on the same
     clock); each segment spans its refined words. Segments without words keep their times."""
     words = [w for s in transcript.segments for w in s.words]
-    refined = iter(refine_words(words, db))
+    refined = iter(refine_words(words, db, LAGS.get(str(transcript.meta.get("model")), 0.0)))
     segments: list[Segment] = []
     for s in transcript.segments:
         new = [next(refined) for _ in s.words]
