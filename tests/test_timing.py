@@ -171,3 +171,15 @@ def test_energy_of_pieces_is_that_of_the_whole():
     x = _noisy_speech([0.5, 2.0], seconds=3.0)
     pieces = [x[:12345], x[12345:12400], x[12400:40001], x[40001:]]
     assert np.allclose(audio_energy(pieces), energy(x))
+
+
+@pytest.mark.parametrize(("model", "moved"), [("tiny.en", -0.12), ("base", 0.05), ("large-v3", 0.0)])
+def test_inner_words_move_by_their_models_lag(model, moved):
+    """Inside running speech (one steady voiced stretch: no dip to snap to) a word moves by how late
+    its model's times are measured to be; a model not measured keeps its own."""
+    x = _noisy_speech([1.0 + 0.4 * k for k in range(5)])  # 2 s of speech without a pause
+    words = [Word(1.0, 1.6, " one"), Word(1.6, 2.2, " two"), Word(2.2, 3.0, " three")]
+    t = Transcript("en", 6.0, [Segment(1.0, 3.0, "one two three", words)], meta={"model": model})
+    refined = refine_transcript(t, energy(x)).words
+    assert abs(refined[0].start - 1.0) <= 0.03  # the onset
+    assert [round(w.start - v.start, 2) for w, v in zip(refined[1:], words[1:], strict=True)] == [moved] * 2
