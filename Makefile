@@ -58,6 +58,7 @@ test-fast: install
 bench: install
 	$(BIN)/python tests/benchmarks/bench.py
 	$(BIN)/python tests/benchmarks/bench_layout.py
+	$(BIN)/python tests/benchmarks/bench_timing.py
 	$(BIN)/python tests/benchmarks/bench_video.py
 	$(BIN)/python tests/benchmarks/bench_batch.py
 	$(BIN)/python tests/benchmarks/bench_remote.py

@@ -34,7 +34,7 @@ import numpy as np
 from . import __version__
 from .errors import BackendUnavailable, SubtitlerError, UnsupportedOption
 from .events import Report
-from .options import DecodeOptions
+from .options import CORE_OPTIONS, DecodeOptions
 from .specs import EngineSpec
 from .transcript import Transcript
 
@@ -235,7 +235,7 @@ class Backend(ABC):
     @classmethod
     def check_options(cls, options: DecodeOptions) -> None:
         """Refuse options this engine would otherwise silently ignore (no model needed)."""
-        ignored = sorted(set(options.changed()) - cls.supported_options)
+        ignored = sorted(set(options.changed()) - cls.supported_options - CORE_OPTIONS)
         if ignored:
             raise UnsupportedOption(
                 f"backend {cls.name!r} does not support option(s): {', '.join(ignored)}"

@@ -20,7 +20,7 @@ from .profiles import Profile
 
 # Every rule `check` knows (check --require-subs adds missing, stale and settings).
 RULES = ("overlap", "line-length", "line-count", "min-duration", "max-duration", "reading-speed", "gap",
-         "empty", "timing", "beyond-video", "missing", "stale", "settings")
+         "empty", "timing", "beyond-video", "speech-start", "missing", "stale", "settings")
 # Rules the speech can break whatever the layout: warnings, not violations (unless --strict).
 WARNING_RULES = frozenset({"reading-speed"})
 
@@ -68,8 +68,38 @@ def _stamp(seconds: float) -> str:
     return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}:{ms // 1000 % 60:02d}.{ms % 1000:03d}"
 
 
-def check_file(path: str | Path, profile: Profile, video_duration: float | None = None) -> FileReport:
-    """Check one subtitle file; never raises for bad files, reports them instead."""
+def speech_of(video: str | Path) -> list[tuple[float, float]]:
+    """The stretches of speech in `video`'s audio, (start, end) seconds on its picture's clock, as
+    the timing refinement finds them (timing.py: short-time energy); SubtitlerError if it has no
+    audio or cannot be decoded."""
+    from .media import decode_audio
+    from .timing import FRAME, energy, speech_stretches
+
+    audio = decode_audio(video)
+    stretches, _ = speech_stretches(energy(audio.samples))
+    return [(a * FRAME + audio.offset, b * FRAME + audio.offset) for a, b in stretches]
+
+
+def _speech_start(start: float, end: float, previous_end: float, speech: list[tuple[float, float]],
+                  tolerance: float) -> str | None:
+    """How far a cue starts from the onset of the speech it carries, when more than `tolerance`:
+    the first stretch of speech it overlaps (from `tolerance` before it), unless that began
+    before the previous cue ended (speech carried over: no onset of its own)."""
+    carried = next(((a, b) for a, b in speech if b > start - tolerance and a < end), None)
+    if carried is None or carried[0] < previous_end:
+        return None
+    onset = carried[0]
+    if abs(start - onset) <= tolerance + 0.005:  # stored times and 10 ms frames: rounding
+        return None
+    side = "before" if start < onset else "after"
+    return f"starts {abs(start - onset):.3f} s {side} its speech ({_stamp(onset)})"
+
+
+def check_file(path: str | Path, profile: Profile, video_duration: float | None = None,
+               speech: list[tuple[float, float]] | None = None, speech_offset: float = 0.1) -> FileReport:
+    """Check one subtitle file; never raises for bad files, reports them instead. With `speech`
+    (`speech_of` the video), a cue starting more than `speech_offset` seconds before or after the
+    speech it carries breaks the speech-start rule."""
     path = Path(path)
     report = FileReport(str(path))
     try:
@@ -126,6 +156,11 @@ def check_file(path: str | Path, profile: Profile, video_duration: float | None 
             elif start - p_end < profile.min_gap - _EPS:
                 add(Violation("gap", n, start,
                               f"{where}: {start - p_end:.3f} s after cue {n - 1} < {profile.min_gap} s"))
+        if speech is not None:
+            late = _speech_start(start, end, previous.end / 1000 if previous is not None else 0.0, speech,
+                                 speech_offset)
+            if late:
+                add(Violation("speech-start", n, start, f"{where}: {late}"))
         if video_duration is not None and end > video_duration + _EPS:
             add(Violation("beyond-video", n, start,
                           f"{where}: ends at {_stamp(end)}, after the video ({_stamp(video_duration)})"))

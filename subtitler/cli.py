@@ -42,7 +42,7 @@ from . import __version__, cli_config, files, manifest, naming, signals, whisper
 from .backends import auto_backend_name, broken_plugins, discover
 from .batch import Batch
 from .cache import Cache
-from .check import RULES, FileReport, check_file
+from .check import RULES, FileReport, check_file, speech_of
 from .cli_options import (
     _pop_profile,
     _pop_style,
@@ -450,6 +450,9 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
 @profile_options
 @click.option("--video", type=click.Path(path_type=Path),
               help="The video the subtitles belong to: cues past its end are violations.")
+@click.option("--speech-offset", type=click.IntRange(min=0), metavar="MS",
+              help="With --video: a cue starting more than MS milliseconds before or after the speech "
+                   "it carries is a violation [speech-start] (its audio is decoded).")
 @click.option("--strict", is_flag=True,
               help="Warnings (reading speed: speech faster than the profile allows) fail too.")
 @click.option("--ignore", "ignored", multiple=True, type=click.Choice(RULES), metavar="RULE",
@@ -457,12 +460,13 @@ def render(transcripts: tuple[Path, ...], formats: list[str], output_dir: Path |
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable report on stdout.")
 @click.pass_context
 def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...], output_dir: Path | None,
-          profile: Profile | None, video: Path | None, strict: bool, ignored: tuple[str, ...],
-          as_json: bool, **names: Any) -> None:
+          profile: Profile | None, video: Path | None, speech_offset: int | None, strict: bool,
+          ignored: tuple[str, ...], as_json: bool, **names: Any) -> None:
     """Check subtitle files (SRT, WebVTT, ASS) against a profile's rules.
 
     Reports overlaps, long or too many lines, too short or long cues, gaps,
-    empty cues, bad encoding and, with --video, cues after its end. Reading
+    empty cues, bad encoding and, with --video, cues after its end (and with
+    --speech-offset MS, cues starting more than MS off their speech). Reading
     speed over the profile's is a warning: shown, failing only with --strict
     (speech can be faster than any layout allows). A file without cues is
     valid. Exit code: 0 clean (warnings aside), 1 violations, 2 a file could
@@ -482,19 +486,23 @@ def check(ctx: click.Context, files: tuple[Path, ...], folders: tuple[Path, ...]
       subtitler check clip.srt
       subtitler check subs/*.vtt --profile bbc --json
       subtitler check clip.srt --video clip.mp4
+      subtitler check clip.srt --video clip.mp4 --speech-offset 100
       subtitler check clip.srt --strict --ignore gap
       subtitler check --require-subs videos/     # CI or pre-commit in a media repository
     """
     if not files and not folders:
         raise click.UsageError("give subtitle FILES, or --require-subs DIR")
     rules = profile or get_profile(DEFAULT_PROFILE)
-    duration = None
+    duration, speech = None, None
+    if speech_offset is not None and video is None:
+        raise click.UsageError("--speech-offset needs --video (the media whose speech the cues carry)")
     if video is not None:
         try:
             duration = probe(video).duration
+            speech = speech_of(video) if speech_offset is not None else None
         except SubtitlerError as e:
             _fail(e, code=2)
-    reports = [check_file(f, rules, duration) for f in files]
+    reports = [check_file(f, rules, duration, speech, (speech_offset or 0) / 1000) for f in files]
     for report in reports:
         report.video = str(video) if video is not None else None
     if folders:

@@ -114,13 +114,22 @@ _PROFILE_OPTIONS = {
     "max_cps": ("--max-cps", click.FloatRange(min=0, min_open=True),
                 "Reading speed limit, characters per second."),
     "min_gap": ("--min-gap", click.FloatRange(min=0), "Gap between cues, seconds."),
+    "lead_in": ("--lead-in", click.IntRange(min=0),
+                "Frames a cue appears before its speech (at the video's frame rate; 25 fps without one)."),
+    "max_words_per_line": ("--max-words-per-line", click.IntRange(min=1),
+                           "At most this many words on a line (as openai-whisper's option)."),
+    "snap_to_frames": ("--snap-to-frames", None,
+                       "Put in- and out-times on the video's frame boundaries (25 fps without a picture), "
+                       "the minimum gap kept in whole frames."),
 }
 
 
 def profile_options(f: Callable) -> Callable:
     """--profile and its per-value overrides, folded into one `profile` argument."""
     for field_name, (flag, kind, help_text) in reversed(_PROFILE_OPTIONS.items()):
-        f = click.option(flag, field_name, type=kind, help=help_text)(f)
+        # A flag (kind None) is None when not given, like the values: the profile's own then holds.
+        extra: dict[str, Any] = {"type": kind} if kind is not None else {"flag_value": True, "default": None}
+        f = click.option(flag, field_name, help=help_text, **extra)(f)
     f = click.option("-p", "--profile", "profile_name", type=click.Choice(list(PROFILES)), default=None,
                      help=f"Cue layout rules [default: {DEFAULT_PROFILE}; "
                           "cjk for Chinese, Japanese, Korean].")(f)
@@ -161,6 +170,12 @@ def style_options(f: Callable) -> Callable:
                      help="Distance from the edge in pixels [default: 5% of the height]."),
         click.option("--position", type=click.Choice(["bottom", "top"]), default=None,
                      help="Where the subtitles sit [default: bottom]."),
+        click.option("--highlight-words", flag_value=True, default=None,
+                     help="SRT and WebVTT: one cue per word, the word being spoken underlined."),
+        click.option("--karaoke", flag_value=True, default=None,
+                     help="ASS: karaoke \\k tags, each word turning from grey to the text colour as spoken."),
+        click.option("--word-timing", flag_value=True, default=None,
+                     help="WebVTT: each word's start as an inline timestamp (<00:00:01.250>)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -175,7 +190,7 @@ def style_options(f: Callable) -> Callable:
 def _pop_style(params: dict[str, Any]) -> Style:
     """The style that the style options (taken out of `params`) ask for."""
     names = ("font", "font_size", "colour", "outline_colour", "back_colour", "outline", "box", "margin_v",
-             "position")
+             "position", "highlight_words", "karaoke", "word_timing")
     values = {k: params.pop(k) for k in names}
     values["size"] = values.pop("font_size")
     return Style().replace(**values)
@@ -292,6 +307,9 @@ def decode_options(f: Callable) -> Callable:
         click.option("--vad/--no-vad", default=_DEFAULTS.vad, show_default=True,
                      help="Decode only where voice activity detection finds speech: no invented text on "
                           "silence or music."),
+        click.option("--refine-timing/--no-refine-timing", default=_DEFAULTS.refine_timing, show_default=True,
+                     help="Move word and cue times onto where the speech starts and stops (short-time "
+                          "energy of the audio; for every backend)."),
         click.option("--suppress-tokens", default=_DEFAULTS.suppress_tokens, show_default=True,
                      help="Comma-separated token ids never to emit; -1 = non-speech symbols."),
         click.option("--batch-size", type=BatchSize(), default="auto", show_default=True,

@@ -23,9 +23,10 @@ hour of speech.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .profiles import DEFAULT_PROFILE, Profile, get_profile
+from .timing import DEFAULT_FPS, finish_times
 from .transcript import Segment, Transcript, Word
 
 
@@ -34,6 +35,8 @@ class Cue:
     start: float
     end: float
     text: str  # lines joined by "\n"
+    # The timed words the text is made of, in order (word highlighting, karaoke); () when unknown.
+    words: tuple[Word, ...] = field(default=(), compare=False)
 
 # Sentence ends: a cue never runs across one.
 _SENTENCE_END = tuple(".?!。？！…")
@@ -150,9 +153,10 @@ class _Run:
             return False
         # Greedy filling needs the fewest lines; compare that with the limit.
         lines, start = 0, i
+        most = profile.max_words_per_line or j - i
         while start < j:
             end = start + 1
-            while end < j and self.length(start, end + 1) <= profile.max_line_chars:
+            while end < j and end - start < most and self.length(start, end + 1) <= profile.max_line_chars:
                 end += 1
             if self.length(start, end) > profile.max_line_chars:
                 return False  # one word longer than a line
@@ -163,12 +167,13 @@ class _Run:
 def _break_lines(run: _Run, i0: int, j0: int, profile: Profile) -> list[tuple[int, int]]:
     """Balanced lines of at most `max_line_chars` for words[i0:j0], fewest lines first."""
     width = profile.max_line_chars
+    most = profile.max_words_per_line or j0 - i0
     # best[j] = (lines, cost, previous cut) for words[i0:j]
     best: dict[int, tuple[int, float, int]] = {i0: (0, 0.0, i0)}
     for j in range(i0 + 1, j0 + 1):
         for i in range(j - 1, i0 - 1, -1):
             length = run.length(i, j)
-            if length > width and j - i > 1:
+            if (length > width or j - i > most) and j - i > 1:
                 break  # adding words only makes the line longer
             lines, cost, _ = best[i]
             slack = (width - length) / width
@@ -333,7 +338,8 @@ def layout(words: Sequence[Word], profile: Profile, media_end: float | None = No
     # Reading speed counted as `check` counts it: the lines joined by one space.
     lengths = [len(" ".join(lines)) for lines in texts]
     times = _time_cues(pieces, lengths, profile, media_end)
-    return [Cue(start, end, "\n".join(lines)) for lines, (start, end) in zip(texts, times, strict=True)]
+    return [Cue(start, end, "\n".join(lines), tuple(piece))
+            for lines, (start, end), piece in zip(texts, times, pieces, strict=True)]
 
 
 # Languages whose text is measured per character with the narrower CJK limits.
@@ -381,4 +387,12 @@ def build_cues(transcript: Transcript, profile: Profile | None = None) -> list[C
     """Lay out a transcript's words as cues (words are estimated for segments without them);
     no cue runs past the end of the media."""
     words = [w for s in transcript.segments for w in (s.words or estimated_words(s))]
-    return layout(words, profile_for(transcript, profile), media_end(transcript))
+    profile = profile_for(transcript, profile)
+    end = media_end(transcript)
+    cues = layout(words, profile, end)
+    fps = transcript.source.frame_rate if transcript.source else None
+    if not (profile.lead_in or profile.snap_to_frames) or not cues:
+        return cues
+    times = finish_times([(c.start, c.end) for c in cues], profile.min_gap, profile.max_duration,
+                         profile.lead_in, (fps or DEFAULT_FPS) if profile.snap_to_frames else None, end)
+    return [Cue(start, stop, c.text, c.words) for c, (start, stop) in zip(cues, times, strict=True)]

@@ -15,6 +15,7 @@ import pysubs2
 import srt
 
 from .cues import Cue
+from .highlight import highlighted, karaoke, vtt_word_timing
 from .style import DEFAULT_HEIGHT, DEFAULT_WIDTH, Style, parse_colour
 from .transcript import Transcript
 
@@ -31,6 +32,8 @@ class SRT(Format):
     name, extension = "srt", ".srt"
 
     def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
+        if style and style.highlight_words:
+            cues = highlighted(cues)
         subs = [
             srt.Subtitle(i, datetime.timedelta(seconds=c.start), datetime.timedelta(seconds=c.end), c.text)
             for i, c in enumerate(cues, 1)
@@ -56,9 +59,17 @@ class WebVTT(Format):
 
     def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
         blocks = ["WEBVTT\n"]
+        if style and style.highlight_words:
+            cues = highlighted(cues, _vtt_escape)  # escaped there: <u> is markup
         for c in cues:
+            if style and style.highlight_words:
+                text = c.text
+            elif style and style.word_timing and c.words:
+                text = vtt_word_timing(c, _vtt_time, _vtt_escape)
+            else:
+                text = _vtt_escape(c.text)
             # A blank line ends a cue in WebVTT: never emit an empty line inside one.
-            lines = [_vtt_escape(line) for line in c.text.split("\n") if line.strip()]
+            lines = [line for line in text.split("\n") if line.strip()]
             blocks.append(f"{_vtt_time(c.start)} --> {_vtt_time(c.end)}\n" + "\n".join(lines) + "\n")
         return "\n".join(blocks)
 
@@ -68,6 +79,15 @@ class JSON(Format):
 
     def dumps(self, transcript: Transcript, cues: list[Cue], style: Style | None = None) -> str:
         return transcript.to_json()
+
+
+# The colour of words not sung yet, with --karaoke.
+KARAOKE_UNSUNG = "#A0A0A0"
+
+
+def _ass_escape(text: str) -> str:
+    # Braces start override tags in ASS: escape them as plain text.
+    return text.replace("\\", "\\\u2060").replace("{", "\\{").replace("}", "\\}")
 
 
 def _ass_colour(text: str) -> pysubs2.Color:
@@ -96,7 +116,9 @@ class ASS(Format):
                           "WrapStyle": "0"})
         subs.styles["Default"] = pysubs2.SSAStyle(
             fontname=st.font, fontsize=st.size, bold=st.bold,
-            primarycolor=_ass_colour(st.colour), secondarycolor=_ass_colour(st.colour),
+            # Karaoke (\k) turns each word from the secondary colour to the primary as it is sung.
+            primarycolor=_ass_colour(st.colour),
+            secondarycolor=_ass_colour(KARAOKE_UNSUNG if st.karaoke else st.colour),
             outlinecolor=_ass_colour(st.outline_colour if not st.box else st.back_colour),
             backcolor=_ass_colour(st.back_colour),
             borderstyle=3 if st.box else 1, outline=st.outline, shadow=st.shadow,
@@ -105,10 +127,14 @@ class ASS(Format):
             marginl=st.margin_h, marginr=st.margin_h, marginv=st.margin_v,
         )
         for c in cues:
-            # Braces start override tags in ASS: escape them as plain text.
-            text = c.text.replace("\\", "\\\u2060").replace("{", "\\{").replace("}", "\\}")
-            subs.append(pysubs2.SSAEvent(start=round(c.start * 1000), end=round(c.end * 1000),
-                                         text=text.replace("\n", "\\N")))
+            start, end = round(c.start * 1000), round(c.end * 1000)
+            if st.karaoke and c.words:
+                # On ASS's centiseconds, as the \k durations that sum to the cue's.
+                start, end = round(c.start * 100) * 10, round(c.end * 100) * 10
+                text = karaoke(c, _ass_escape)
+            else:
+                text = _ass_escape(c.text)
+            subs.append(pysubs2.SSAEvent(start=start, end=end, text=text.replace("\n", "\\N")))
         return subs.to_string("ass")
 
 

@@ -58,6 +58,7 @@ from .options import DecodeOptions
 from .render import write_outputs, write_video
 from .specs import JobSpec, settings_digest
 from .splitting import stitch
+from .timing import audio_energy, refine_transcript
 from .transcript import Source, Transcript
 from .video import check_can_write, default_output
 
@@ -525,6 +526,9 @@ class Job:
                 # Repetition loops are Whisper's classic failure: collapse them whatever the engine.
                 transcript = collapse_repetitions(
                     hear_pieces(engine, audio, options, report, prepared if not results else None))
+                if options.refine_timing:  # every engine's word times onto the speech (timing.py)
+                    loudness = audio_energy(audio.read(*piece) for piece in audio.pieces)
+                    transcript = refine_transcript(transcript, loudness)
             removed = transcript.meta.get("repetitions_removed")
             if removed:
                 self._warn(item)(f"{path}: removed a repetition loop ({removed['words']} words, "
@@ -679,7 +683,8 @@ def input_source(path: Path, audio: Audio, stream: int) -> Source:
                   media_duration=info.duration or None,  # the container's: cues may not pass it
                   width=info.video.width if info.video else None,
                   height=info.video.height if info.video else None,
-                  video_duration=info.duration if info.video else None)
+                  video_duration=info.duration if info.video else None,
+                  frame_rate=info.video.frame_rate if info.video else None)
 
 
 def place(transcript: Transcript, source: Source) -> Transcript:

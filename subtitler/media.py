@@ -89,6 +89,8 @@ class VideoStream:
     width: int
     height: int
     start_time: float
+    # Frames per second (ffprobe's average frame rate, else its base rate); None when unknown.
+    frame_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +126,16 @@ def _check_input(path: Path) -> None:
         raise InputNotFound(f"{path}: no such file")
     if not path.is_file():
         raise InputNotFound(f"{path}: not a file")
+
+
+def _rate(text: str | None) -> float | None:
+    """ffprobe's "24000/1001" as frames per second; None for "0/0" or nothing."""
+    try:
+        num, _, den = (text or "").partition("/")
+        rate = float(num) / float(den or 1)
+    except (ValueError, ZeroDivisionError):
+        return None
+    return rate if 0 < rate < 1000 else None
 
 
 def _float(value: object, default: float = 0.0) -> float:
@@ -179,6 +191,7 @@ def probe(path: str | Path) -> MediaInfo:
         video = VideoStream(
             v["index"], v.get("codec_name", "?"), v.get("width", 0), v.get("height", 0),
             _float(v.get("start_time"), _float(fmt.get("start_time"))),
+            _rate(v.get("avg_frame_rate")) or _rate(v.get("r_frame_rate")),
         )
     duration = _float(fmt.get("duration"), -1.0)
     subtitles = [s.get("codec_name", "?") for s in streams if s.get("codec_type") == "subtitle"]

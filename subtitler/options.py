@@ -48,6 +48,9 @@ class DecodeOptions:
     # (no conditioning across windows; faster on long files and on a GPU); None: the engine
     # picks by device and length (`batch_size_for`).
     batch_size: int | None = None
+    # subtitler's own, done in the core for every engine: word and cue times moved onto where the
+    # speech starts and stops (timing.py).
+    refine_timing: bool = True
 
     def __post_init__(self) -> None:
         if self.language is not None:
@@ -129,6 +132,10 @@ class DecodeOptions:
     @classmethod
     def names(cls) -> tuple[str, ...]:
         return tuple(f.name for f in fields(cls))
+
+
+# Options the core carries out whatever the engine: no backend needs to support them.
+CORE_OPTIONS = frozenset({"refine_timing"})
 
 
 def check_english_only(model: str, multilingual: bool, options: DecodeOptions) -> None:

@@ -22,6 +22,12 @@ class Profile:
     min_gap: float  # seconds between consecutive cues
     # A pause this long between words starts a new cue.
     pause: float = 0.6
+    # Frames a cue starts before its speech (the frame rate's, else 25 fps); 0: with it.
+    lead_in: int = 0
+    # In- and out-times on the video's frame boundaries, the minimum gap in whole frames.
+    snap_to_frames: bool = False
+    # At most this many words on a line (openai-whisper's --max_words_per_line); None: no limit.
+    max_words_per_line: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_line_chars < 1 or self.max_lines < 1:

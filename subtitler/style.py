@@ -36,6 +36,11 @@ class Style:
     margin_h: int | None = None
     position: str = "bottom"  # bottom | top
     bold: bool = False
+    # Word timing in the files (highlight.py): SRT/WebVTT one cue per word with it underlined;
+    # ASS \k karaoke tags; WebVTT inline word timestamps.
+    highlight_words: bool = False
+    karaoke: bool = False
+    word_timing: bool = False
 
     def replace(self, **changes: object) -> Style:
         given = {k: v for k, v in changes.items() if v is not None}

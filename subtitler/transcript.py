@@ -60,6 +60,8 @@ class Source:
     width: int | None = None
     height: int | None = None
     video_duration: float | None = None
+    # The picture's frames per second (cue times snap to its frames); None: audio only or unknown.
+    frame_rate: float | None = None
     # transcribe, or translate (an English track).
     task: str | None = None
 

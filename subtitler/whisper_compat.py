@@ -30,6 +30,7 @@ ALIASES = {
     "--compression_ratio_threshold": "--compression-ratio-threshold",
     "--logprob_threshold": "--logprob-threshold",
     "--no_speech_threshold": "--no-speech-threshold",
+    "--max_words_per_line": "--max-words-per-line",
 }
 
 # openai-whisper's True/False options: (the option a command needs for it to apply, what True
@@ -40,6 +41,7 @@ BOOL_ALIASES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
     "--condition_on_previous_text": ("--condition-on-previous-text", ("--condition-on-previous-text",),
                                      ("--no-condition-on-previous-text",)),
     "--fp16": ("--compute-type", (), ("--compute-type", "float32")),
+    "--highlight_words": ("--highlight-words", ("--highlight-words",), ()),
 }
 
 

@@ -1,7 +1,7 @@
 """A Tiyaro job's `input`: openai-whisper's transcribe() options, checked before the job is accepted.
 
 The names are DecodeOptions' (Tiyaro's: `beam_size`, `temperature`...), minus
-subtitler's own `vad` and `batch_size`, which stay the server's. An option not
+subtitler's own `vad`, `batch_size` and `refine_timing`, which stay the server's. An option not
 given takes the server's default (its command line or config file). Unknown
 names, values of the wrong type and values out of range are refused all at
 once, each named.
@@ -16,7 +16,7 @@ from ..errors import SubtitlerError
 from ..options import DecodeOptions
 
 # The server's own settings, never a client's.
-SERVER_ONLY = frozenset({"vad", "batch_size"})
+SERVER_ONLY = frozenset({"vad", "batch_size", "refine_timing"})
 NAMES = tuple(n for n in DecodeOptions.names() if n not in SERVER_ONLY)
 # The JSON types each field's annotation allows ("float | None" -> float, nullable).
 _KINDS: dict[str, tuple[type, ...]] = {"float": (int, float), "int": (int,), "bool": (bool,), "str": (str,)}

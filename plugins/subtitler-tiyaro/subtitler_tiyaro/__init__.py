@@ -73,10 +73,10 @@ SERVICE_TIERS = ("cpuflex", "gpuflex")
 
 
 def tiyaro_input(options: DecodeOptions) -> dict[str, Any]:
-    """The job's `input`: DecodeOptions already use Tiyaro's names; `vad` and `batch_size` are
-    subtitler's own."""
+    """The job's `input`: DecodeOptions already use Tiyaro's names; `vad`, `batch_size` and
+    `refine_timing` (done here, on the returned words) are subtitler's own."""
     data = options.to_dict()
-    del data["vad"], data["batch_size"]
+    del data["vad"], data["batch_size"], data["refine_timing"]
     if data["language"] is None:
         del data["language"]  # omitted = detect the language
     return data
