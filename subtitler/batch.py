@@ -50,6 +50,7 @@ class Batch:
         self.fail_fast, self.jobs = fail_fast, jobs
         self.stopped = threading.Event()  # --fail-fast tripped, or interrupted
         self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
+        self.report_extra: dict[str, Any] = {}  # more sections for --report: name -> () -> data
 
     @property
     def summary(self) -> dict[str, Any]:

@@ -201,6 +201,12 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Remote backends: files in flight at once. Local engines: files decoded at once, "
                    "ahead of the engine.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Transcribe on a Ray cluster: HOST:PORT of its head, ray://HOST:PORT (Ray client), or "
+                   "auto ($RAY_ADDRESS, else one started on this machine). Needs subtitler-core[ray].")
+@click.option("--cluster-workers", type=click.IntRange(min=1), metavar="N",
+              help="With --cluster: at most N engines [default: as many as the cluster has room for: "
+                   "a GPU each, else --threads CPUs each (1)].")
 @decode_options
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
@@ -238,6 +244,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
       cat clip.mp4 | subtitler - -o subs/          # media on stdin: subs/stdin.srt
       subtitler -- -x.mp4                          # a name that starts with "-"
     """
+    address, cluster_workers = settings.pop("cluster"), settings.pop("cluster_workers")
     spec = _job_spec(output_dir=output_dir, **settings)
     show = sys.stderr.isatty() if progress is None else progress
     if not inputs and not lists:
@@ -248,8 +255,40 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
     job = Job(spec, config=cli_config.loaded(click.get_current_context()))
-    _run_batch(Batch(job, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs),
-               items, show, dry_run, report, single)
+    cluster = _cluster(address, cluster_workers) if address else None
+    if cluster is not None:
+        job = _attach(cluster, job)
+        jobs = max(jobs, cluster.size)  # a file in flight per actor
+    batch = Batch(job, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs)
+    try:
+        if cluster is not None:
+            batch.report_extra["cluster"] = cluster.figures
+        _run_batch(batch, items, show, dry_run, report, single)
+    finally:
+        if cluster is not None:
+            for line in cluster.lines():
+                echo(line, err=True)
+            cluster.close()
+
+
+def _cluster(address: str, workers: int | None) -> Any:
+    """--cluster: connected (cluster.py imports Ray only then), or one error line and its exit code."""
+    from .cluster import connect
+
+    try:
+        return connect(address, workers)
+    except SubtitlerError as e:
+        _fail(e)
+
+
+def _attach(cluster: Any, job: Job) -> Job:
+    """`job` with its engine on the cluster's actors."""
+    try:
+        return cluster.attach(job)
+    except SubtitlerError as e:
+        cluster.close()
+        _fail(e)
+        raise  # not reached: _fail exits
 
 
 def _job_spec(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
@@ -323,7 +362,8 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
     report_error = None
     if json_report is not None:
         try:
-            json_report.write(items, batch.summary, interrupted, outcomes)
+            json_report.write(items, batch.summary, interrupted, outcomes,
+                              {k: f() for k, f in batch.report_extra.items()})
         except OSError as e:
             report_error = OutputError(f"{report}: cannot write the report ({e.strerror or e})")
             click.echo(f"subtitler: error: {report_error}", err=True)
