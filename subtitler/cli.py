@@ -767,7 +767,8 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
           keys_file: Path | None, insecure_no_auth: bool, retention: float, grace: float,
           webhook_url: str | None, webhook_allow: tuple[str, ...], webhook_secret: str | None,
           backend: str, model: str | None, device: str, compute_type: str, threads: int | None,
-          timeout: float | None, profile: Profile | None, **decoding: Any) -> None:
+          timeout: float | None, profile: Profile | None, cluster: str | None, cluster_workers: int | None,
+          **decoding: Any) -> None:
     """Serve Whisper transcription over HTTP: Tiyaro's async protocol, OpenAI's, whisper-asr-webservice's.
 
     The engine loads once at start-up; jobs wait in a queue kept in --data-dir
@@ -778,6 +779,7 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
     Examples:
       subtitler serve --model base
       SUBTITLER_SERVE_KEYS=k1,k2 subtitler serve --host 0.0.0.0 --workers 2
+      subtitler serve --cluster head:6379   # jobs run on a Ray cluster's engines (not --workers)
     """
     import platformdirs
 
@@ -789,11 +791,19 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
                              insecure_no_auth=insecure_no_auth, retention=retention, grace=grace,
                              webhook_url=webhook_url, webhook_allow=webhook_allow,
                              webhook_secret=webhook_secret)
+    on_cluster = None
     try:
         spec = JobSpec(TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
                                          0, DecodeOptions(**decoding)),
                        RenderSpec(profile=profile))  # the layout of srt and vtt answers
-        run_server(settings, spec, keys_file=keys_file, config=cli_config.loaded(click.get_current_context()))
+        config = cli_config.loaded(click.get_current_context())
+        engines = None
+        if cluster:  # the queue hands its jobs to the cluster's actors: one worker thread per actor
+            on_cluster = _cluster(cluster, cluster_workers)
+            engines = [_attach(on_cluster, Job(spec, config=config)).engine]
+            on_cluster.engine.start()  # the actors load their engines while the server starts
+            settings = dataclasses.replace(settings, workers=on_cluster.size)
+        run_server(settings, spec, keys_file=keys_file, config=config, engines=engines)
     except SubtitlerError as e:
         _fail(e)
     except KeyboardInterrupt:  # uvicorn has stopped serving; a running job runs again at the next start
@@ -801,11 +811,17 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
         sys.stderr.flush()
         # At once: a worker still inside the engine's native code crashes under the interpreter's teardown.
         os._exit(signals.exit_code())
+    finally:
+        if on_cluster is not None:
+            for line in on_cluster.lines():
+                echo(line, err=True)
+            on_cluster.close()
 
 
 # The engine options are run's own (one definition, one help text).
 serve.params[:0] = [p for p in run.params
-                    if p.name in ("backend", "model", "device", "compute_type", "threads", "timeout")]
+                    if p.name in ("backend", "model", "device", "compute_type", "threads", "timeout",
+                                  "cluster", "cluster_workers")]
 
 
 def main() -> None:
