@@ -299,7 +299,7 @@ class ClusterEngine(Backend):
                                                                 isinstance(prepared, _Payload)))
             except _lost_errors() as e:
                 pool.lost(actor)
-                self.stats.retried.append({"input": item, "node": actor.host, "error": _first_line(e)})
+                self.stats.retried.append({"input": item, "node": actor.name, "error": _first_line(e)})
                 report.warning(f"{item}: the cluster's engine on node {actor.host} was lost "
                                f"({type(e).__name__}); running it again on another")
                 continue
@@ -314,8 +314,7 @@ class ClusterEngine(Backend):
                 report.status(message) if kind == "status" else report.warning(message)
             transcript = Transcript.from_dict(answer["transcript"])
             report.progress(len(audio) / SAMPLE_RATE)
-            self.stats.add(f"{actor.host} {answer['node'][:8]}", item, len(audio) / SAMPLE_RATE,
-                           answer["seconds"])
+            self.stats.add(actor.name, item, len(audio) / SAMPLE_RATE, answer["seconds"])
             return transcript
         raise ClusterError(f"{item}: its engine was lost {MAX_TRIES} times on the cluster; giving up")
 
@@ -332,6 +331,12 @@ class _Actor:
     handle: Any
     node: str
     host: str
+
+    @property
+    def name(self) -> str:
+        """Its node as the figures name it: address and the start of Ray's node id (several nodes
+        can share an address)."""
+        return f"{self.host} {self.node[:8]}"
 
 
 class _Pool:

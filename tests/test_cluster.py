@@ -167,6 +167,17 @@ def test_after_the_driver_is_killed_a_run_again_transcribes_only_the_unfinished(
     assert transcribed | finished == set(status) and len(list(out.glob("*.srt"))) == FILES
 
 
+def test_the_audio_sent_to_an_actor_is_the_very_samples(sample_audio):
+    from subtitler.cluster import _Payload
+
+    samples = sample_audio.samples  # decoded as every input is: 16-bit samples
+    payload = _Payload.of(samples)
+    assert payload.kind == "flac" and len(payload.data) < 0.6 * 2 * len(samples)
+    assert np.array_equal(payload.samples(), samples) and payload.samples().dtype == np.float32
+    odd = (samples[:16000] * 0.7).astype(np.float32)  # not on the 16-bit grid: sent as it is
+    assert _Payload.of(odd).kind == "f32" and np.array_equal(_Payload.of(odd).samples(), odd)
+
+
 def test_an_unreachable_cluster_is_one_line_and_exit_40_before_any_work(folder, tmp_path):
     out = tmp_path / "subs"
     address = f"127.0.0.1:{free_port()}"  # nothing listens there
