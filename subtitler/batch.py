@@ -109,7 +109,7 @@ class Batch:
                 if not futures:
                     # The model loads here, once, while the first file decodes; a model that
                     # cannot load stops the run with its own error, not once per input.
-                    job.engine  # noqa: B018
+                    job.engine.ready()
                 futures.append((n, engines.submit(self._transcribe, plan, outcome, audio, window)))
             for n, future in futures:
                 outcomes[n] = future.result()

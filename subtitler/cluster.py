@@ -48,8 +48,9 @@ log = logging.getLogger("subtitler.cluster")
 CONNECT_TIMEOUT = 5.0
 # A file whose actor is lost is sent again, to another one, up to this many times.
 MAX_TRIES = 4
-# With no actor ready nor busy (none could be placed: the nodes are gone), give up after this long.
-PLACE_TIMEOUT = 120.0
+# With no actor ready nor busy for this long (none could be placed: the nodes are gone), give up. Long:
+# an engine loading on a node may first download its model.
+PLACE_TIMEOUT = 600.0
 
 
 def connect(address: str, workers: int | None = None) -> Cluster:
@@ -70,6 +71,9 @@ def connect(address: str, workers: int | None = None) -> Cluster:
         ray.init(address=target, logging_level=logging.ERROR, log_to_driver=False,
                  configure_logging=True, include_dashboard=False)
     except Exception as e:  # Ray's own: ConnectionError, ValueError for a bad address...
+        if target == "auto" and isinstance(e, ConnectionError):
+            raise ClusterError("--cluster auto: no Ray cluster found on this machine and RAY_ADDRESS is not "
+                               "set (give --cluster HOST:PORT)") from None
         raise ClusterError(f"cannot connect to the Ray cluster at {address}: {_first_line(e)}") from None
     finally:
         # ray.init makes SIGTERM exit at once: a run stops on SIGTERM as on Ctrl-C (signals.py).
@@ -278,6 +282,12 @@ class ClusterEngine(Backend):
         if self._pool is not None:
             self._pool.stop()
 
+    def ready(self) -> None:
+        """Once an actor has loaded its engine; the engine's own error (a bad model...) if none can:
+        the run stops with it, as a local engine's would, instead of failing every file."""
+        pool = self.start()
+        pool.give(pool.take())
+
     def prepare(self, audio: np.ndarray) -> _Payload:
         """Compressed in the batch's decode stage, ahead of the engine (as remote uploads are)."""
         self.start()
@@ -356,6 +366,7 @@ class _Pool:
         self.error: SubtitlerError | None = None
         self.stopped = False
         self.handles: list[Any] = []
+        self.size, self.load_losses = size, 0
         for _ in range(size):
             self._spawn()
 
@@ -375,6 +386,12 @@ class _Pool:
             log.info("an actor was lost while loading: %s", _first_line(e))
             with self.cond:
                 self.pending -= 1
+                self.load_losses += 1
+                if self.load_losses > MAX_TRIES * self.size:  # not the nodes: the engine kills its process
+                    self.error = ClusterError(f"the engines keep dying while they load on the cluster "
+                                              f"({_first_line(e)})")
+                    self.cond.notify_all()
+                    return
             if not self.stopped:
                 self._spawn()
             return

@@ -167,6 +167,16 @@ def test_after_the_driver_is_killed_a_run_again_transcribes_only_the_unfinished(
     assert transcribed | finished == set(status) and len(list(out.glob("*.srt"))) == FILES
 
 
+@pytest.mark.engine
+def test_a_model_the_actors_cannot_load_stops_the_run_with_its_own_error(cluster, folder, tmp_path):
+    proc = subtitler(str(folder), "-o", str(tmp_path / "subs"), "--backend", "faster-whisper",
+                     "--model", str(tmp_path / "no-such-model"), "--cluster", cluster.address)
+    # Once, as a local run says it, not once per file.
+    lines = [line for line in proc.stderr.splitlines() if not line.endswith(": started")]
+    assert proc.returncode == 8 and len(lines) == 1 and "no-such-model" in lines[0], proc.stderr
+    assert not list((tmp_path / "subs").glob("*.srt"))
+
+
 def test_the_audio_sent_to_an_actor_is_the_very_samples(sample_audio):
     from subtitler.cluster import _Payload
 
