@@ -177,6 +177,22 @@ def test_a_model_the_actors_cannot_load_stops_the_run_with_its_own_error(cluster
     assert not list((tmp_path / "subs").glob("*.srt"))
 
 
+def test_a_run_without_cluster_never_imports_ray(tmp_path):
+    """What `make test-fast` can check (the engine tier checks a transcribing run: `local`)."""
+    transcript = tmp_path / "clip.json"
+    transcript.write_text(json.dumps({"schema": "subtitler.transcript", "version": 1, "language": "en",
+                                      "duration": 2.0, "segments": [{"start": 0.2, "end": 1.5,
+                                      "text": " Hello there.", "words": []}]}))
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "subtitler", str(transcript),
+                           "-f", "srt", "-o", str(tmp_path / "subs")],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and (tmp_path / "subs" / "clip.srt").is_file(), proc.stderr[-2000:]
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "subtitler.batch" in imported and "subtitler.cli" in imported
+    assert not {m for m in imported if m == "ray" or m.startswith("ray.")}
+
+
 def test_the_audio_sent_to_an_actor_is_the_very_samples(sample_audio):
     from subtitler.cluster import _Payload
 
