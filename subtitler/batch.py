@@ -107,8 +107,9 @@ class Batch:
                 outcome = Outcome(plan.input, TRANSCRIBE)
                 audio = decoders.submit(self._decode, plan, outcome)
                 if not futures:
-                    # The model loads here, once, while the first file decodes; a model that
-                    # cannot load stops the run with its own error, not once per input.
+                    # The model loads here, once, while the first file decodes (on a cluster: its
+                    # first actor's); a model that cannot load stops the run with its own error,
+                    # not once per input.
                     job.engine.ready()
                 futures.append((n, engines.submit(self._transcribe, plan, outcome, audio, window)))
             for n, future in futures:
