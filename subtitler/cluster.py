@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import socket
 import threading
@@ -61,9 +62,7 @@ def connect(address: str, workers: int | None = None) -> Cluster:
         import ray
     except ImportError:
         raise ClusterError("--cluster needs Ray: pip install 'subtitler-core[ray]'") from None
-    import os
-
-    target = os.environ.get("RAY_ADDRESS") or "auto" if address == "auto" else address
+    target = (os.environ.get("RAY_ADDRESS") or "auto") if address == "auto" else address
     if target != "auto":
         _check_reachable(target)
     previous = signal.getsignal(signal.SIGTERM)
@@ -89,10 +88,25 @@ def _check_reachable(address: str) -> None:
     if not sep or not port.isdigit():
         raise ClusterError(f"--cluster {address}: expected HOST:PORT, ray://HOST:PORT or auto")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT) as conn:
+            # Ray's head (and its client server) speak gRPC: HTTP/2, whose server answers a client's
+            # preface with a SETTINGS frame at once. Anything else listening there would keep
+            # ray.init retrying for minutes.
+            conn.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+            answer = b""
+            while len(answer) < 9:
+                chunk = conn.recv(9 - len(answer))
+                if not chunk:
+                    break
+                answer += chunk
+    except TimeoutError:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: no answer as Ray within "
+                           f"{CONNECT_TIMEOUT:g} s") from None
     except OSError as e:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {e.strerror or e}") from None
+    if len(answer) < 9 or answer[3] != 0x04:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: what listens there is not Ray "
+                           "(no gRPC answer)")
 
 
 def _first_line(e: BaseException) -> str:

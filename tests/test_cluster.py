@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -209,11 +210,16 @@ def test_the_audio_sent_to_an_actor_is_the_very_samples(sample_audio):
     assert _Payload.of(odd).kind == "f32" and np.array_equal(_Payload.of(odd).samples(), odd)
 
 
-def test_an_unreachable_cluster_is_one_line_and_exit_40_before_any_work(folder, tmp_path):
+@pytest.mark.parametrize("there", ["nothing", "not Ray"])
+def test_an_unreachable_cluster_is_one_line_and_exit_40_before_any_work(folder, tmp_path, there):
     out = tmp_path / "subs"
-    address = f"127.0.0.1:{free_port()}"  # nothing listens there
-    started = time.monotonic()
-    proc = subtitler(str(folder), "-o", str(out), *ENGINE, "--cluster", address)
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        if there == "not Ray":  # accepts connections, never answers (Ray itself would retry for minutes)
+            listening.listen()
+        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        started = time.monotonic()
+        proc = subtitler(str(folder), "-o", str(out), *ENGINE, "--cluster", address)
     assert_one_line_error(proc, 40, f"cannot reach the Ray cluster at {address}")
     assert not out.exists()
     assert time.monotonic() - started < 20
