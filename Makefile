@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEMO   := build/demo
 
-.PHONY: install demo test test-fast bench bench-gpu lint clean
+.PHONY: install demo test test-fast bench bench-gpu bench-cluster lint clean
 
 install: $(STAMP)
 
@@ -71,6 +71,10 @@ bench: install
 # Without CUDA it stops at once with exit status 2.
 bench-gpu: install
 	$(BIN)/python tests/benchmarks/bench_gpu.py
+
+# 20 copies of the sample on a local 2-node Ray cluster vs one machine (not in `make bench`).
+bench-cluster: install
+	$(BIN)/python tests/benchmarks/bench_cluster.py
 
 lint: install
 	$(BIN)/ruff check .

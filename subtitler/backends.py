@@ -211,6 +211,11 @@ class Backend(ABC):
         version), as JSON-able data; it goes into the cache key. Cheap: no model is loaded."""
         return None
 
+    def ready(self) -> None:
+        """Return once the engine can take files; raise SubtitlerError if it never can. Loaded
+        engines are ready when built; a cluster's (cluster.py) when its first actor has loaded."""
+        return None
+
     def prepare(self, audio: np.ndarray) -> Any:
         """Optional work on a file's audio ahead of `transcribe`, in a batch's decode stage.
 

@@ -50,6 +50,7 @@ class Batch:
         self.fail_fast, self.jobs = fail_fast, jobs
         self.stopped = threading.Event()  # --fail-fast tripped, or interrupted
         self.finished: list[Outcome] = []  # as they end, for a report after Ctrl-C
+        self.report_extra: dict[str, Any] = {}  # more sections for --report: name -> () -> data
 
     @property
     def summary(self) -> dict[str, Any]:
@@ -106,9 +107,10 @@ class Batch:
                 outcome = Outcome(plan.input, TRANSCRIBE)
                 audio = decoders.submit(self._decode, plan, outcome)
                 if not futures:
-                    # The model loads here, once, while the first file decodes; a model that
-                    # cannot load stops the run with its own error, not once per input.
-                    job.engine  # noqa: B018
+                    # The model loads here, once, while the first file decodes (on a cluster: its
+                    # first actor's); a model that cannot load stops the run with its own error,
+                    # not once per input.
+                    job.engine.ready()
                 futures.append((n, engines.submit(self._transcribe, plan, outcome, audio, window)))
             for n, future in futures:
                 outcomes[n] = future.result()

@@ -205,6 +205,12 @@ def cli(ctx: click.Context, config_file: Path | None) -> None:
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
               help="Remote backends: files in flight at once. Local engines: files decoded at once, "
                    "ahead of the engine.")
+@click.option("--cluster", metavar="ADDRESS",
+              help="Transcribe on a Ray cluster: HOST:PORT of its head, ray://HOST:PORT (Ray client), or "
+                   "auto ($RAY_ADDRESS, else one started on this machine). Needs subtitler-core[ray].")
+@click.option("--cluster-workers", type=click.IntRange(min=1), metavar="N",
+              help="With --cluster: at most N engines [default: as many as the cluster has room for: "
+                   "a GPU each, else --threads CPUs each (1)].")
 @decode_options
 @click.option("--progress/--no-progress", default=None,
               help="Progress bars on stderr [default: only on a terminal].")
@@ -242,6 +248,7 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
       cat clip.mp4 | subtitler - -o subs/          # media on stdin: subs/stdin.srt
       subtitler -- -x.mp4                          # a name that starts with "-"
     """
+    address, cluster_workers = settings.pop("cluster"), settings.pop("cluster_workers")
     spec = _job_spec(output_dir=output_dir, **settings)
     show = sys.stderr.isatty() if progress is None else progress
     if not inputs and not lists:
@@ -252,8 +259,40 @@ def run(inputs: tuple[Path, ...], output_dir: Path | None, jobs: int, progress: 
         _fail(e, code=2)
     single = len(inputs) == 1 and not lists and len(items) == 1 and not Path(inputs[0]).is_dir()
     job = Job(spec, config=cli_config.loaded(click.get_current_context()))
-    _run_batch(Batch(job, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs),
-               items, show, dry_run, report, single)
+    cluster = _cluster(address, cluster_workers) if address else None
+    if cluster is not None:
+        job = _attach(cluster, job)
+        jobs = max(jobs, cluster.size)  # a file in flight per actor
+    batch = Batch(job, cache=Cache() if cache else None, force=force, fail_fast=fail_fast, jobs=jobs)
+    try:
+        if cluster is not None:
+            batch.report_extra["cluster"] = cluster.figures
+        _run_batch(batch, items, show, dry_run, report, single)
+    finally:
+        if cluster is not None:
+            for line in cluster.lines():
+                echo(line, err=True)
+            cluster.close()
+
+
+def _cluster(address: str, workers: int | None) -> Any:
+    """--cluster: connected (cluster.py imports Ray only then), or one error line and its exit code."""
+    from .cluster import connect
+
+    try:
+        return connect(address, workers)
+    except SubtitlerError as e:
+        _fail(e)
+
+
+def _attach(cluster: Any, job: Job) -> Job:
+    """`job` with its engine on the cluster's actors."""
+    try:
+        return cluster.attach(job)
+    except SubtitlerError as e:
+        cluster.close()
+        _fail(e)
+        raise  # not reached: _fail exits
 
 
 def _job_spec(*, formats: list[str], output_dir: Path | None, overwrite: bool, profile: Profile | None,
@@ -347,7 +386,8 @@ def _run_batch(batch: Batch, items: list[Input], show: bool, dry_run: bool = Fal
     report_error = None
     if json_report is not None:
         try:
-            json_report.write(items, batch.summary, interrupted, outcomes)
+            json_report.write(items, batch.summary, interrupted, outcomes,
+                              {k: f() for k, f in batch.report_extra.items()})
         except OSError as e:
             report_error = OutputError(f"{report}: cannot write the report ({e.strerror or e})")
             click.echo(f"subtitler: error: {report_error}", err=True)
@@ -810,7 +850,8 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
           keys_file: Path | None, insecure_no_auth: bool, retention: float, grace: float,
           webhook_url: str | None, webhook_allow: tuple[str, ...], webhook_secret: str | None,
           backend: str, model: str | None, device: str, compute_type: str, threads: int | None,
-          timeout: float | None, profile: Profile | None, **decoding: Any) -> None:
+          timeout: float | None, profile: Profile | None, cluster: str | None, cluster_workers: int | None,
+          **decoding: Any) -> None:
     """Serve Whisper transcription over HTTP: Tiyaro's async protocol, OpenAI's, whisper-asr-webservice's.
 
     The engine loads once at start-up; jobs wait in a queue kept in --data-dir
@@ -821,6 +862,7 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
     Examples:
       subtitler serve --model base
       SUBTITLER_SERVE_KEYS=k1,k2 subtitler serve --host 0.0.0.0 --workers 2
+      subtitler serve --cluster head:6379   # jobs run on a Ray cluster's engines (not --workers)
     """
     import platformdirs
 
@@ -832,11 +874,19 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
                              insecure_no_auth=insecure_no_auth, retention=retention, grace=grace,
                              webhook_url=webhook_url, webhook_allow=webhook_allow,
                              webhook_secret=webhook_secret)
+    on_cluster = None
     try:
         spec = JobSpec(TranscriptionSpec(EngineSpec(backend, model, device, compute_type, threads, timeout),
                                          0, DecodeOptions(**decoding)),
                        RenderSpec(profile=profile))  # the layout of srt and vtt answers
-        run_server(settings, spec, keys_file=keys_file, config=cli_config.loaded(click.get_current_context()))
+        config = cli_config.loaded(click.get_current_context())
+        engines = None
+        if cluster:  # the queue hands its jobs to the cluster's actors: one worker thread per actor
+            on_cluster = _cluster(cluster, cluster_workers)
+            engines = [_attach(on_cluster, Job(spec, config=config)).engine]
+            on_cluster.engine.start()  # the actors load their engines while the server starts
+            settings = dataclasses.replace(settings, workers=on_cluster.size)
+        run_server(settings, spec, keys_file=keys_file, config=config, engines=engines)
     except SubtitlerError as e:
         _fail(e)
     except KeyboardInterrupt:  # uvicorn has stopped serving; a running job runs again at the next start
@@ -844,11 +894,17 @@ def serve(host: str, port: int, workers: int, data_dir: Path | None, max_queue: 
         sys.stderr.flush()
         # At once: a worker still inside the engine's native code crashes under the interpreter's teardown.
         os._exit(signals.exit_code())
+    finally:
+        if on_cluster is not None:
+            for line in on_cluster.lines():
+                echo(line, err=True)
+            on_cluster.close()
 
 
 # The engine options are run's own (one definition, one help text).
 serve.params[:0] = [p for p in run.params
-                    if p.name in ("backend", "model", "device", "compute_type", "threads", "timeout")]
+                    if p.name in ("backend", "model", "device", "compute_type", "threads", "timeout",
+                                  "cluster", "cluster_workers")]
 
 
 def main() -> None:

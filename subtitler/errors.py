@@ -142,6 +142,12 @@ class InsecureServe(ServeError):
     exit_code = 31
 
 
+class ClusterError(SubtitlerError):
+    """--cluster: Ray is not installed, the cluster cannot be reached, or it has no room for an engine."""
+
+    exit_code = 40
+
+
 # The CLI's code for Ctrl-C, as shells report SIGINT.
 INTERRUPTED_EXIT_CODE = 130
 # ... and for SIGTERM (128 + 15): the run stops as on Ctrl-C.

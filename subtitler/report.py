@@ -32,9 +32,10 @@ class JsonReport:
             self._outcomes[id(event.outcome.input)] = event.outcome
 
     def write(self, items: Sequence[Input], settings: dict[str, Any], interrupted: bool = False,
-              outcomes: Iterable[Outcome] = ()) -> None:
+              outcomes: Iterable[Outcome] = (), extra: dict[str, Any] | None = None) -> None:
         """The report of a run over `items` with `settings` (the manifest's summary); `outcomes`:
-        those no event told (inputs never started, a dry run's plans)."""
+        those no event told (inputs never started, a dry run's plans); `extra`: more sections
+        (`cluster`: per-node figures)."""
         for o in outcomes:
             self._outcomes.setdefault(id(o.input), o)
         ordered = [self._outcomes[id(i)] for i in items if id(i) in self._outcomes]
@@ -50,6 +51,7 @@ class JsonReport:
                         "decoded": sum(o.decoded for o in ordered),
                         "media_seconds": round(sum(o.duration or 0.0 for o in ordered if o.decoded), 3)},
             "inputs": [o.to_dict() for o in ordered],
+            **(extra or {}),
         }
         self.path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(data, indent=1, ensure_ascii=False, default=str) + "\n"

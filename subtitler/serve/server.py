@@ -139,10 +139,10 @@ class Server:
 
 
 def serve(settings: ServeSettings, spec: JobSpec, *, keys_file: Path | None = None,
-          config: Config | None = None) -> None:
+          config: Config | None = None, engines: list[Backend] | None = None) -> None:
     """`subtitler serve`: run the server until it is stopped; SubtitlerError for a setup it refuses
-    or an engine that cannot load."""
-    server = Server(settings, spec, Keys.load(keys_file), config=config)
+    or an engine that cannot load. `engines`: the workers' (a cluster's, --cluster)."""
+    server = Server(settings, spec, Keys.load(keys_file), config=config, engines=engines)
     _logging()
     # The event loop gets the GIL back sooner from the workers' Python parts (5 ms by default):
     # /health stays quick while every worker is busy.

@@ -88,6 +88,7 @@ class Workers:
                 engine = self.base.engine  # loaded once, in the first worker to get here
             else:
                 engine = self.base.backend_class(self.spec.transcription.engine, self.base.backend_settings)
+            engine.ready()  # a cluster's engine (--cluster): its first actor has loaded
             self.loaded.append(engine)
             self._to_load -= 1
             if not self._to_load:
