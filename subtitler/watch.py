@@ -210,8 +210,9 @@ class Watcher:
 
         timeout = max(0.2, min(2.0, self.candidates.settle / 2))
         if not self.poll:
-            observer = Observer()
+            observer: Any = None
             try:
+                observer = Observer()  # inotify's instance limit fails here, its watch limit in start()
                 for folder in self.folders:
                     observer.schedule(_Handler(self), str(folder), recursive=True)
                 observer.start()
@@ -219,8 +220,9 @@ class Watcher:
             except OSError as e:  # inotify's watch or instance limit, or none on this platform
                 self.log(f"subtitler: warning: cannot watch for changes ({e.strerror or e}); polling every "
                          f"{timeout:g} s instead")
-                with contextlib.suppress(Exception):
-                    observer.stop()
+                if observer is not None:
+                    with contextlib.suppress(Exception):
+                        observer.stop()
         observer = PollingObserver(timeout=timeout)
         for folder in self.folders:
             observer.schedule(_Handler(self), str(folder), recursive=True)

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,12 +40,12 @@ def cut(start: float, out: Path, seconds: float = 4) -> Path:
 class Watch:
     """A `subtitler watch` subprocess, its stderr (a file) read as it grows."""
 
-    def __init__(self, root: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(self, root: Path, env: dict[str, str], *args: str, prefix: Sequence[str] = ()) -> None:
         self.root, self.log = root, root / f"watch-{time.monotonic_ns()}.log"
         with open(self.log, "w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "subtitler", "watch", "in", "-o", "out", "--settle", str(SETTLE),
-                 "--report", "report.json", "--no-progress", *args],
+                [*prefix, sys.executable, "-m", "subtitler", "watch", "in", "-o", "out", "--settle",
+                 str(SETTLE), "--report", "report.json", "--no-progress", *args],
                 cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
     @property
@@ -183,6 +183,65 @@ def test_next_start_catches_up_polls_and_ctrl_c_during_work_leaves_nothing_half_
     assert not (root / "out" / "long.srt").exists() and not no_partial_files(root)
     assert report(root)["interrupted"] is True
     assert len(watch.lines("watch: engine loaded")) == 1
+
+
+@pytest.mark.engine
+def test_a_later_start_finishes_the_file_the_interrupt_cut_off(root, env):
+    """After the Ctrl-C above, long.mp4 has no output and is in no manifest: the next start hears it
+    again, all of it, and leaves what was done alone."""
+    watch = Watch(root, env)
+    try:
+        watch.wait_for(lambda: (root / "out" / "long.srt").is_file(), timeout=120)
+        assert watch.stop(signal.SIGTERM) == 0
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+    assert len(watch.lines("in/long.mp4: started")) == 1 and len(watch.lines(": started")) == 1
+    assert watch.lines("in/polled.mp4: up to date") and watch.lines("in/slow.wav: up to date")
+    long = next(i for i in report(root)["inputs"] if i["input"] == "in/long.mp4")
+    assert long["status"] == "done" and long["duration"] > 25
+    last = (root / "out" / "long.srt").read_text().strip().split("\n\n")[-1]
+    assert last.splitlines()[1].split(" --> ")[1] > "00:00:25"  # to the end, not only what was heard before
+
+
+def limited(limit: str) -> list[str]:
+    """A command prefix: the command runs in a user namespace of its own whose inotify `limit` is 0, so
+    inotify fails for it alone, as it does for a user past the system's fs.inotify.max_user_* limits."""
+    return ["unshare", "--user", "--map-root-user", "sh", "-c",
+            f'echo 0 > /proc/sys/user/{limit} && exec "$@"', "sh"]
+
+
+@pytest.fixture(scope="module")
+def namespaces() -> None:
+    try:
+        probe = subprocess.run([*limited("max_inotify_instances"), sys.executable, "-c",
+                                "from watchdog.observers import Observer; Observer()"],
+                               capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        pytest.skip(f"no unshare here: {e}")
+    if "inotify instance limit reached" not in probe.stderr:
+        pytest.skip(f"no user namespace with inotify limits of its own here: {probe.stderr.strip()[-300:]}")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("limit, error", [("max_inotify_instances", "inotify instance limit reached"),
+                                          ("max_inotify_watches", "inotify watch limit reached")])
+def test_polls_when_inotify_cannot_start(tmp_path, env, clips, namespaces, limit, error):
+    """inotify really failing (watchdog's own error): the instance limit fails making the observer, the
+    watch limit starting it. Either way a warning, then polling that sees a file copied in."""
+    (tmp_path / "in").mkdir()
+    watch = Watch(tmp_path, env, prefix=limited(limit))
+    try:
+        watch.wait_for(lambda: watch.lines("watch: polling in"))
+        assert watch.lines(f"subtitler: warning: cannot watch for changes ({error}); polling every 0.5 s "
+                           f"instead")
+        shutil.copy(clips["old"], tmp_path / "in" / "film.mp4")  # rendered from the cache, unless run alone
+        watch.wait_for(lambda: (tmp_path / "out" / "film.srt").is_file())
+        assert watch.stop(signal.SIGTERM) == 0
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+    assert "Traceback" not in watch.stderr
 
 
 def test_settings_no_engine_can_honour_fail_at_start(tmp_path):
