@@ -106,15 +106,15 @@ class Candidates:
         return ready
 
 
-def unwatched(folder: Path, tree: bool = True) -> Path | None:
-    """The first folder of `folder`'s tree (or `folder` alone; hidden ones aside: they hold no
-    inputs) that no inotify watch of this process covers. None when all are covered, or when the
+def unwatched(folder: Path) -> Path | None:
+    """The first folder of `folder`'s tree (hidden ones aside: they hold no inputs) that no
+    inotify watch of this process covers. None when all are covered, or when the
     process has no inotify (another platform's observer)."""
     watched = _inotify_inodes()
     if not watched:
         return None
     for root, dirs, _ in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")] if tree else []
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
         with contextlib.suppress(OSError):  # gone meanwhile: nothing to watch
             if os.stat(root).st_ino not in watched:
                 return Path(root)
@@ -276,7 +276,10 @@ class Watcher:
         new, self.new_folders = self.new_folders, []
         if self.poll or not new:
             return
-        missed = next((folder for folder in new if folder.is_dir() and unwatched(folder, tree=False)), None)
+        missed = next(filter(None, map(unwatched, new)), None)
+        if missed is not None:  # or a subfolder just made, its watch on its way: look again
+            time.sleep(0.2)
+            missed = next(filter(None, map(unwatched, new)), None)
         if missed is None:
             return
         self.stop()
