@@ -127,7 +127,16 @@ class Naming:
 
 def preset(server: str) -> str:
     """The template of a --for preset."""
+    if server not in PRESETS:
+        raise NamingError(f"media server {server!r}: choose from {', '.join(PRESETS)}")
     return PRESETS[server]
+
+
+def template_for(template: str | None, server: str | None) -> str:
+    """The Python API's `name_template` or `media_server` (--for): one of them, or the default."""
+    if template is not None and server is not None:
+        raise NamingError("name_template and media_server both name the outputs: pick one")
+    return preset(server) if server is not None else template or DEFAULT_TEMPLATE
 
 
 def model_label(model: str | None) -> str:

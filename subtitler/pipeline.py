@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from . import naming
 from .backends import Backend
 from .cache import Cache
 from .events import Events, Sink, Stage, Warned, progress_callback, python_warnings
@@ -57,7 +58,9 @@ class Subtitler:
     the backend's own settings ({"base-url": ...}); `events`, sinks for what happens
     (events.py; warnings are Python warnings by default); `record=False` writes no
     manifest (then an existing output is refused unless `overwrite`); `cache=False`
-    (or a Cache) for the transcript cache; `config`, the config files' settings.
+    (or a Cache) for the transcript cache; `config`, the config files' settings;
+    `name_template`, `media_server` ("jellyfin", "plex", "kodi") and `lang_code`, how outputs
+    are named, as --name-template, --for and --lang-code (naming.py).
     """
 
     def __init__(self, backend: str = "auto", model: str | None = None,
@@ -68,13 +71,15 @@ class Subtitler:
                  video: VideoSpec | None = None, warn: Callable[[str], None] | None = None,
                  record: bool = True, cache: Cache | bool = True, engine: Backend | None = None,
                  events: Iterable[Sink] = (), settings: Mapping[str, str] | None = None,
-                 config: Config | None = None) -> None:
+                 config: Config | None = None, name_template: str | None = None,
+                 media_server: str | None = None, lang_code: str = "iso639-1") -> None:
         engine_spec = EngineSpec(backend, model, device, compute_type, threads, timeout,
                                  tuple((settings or {}).items()))
         self.spec = JobSpec(
             TranscriptionSpec(engine_spec, audio_stream, options or DecodeOptions()),
             RenderSpec(tuple(formats), profile, style or Style(), video),
-            OutputSpec(Path(output_dir) if output_dir is not None else None, overwrite, record))
+            OutputSpec(Path(output_dir) if output_dir is not None else None, overwrite, record,
+                       naming.template_for(name_template, media_server), lang_code))
         sinks = list(events)
         if warn is not None:  # 0.2's warn callable: where warnings go instead of Python's
             sinks.append(lambda e: warn(e.message) if isinstance(e, Warned) else None)
@@ -92,7 +97,8 @@ class Subtitler:
         e = t.engine
         return cls(e.backend, e.model, t.options, r.formats, o.output_dir, o.overwrite, t.audio_stream,
                    e.device, e.compute_type, e.threads, e.timeout, r.profile, r.style, r.video,
-                   record=o.record, settings=dict(e.settings), **kwargs)  # type: ignore[arg-type]
+                   record=o.record, settings=dict(e.settings), name_template=o.name_template,
+                   lang_code=o.lang_code, **kwargs)  # type: ignore[arg-type]
 
     @property
     def engine(self) -> Backend:

@@ -15,7 +15,9 @@ again; a deletion does nothing.
 Changes come from watchdog's native observer (inotify on Linux) or, with
 `poll` or when the native one cannot start (inotify's limits, a platform
 without it), from its polling observer, which also sees changes made by other
-machines on network file systems.
+machines on network file systems. A folder that inotify's watch limit leaves
+unwatched, at start or created later, watchdog skips in silence: the kernel's
+list of this process's watches (/proc/self/fdinfo) tells, and polling takes over.
 
 Ctrl-C or SIGTERM while waiting stops at once (exit 0); during work, as a
 run does (finished files kept, nothing half-written, 130 or 143), and the
@@ -104,6 +106,37 @@ class Candidates:
         return ready
 
 
+def unwatched(folder: Path) -> Path | None:
+    """The first folder of `folder`'s tree (hidden ones aside: they hold no inputs) that no
+    inotify watch of this process covers. None when all are covered, or when the
+    process has no inotify (another platform's observer)."""
+    watched = _inotify_inodes()
+    if not watched:
+        return None
+    for root, dirs, _ in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        with contextlib.suppress(OSError):  # gone meanwhile: nothing to watch
+            if os.stat(root).st_ino not in watched:
+                return Path(root)
+    return None
+
+
+def _inotify_inodes() -> set[int]:
+    """The inodes this process's inotify instances watch, as the kernel lists them in
+    /proc/self/fdinfo (Linux); empty where there is none."""
+    inodes: set[int] = set()
+    with contextlib.suppress(OSError):
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError, ValueError):
+                if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                    continue
+                with open(f"/proc/self/fdinfo/{fd}") as info:
+                    for line in info:  # inotify wd:3 ino:534014 sdev:fe00000 mask:7fe ...
+                        if line.startswith("inotify "):
+                            inodes.update(int(p[4:], 16) for p in line.split() if p.startswith("ino:"))
+    return inodes
+
+
 class _Handler(FileSystemEventHandler):
     """watchdog's events as candidates: what was created, written or moved in (a folder: all in it)."""
 
@@ -125,6 +158,7 @@ class _Handler(FileSystemEventHandler):
         if event.is_directory:
             if kind in ("created", "moved"):
                 self.watcher.touch_tree(src)
+                self.watcher.new_folders.append(src)
         else:
             self.watcher.touch(src)
 
@@ -157,6 +191,7 @@ class Watcher:
         self.tick = max(0.05, min(0.5, settle / 4))
         self.batch: Batch | None = None
         self.working = False  # a batch is running: a stop now interrupts work
+        self.new_folders: list[Path] = []  # folders created or moved in: is each watched?
 
     # -- what is a candidate ----------------------------------------------------------
 
@@ -210,15 +245,22 @@ class Watcher:
 
         timeout = max(0.2, min(2.0, self.candidates.settle / 2))
         if not self.poll:
-            observer = Observer()
+            observer: Any = None
             try:
+                observer = Observer()  # inotify's instance limit fails here, its watch limit in start()
                 for folder in self.folders:
                     observer.schedule(_Handler(self), str(folder), recursive=True)
                 observer.start()
-                return observer
+                # A subfolder past the watch limit fails in silence (watchdog skips it): look.
+                missed = next(filter(None, map(unwatched, self.folders)), None)
+                if missed is None:
+                    return observer
+                why = f"no inotify watch for {missed}: its watch limit reached"
             except OSError as e:  # inotify's watch or instance limit, or none on this platform
-                self.log(f"subtitler: warning: cannot watch for changes ({e.strerror or e}); polling every "
-                         f"{timeout:g} s instead")
+                why = e.strerror or str(e)
+            self.log(f"subtitler: warning: cannot watch for changes ({why}); polling every {timeout:g} s "
+                     f"instead")
+            if observer is not None:
                 with contextlib.suppress(Exception):
                     observer.stop()
         observer = PollingObserver(timeout=timeout)
@@ -227,8 +269,31 @@ class Watcher:
         observer.start()
         return observer
 
+    def check_new_folders(self) -> None:
+        """A folder that appeared with no watch (the watch limit reached since the start): whatever
+        is written in it would go unseen, so poll from now on, and take everything as a candidate
+        again (what was missed meanwhile; the rest is skipped as done or up to date)."""
+        new, self.new_folders = self.new_folders, []
+        if self.poll or not new:
+            return
+        missed = next(filter(None, map(unwatched, new)), None)
+        if missed is not None:  # or a subfolder just made, its watch on its way: look again
+            time.sleep(0.2)
+            missed = next(filter(None, map(unwatched, new)), None)
+        if missed is None:
+            return
+        self.stop()
+        self.poll = True
+        timeout = max(0.2, min(2.0, self.candidates.settle / 2))
+        self.log(f"subtitler: warning: cannot watch for changes (no inotify watch for {missed}: its watch "
+                 f"limit reached); polling every {timeout:g} s instead")
+        self.observer = self._observer()
+        for item in find_inputs([str(f) for f in self.folders], self.include, self.exclude):
+            self.candidates.touch(item.path)
+
     def step(self) -> list[Any]:
         """Work on what has settled; the outcomes ([] when nothing had)."""
+        self.check_new_folders()
         items = []
         for path, state in self.candidates.settled():
             if self.done.get(path) == state:

@@ -235,3 +235,28 @@ def test_a_name_another_input_has_is_never_replaced(project, transcripts):
     assert_one_line_error(proc, 12, "videos/Film (2019)/Film (2019).en.srt is already the output of "
                                     "videos/Film (2019)/Film (2019).mp4 (rename one, or use -o)")
     assert (film / "Film (2019).en.srt").read_bytes() == before
+
+
+@pytest.mark.engine
+def test_python_api_names_files_as_the_command_line_does(tmp_path, short_clip, fw_backend):
+    """`subtitle(..., media_server="plex")`, `Subtitler(name_template=..., lang_code=...)`: --for,
+    --name-template and --lang-code in Python (the session's tiny.en, no cache: heard each time)."""
+    import subtitler as api
+    from subtitler.naming import NamingError
+
+    film = Path(shutil.copy(short_clip, tmp_path / "Film (2019).mp4"))
+    engine = {"backend": "faster-whisper", "model": "tiny.en", "engine": fw_backend, "cache": False}
+    result = api.subtitle(film, media_server="plex", formats=["srt", "vtt"], **engine)
+    assert [p.name for p in result.outputs] == ["Film (2019).en.srt", "Film (2019).en.vtt"]
+    assert "Dashwood" in (tmp_path / "Film (2019).en.srt").read_text()
+    job = api.Subtitler(name_template="{stem}.{lang}.{task}", lang_code="iso639-2", **engine)
+    assert [p.name for p in job.subtitle(film).outputs] == ["Film (2019).eng.transcribe.srt"]
+    assert api.Subtitler.from_spec(job.spec, engine=fw_backend).spec == job.spec  # the naming travels
+    outputs = json.loads((tmp_path / ".subtitler.json").read_text())["outputs"]
+    assert set(outputs) == {"Film (2019).en.srt", "Film (2019).en.vtt", "Film (2019).eng.transcribe.srt"}
+    with pytest.raises(NamingError, match="name_template and media_server both name the outputs"):
+        api.Subtitler(name_template="{stem}.{lang}", media_server="plex")
+    with pytest.raises(NamingError, match="media server 'emby': choose from jellyfin, plex, kodi"):
+        api.Subtitler(media_server="emby")
+    with pytest.raises(NamingError, match="unknown field {language}"):
+        api.Subtitler(name_template="{stem}.{language}")

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -40,12 +40,12 @@ def cut(start: float, out: Path, seconds: float = 4) -> Path:
 class Watch:
     """A `subtitler watch` subprocess, its stderr (a file) read as it grows."""
 
-    def __init__(self, root: Path, env: dict[str, str], *args: str) -> None:
+    def __init__(self, root: Path, env: dict[str, str], *args: str, prefix: Sequence[str] = ()) -> None:
         self.root, self.log = root, root / f"watch-{time.monotonic_ns()}.log"
         with open(self.log, "w") as err:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "subtitler", "watch", "in", "-o", "out", "--settle", str(SETTLE),
-                 "--report", "report.json", "--no-progress", *args],
+                [*prefix, sys.executable, "-m", "subtitler", "watch", "in", "-o", "out", "--settle",
+                 str(SETTLE), "--report", "report.json", "--no-progress", *args],
                 cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=err)
 
     @property
@@ -61,6 +61,15 @@ class Watch:
             assert self.proc.poll() is None, f"watch exited {self.proc.returncode}:\n{self.stderr}"
             assert time.monotonic() < end, f"timed out; stderr:\n{self.stderr}"
             time.sleep(0.05)
+
+    def wait_idle(self) -> None:
+        """Until the batch that wrote the newest output is over (its outputs appear before it ends):
+        the report, rewritten after each batch, is newer than every output."""
+        def idle() -> bool:
+            outputs = [p.stat().st_mtime_ns for p in (self.root / "out").rglob("*") if p.is_file()]
+            written = self.root / "report.json"
+            return bool(outputs) and written.is_file() and written.stat().st_mtime_ns >= max(outputs)
+        self.wait_for(idle)
 
     def stop(self, sig: int) -> int:
         self.proc.send_signal(sig)
@@ -90,7 +99,14 @@ def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("clips")
     return {"old": cut(0, folder / "old.mp4"), "new": cut(4, folder / "new.mp4"),
             "slow": cut(8, folder / "slow.wav"), "late": cut(12, folder / "late.mp4"),
-            "polled": cut(16, folder / "polled.mp4"), "changed": cut(20, folder / "changed.wav")}
+            "polled": cut(16, folder / "polled.mp4"), "changed": cut(20, folder / "changed.wav"),
+            "long": twice(SAMPLE, folder / "long.mp4")}
+
+
+def twice(media: Path, out: Path) -> Path:
+    """`media` twice over (the sample: 59 s, two of Whisper's windows: a stop lands mid-file)."""
+    ffmpeg("-stream_loop", "1", "-i", str(media), "-c", "copy", str(out))
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +172,7 @@ def test_changed_file_again_rename_from_the_cache_deletion_nothing(watching, roo
 def test_engine_loads_once_and_sigterm_stops_cleanly(watching, root):
     assert len(watching.lines(": started")) == 4  # old, new, slow and slow changed: four transcriptions...
     assert len(watching.lines("watch: engine loaded")) == 1  # ...one engine
+    watching.wait_idle()
     assert watching.stop(signal.SIGTERM) == 0
     assert watching.stderr.splitlines()[-1] == "subtitler: watch: stopped"
     assert "Traceback" not in watching.stderr
@@ -172,7 +189,7 @@ def test_next_start_catches_up_polls_and_ctrl_c_during_work_leaves_nothing_half_
         assert watch.lines("in/slow.wav: up to date")  # caught up: the rest was done already
         shutil.copy(clips["polled"], root / "in" / "polled.mp4")
         watch.wait_for(lambda: (root / "out" / "polled.srt").is_file())
-        shutil.copy(SAMPLE, root / "in" / "long.mp4")  # 29 s: stopped while it is heard
+        shutil.copy(clips["long"], root / "in" / "long.mp4")  # 59 s: stopped while it is heard
         watch.wait_for(lambda: watch.lines("in/long.mp4: started"))
         assert watch.stop(signal.SIGINT) == 130
     finally:
@@ -183,6 +200,95 @@ def test_next_start_catches_up_polls_and_ctrl_c_during_work_leaves_nothing_half_
     assert not (root / "out" / "long.srt").exists() and not no_partial_files(root)
     assert report(root)["interrupted"] is True
     assert len(watch.lines("watch: engine loaded")) == 1
+
+
+@pytest.mark.engine
+def test_a_later_start_finishes_the_file_the_interrupt_cut_off(root, env):
+    """After the Ctrl-C above, long.mp4 has no output and is in no manifest: the next start hears it
+    again, all of it, and leaves what was done alone."""
+    watch = Watch(root, env)
+    try:
+        watch.wait_for(lambda: (root / "out" / "long.srt").is_file(), timeout=120)
+        watch.wait_idle()
+        assert watch.stop(signal.SIGTERM) == 0
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+    assert len(watch.lines("in/long.mp4: started")) == 1 and len(watch.lines(": started")) == 1
+    assert watch.lines("in/polled.mp4: up to date") and watch.lines("in/slow.wav: up to date")
+    long = next(i for i in report(root)["inputs"] if i["input"] == "in/long.mp4")
+    assert long["status"] == "done" and long["duration"] > 55
+    last = (root / "out" / "long.srt").read_text().strip().split("\n\n")[-1]
+    assert last.splitlines()[1].split(" --> ")[1] > "00:00:55"  # to the end, not only what was heard before
+
+
+def limited(limit: str, value: int = 0) -> list[str]:
+    """A command prefix: the command runs in a user namespace of its own whose inotify `limit` is
+    `value`, so inotify fails for it alone, as for a user past the system's fs.inotify.max_user_*."""
+    return ["unshare", "--user", "--map-root-user", "sh", "-c",
+            f'echo {value} > /proc/sys/user/{limit} && exec "$@"', "sh"]
+
+
+@pytest.fixture(scope="module")
+def namespaces() -> None:
+    try:
+        probe = subprocess.run([*limited("max_inotify_instances"), sys.executable, "-c",
+                                "from watchdog.observers import Observer; Observer()"],
+                               capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        pytest.skip(f"no unshare here: {e}")
+    if "inotify instance limit reached" not in probe.stderr:
+        pytest.skip(f"no user namespace with inotify limits of its own here: {probe.stderr.strip()[-300:]}")
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("limit, error", [("max_inotify_instances", "inotify instance limit reached"),
+                                          ("max_inotify_watches", "inotify watch limit reached")])
+def test_polls_when_inotify_cannot_start(tmp_path, env, clips, namespaces, limit, error):
+    """inotify really failing (watchdog's own error): the instance limit fails making the observer, the
+    watch limit starting it. Either way a warning, then polling that sees a file copied in."""
+    (tmp_path / "in").mkdir()
+    watch = Watch(tmp_path, env, prefix=limited(limit))
+    try:
+        watch.wait_for(lambda: watch.lines("watch: polling in"))
+        assert watch.lines(f"subtitler: warning: cannot watch for changes ({error}); polling every 0.5 s "
+                           f"instead")
+        shutil.copy(clips["old"], tmp_path / "in" / "film.mp4")  # rendered from the cache, unless run alone
+        watch.wait_for(lambda: (tmp_path / "out" / "film.srt").is_file())
+        watch.wait_idle()
+        assert watch.stop(signal.SIGTERM) == 0
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+    assert "Traceback" not in watch.stderr
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("when", ["at start", "later"])
+def test_polls_when_a_subfolder_cannot_be_watched(tmp_path, env, clips, namespaces, when):
+    """Room for one inotify watch: the root's. watchdog skips the subfolder it cannot watch without a
+    word, there at start or created later; a file copied into it is subtitled all the same."""
+    (tmp_path / "in" / "shows").mkdir(parents=True)
+    if when == "later":
+        (tmp_path / "in" / "shows").rmdir()
+    watch = Watch(tmp_path, env, prefix=limited("max_inotify_watches", 1))
+    try:
+        if when == "at start":
+            watch.wait_for(lambda: watch.lines("watch: polling in"))
+        else:
+            watch.wait_for(lambda: watch.lines("watch: watching in"))
+            (tmp_path / "in" / "shows").mkdir()
+            time.sleep(SETTLE)
+        shutil.copy(clips["old"], tmp_path / "in" / "shows" / "film.mp4")
+        watch.wait_for(lambda: (tmp_path / "out" / "shows" / "film.srt").is_file(), timeout=20)
+        watch.wait_idle()
+        assert watch.stop(signal.SIGTERM) == 0
+    finally:
+        if watch.proc.poll() is None:
+            watch.proc.kill()
+    assert watch.lines("subtitler: warning: cannot watch for changes (no inotify watch for in/shows: its "
+                       "watch limit reached); polling every 0.5 s instead")
+    assert "Traceback" not in watch.stderr
 
 
 def test_settings_no_engine_can_honour_fail_at_start(tmp_path):
