@@ -1,7 +1,8 @@
 """--cluster: folder runs and `subtitler serve` on a real Ray cluster started here.
 
 One cluster for the module: a head and a worker node (1 CPU each, each with its own raylet, all
-on 127.0.0.1: tests/ray_cluster.py), stopped at the end whatever happens. The driver is always
+on 127.0.0.1: tests/ray_cluster.py; the head's Ray Client server too, for `ray://`), stopped at
+the end whatever happens; one test adds a third node and removes it. The driver is always
 a `subtitler` subprocess, as a user runs it; the engine is faster-whisper tiny.en with one thread
 on both sides (the same engine settings), on twelve short files of real speech.
 """
