@@ -107,6 +107,31 @@ def _check_reachable(address: str) -> None:
     if len(answer) < 9 or answer[3] != 0x04:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: what listens there is not Ray "
                            "(no gRPC answer)")
+    _check_port_kind(address, hostport)
+
+
+def _check_port_kind(address: str, hostport: str) -> None:
+    """A head answers on two ports easily mixed up: its GCS (`HOST:PORT`, 6379 by default) and its
+    Ray Client server (`ray://HOST:PORT`, 10001). Either given for the other keeps Ray retrying for
+    half a minute, logging on stderr; one gRPC call (a method only the GCS has) tells them apart."""
+    try:
+        import grpc
+    except ImportError:  # Ray without its client (grpcio): HOST:PORT only, left to Ray
+        return
+    with grpc.insecure_channel(hostport) as channel:
+        try:
+            channel.unary_unary("/ray.rpc.NodeInfoGcsService/GetClusterId")(b"", timeout=CONNECT_TIMEOUT)
+            gcs = True
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.UNIMPLEMENTED:
+                return  # not a clear answer: Ray says what it finds
+            gcs = False
+    if address.startswith("ray://") and gcs:
+        raise ClusterError(f"--cluster {address}: that is the head's GCS port; give it as {hostport} "
+                           "(without ray://), or ray:// with the head's Ray Client port (10001 by default)")
+    if not address.startswith("ray://") and not gcs:
+        raise ClusterError(f"--cluster {address}: not a Ray head's GCS port (its Ray Client server? "
+                           f"give ray://{address})")
 
 
 def _first_line(e: BaseException) -> str:

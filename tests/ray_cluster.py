@@ -48,11 +48,15 @@ class LocalCluster:
         self.tmp = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        # The head's Ray Client server (`ray://`): Ray starts one wherever ray[client] is installed,
+        # on 10001 unless told, which would clash with any other cluster on the machine.
+        self.client_port = free_port()
+        self.client_address = f"ray://127.0.0.1:{self.client_port}"
         self.sessions: list[int] = []  # one per node: the session id its processes share
 
-    def _ray_start(self, *args: str) -> int:
+    def _ray_start(self, *args: str, env: dict[str, str] | None = None) -> int:
         """`ray start ...` in a session of its own; the session's id (the pid of `ray start`)."""
-        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+        env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
         proc = subprocess.Popen([sys.executable, "-c", _SHIM, "start", "--node-ip-address", "127.0.0.1",
                                  "--num-cpus", str(self.cpus), "--disable-usage-stats", *args],
                                 env=env, start_new_session=True, stdout=subprocess.PIPE,
@@ -66,9 +70,15 @@ class LocalCluster:
     def start(self) -> LocalCluster:
         try:
             self._ray_start("--head", "--port", str(self.port), "--include-dashboard=false",
-                            "--dashboard-port", str(free_port()), "--temp-dir", str(self.tmp))
+                            "--ray-client-server-port", str(self.client_port),
+                            "--dashboard-port", str(free_port()), "--temp-dir", str(self.tmp),
+                            # The client server's per-client process joins the cluster as a driver
+                            # does: with 127.0.0.1 as its address (driver_env). Not for the other
+                            # nodes: with it, `ray start` refuses to join a cluster.
+                            env={"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
             for _ in range(self.workers):
                 self.add_node()
+            _wait_for_port(self.client_port)  # Ray starts its client server without waiting for it
         except BaseException:
             self.stop()
             raise
@@ -93,6 +103,18 @@ class LocalCluster:
         for session in self.sessions:
             _kill_session(session)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _wait_for_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:g} s") from None
+            time.sleep(0.1)
 
 
 def _processes(with_state: bool = False) -> list[tuple]:

@@ -1,7 +1,8 @@
 """--cluster: folder runs and `subtitler serve` on a real Ray cluster started here.
 
 One cluster for the module: a head and a worker node (1 CPU each, each with its own raylet, all
-on 127.0.0.1: tests/ray_cluster.py), stopped at the end whatever happens. The driver is always
+on 127.0.0.1: tests/ray_cluster.py; the head's Ray Client server too, for `ray://`), stopped at
+the end whatever happens; one test adds a third node and removes it. The driver is always
 a `subtitler` subprocess, as a user runs it; the engine is faster-whisper tiny.en with one thread
 on both sides (the same engine settings), on twelve short files of real speech.
 """
@@ -103,6 +104,24 @@ def test_a_folder_on_two_nodes_gives_the_local_run_s_files_byte_for_byte(cluster
 
 
 @pytest.mark.engine
+def test_through_ray_client_a_few_files_give_the_local_run_s_files_byte_for_byte(cluster, folder, local,
+                                                                                  tmp_path):
+    """`--cluster ray://HOST:PORT`: the head's Ray Client server; the driver is a client of it."""
+    out = tmp_path / "subs"
+    names = ["clip00.m4a", "clip01.wav", "clip02.wav"]
+    proc = subtitler(*(str(folder / name) for name in names), "-o", str(out), "-f", "srt,vtt,json",
+                     "--no-cache", *ENGINE, "--cluster", cluster.client_address,
+                     "--report", str(tmp_path / "report.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    stems = {name.split(".")[0] for name in names}
+    assert outputs(out) == {name: data for name, data in outputs(local).items()
+                            if name.split(".")[0] in stems}  # byte for byte
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["cluster"]["address"] == cluster.client_address and report["summary"]["done"] == len(names)
+    assert sum(n["files"] for n in report["cluster"]["nodes"].values()) == len(names)
+
+
+@pytest.mark.engine
 def test_a_worker_process_killed_mid_file_runs_that_file_again_elsewhere(cluster, folder, local, tmp_path):
     out, report = tmp_path / "subs", tmp_path / "report.json"
     run = subprocess.Popen([sys.executable, "-m", "subtitler", str(folder), "-o", str(out), "-f", "srt",
@@ -134,6 +153,46 @@ def test_a_worker_process_killed_mid_file_runs_that_file_again_elsewhere(cluster
     retried = data["cluster"]["retried"]
     assert len(retried) == 1 and Path(retried[0]["input"]).parent == folder
     assert f"retried {retried[0]['input']}" in stderr and "was lost" in stderr
+
+
+@pytest.mark.engine
+def test_a_node_removed_mid_file_runs_that_file_again_on_the_others(cluster, folder, local, tmp_path):
+    """A third worker node, started for this test alone, goes away whole (its raylet and its
+    workers) while its engine is in the middle of a file: the head and the other worker finish."""
+    session = cluster.add_node()
+    out, report = tmp_path / "subs", tmp_path / "report.json"
+    try:
+        run = subprocess.Popen([sys.executable, "-m", "subtitler", str(folder), "-o", str(out), "-f", "srt",
+                                "--no-cache", *ENGINE, "--cluster", cluster.address, "--report", str(report)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=driver_env())
+        try:
+            removed = False
+            deadline = time.monotonic() + 120
+            while not removed and time.monotonic() < deadline and run.poll() is None:
+                busy = [p for p in cluster.worker_pids(session)
+                        if _title(p).startswith("ray::EngineActor.transcribe")]
+                if busy:
+                    cluster.kill_node(session)  # the whole node, in the middle of a file
+                    removed = True
+                time.sleep(0.02)
+            _, stderr = run.communicate(timeout=300)
+        finally:
+            if run.poll() is None:
+                run.kill()
+                run.wait()
+    finally:
+        cluster.kill_node(session)
+    assert removed, "the third node never transcribed"
+    assert run.returncode == 0, stderr[-3000:]
+    srt = {name: data for name, data in outputs(local).items() if name.endswith(".srt")}
+    assert outputs(out) == srt  # every output once, whole, the local run's bytes
+    assert not [p for p in out.iterdir() if p.name.startswith(".") and not p.name.startswith(".subtitler.")]
+    data = json.loads(report.read_text())
+    assert data["summary"]["done"] == FILES and data["cluster"]["actors"] == 3
+    retried = data["cluster"]["retried"]
+    assert len(retried) == 1 and Path(retried[0]["input"]).parent == folder
+    assert f"retried {retried[0]['input']}" in stderr and "was lost" in stderr
+    assert sum(n["files"] for n in data["cluster"]["nodes"].values()) == FILES  # each once, where it was done
 
 
 @pytest.mark.engine
@@ -210,19 +269,31 @@ def test_the_audio_sent_to_an_actor_is_the_very_samples(sample_audio):
     assert _Payload.of(odd).kind == "f32" and np.array_equal(_Payload.of(odd).samples(), odd)
 
 
-@pytest.mark.parametrize("there", ["nothing", "not Ray"])
-def test_an_unreachable_cluster_is_one_line_and_exit_40_before_any_work(folder, tmp_path, there):
+@pytest.mark.parametrize(("there", "scheme"), [("nothing", ""), ("not Ray", ""), ("nothing", "ray://")])
+def test_an_unreachable_cluster_is_one_line_and_exit_40_before_any_work(folder, tmp_path, there, scheme):
     out = tmp_path / "subs"
     with socket.socket() as listening:
         listening.bind(("127.0.0.1", 0))
         if there == "not Ray":  # accepts connections, never answers (Ray itself would retry for minutes)
             listening.listen()
-        address = f"127.0.0.1:{listening.getsockname()[1]}"
+        address = f"{scheme}127.0.0.1:{listening.getsockname()[1]}"
         started = time.monotonic()
         proc = subtitler(str(folder), "-o", str(out), *ENGINE, "--cluster", address)
     assert_one_line_error(proc, 40, f"cannot reach the Ray cluster at {address}")
     assert not out.exists()
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.slow
+def test_a_head_s_two_ports_mixed_up_are_one_line_and_exit_40_at_once(cluster, folder, tmp_path):
+    """The GCS port given as ray://, the Ray Client port without: each would keep Ray retrying for
+    half a minute, logging on stderr."""
+    for address, text in [(f"ray://{cluster.address}", f"give it as {cluster.address} (without ray://)"),
+                          (cluster.client_address.removeprefix("ray://"), f"give {cluster.client_address}")]:
+        started = time.monotonic()
+        proc = subtitler(str(folder), "-o", str(tmp_path / "subs"), *ENGINE, "--cluster", address)
+        assert_one_line_error(proc, 40, text)
+        assert time.monotonic() - started < 15 and not (tmp_path / "subs").exists()
 
 
 def test_the_cluster_comes_from_the_config_file_too(folder, tmp_path):
