@@ -359,6 +359,7 @@ def clips(sample: Path, folder: Path, n: int, seconds: float = 2.5) -> list[byte
     return out
 
 
+@pytest.mark.serial
 def test_thirty_jobs_from_three_keys_two_workers(sample, tmp_path):
     keys = (KEY, OTHER, THIRD)
     media = clips(sample, tmp_path, 30, seconds=1.5)
