@@ -182,3 +182,16 @@ def test_inner_words_move_by_their_models_lag(model, moved):
     refined = refine_transcript(t, energy(x)).words
     assert abs(refined[0].start - 1.0) <= 0.03  # the onset
     assert [round(w.start - v.start, 2) for w, v in zip(refined[1:], words[1:], strict=True)] == [moved] * 2
+
+
+def test_a_word_given_the_pause_before_it_starts_at_its_onset():
+    """Where Whisper's words follow each other without gaps (no punctuation), a model early after
+    pauses (base) gives the pause to the word after it, which starts in the speech before, too far
+    from the onset to be near it (base on the sample: " is" 0.3 s early). The word whose time
+    covers the quiet and the onset starts there."""
+    x = _noisy_speech([1.0, 1.4, 2.0])  # speech 1.0-1.8, quiet, speech from 2.0
+    words = [Word(1.0, 1.45, " one"), Word(1.45, 2.3, " two")]
+    t = Transcript("en", 6.0, [Segment(1.0, 2.3, "one two", words)], meta={"model": "base"})
+    refined = refine_transcript(t, energy(x)).words
+    assert abs(refined[0].start - 1.0) <= 0.03
+    assert abs(refined[1].start - 2.0) <= 0.03, refined
