@@ -7,8 +7,8 @@ that first in a cue's in-time. The audio itself says where speech starts: this m
 short-time energy (25 ms frames every 10 ms, no model), finds the stretches of speech, and
 
 1. pins each speech onset (speech after 0.1 s or more of quiet) on the word Whisper put nearest
-   it (a word put mostly in silence goes to the onset after it): a cue's first word then starts
-   where its voice starts;
+   it (a word put mostly in silence goes to the onset after it; with no word near, the word whose
+   time covers the quiet and the onset): a cue's first word then starts where its voice starts;
 2. moves the other words, inside running speech, back by Whisper's lag and onto the nearest
    energy valley (the dip between syllables), never before the previous word;
 3. ends the last word before each onset where its stretch of speech stops.
