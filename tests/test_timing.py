@@ -195,3 +195,21 @@ def test_a_word_given_the_pause_before_it_starts_at_its_onset():
     refined = refine_transcript(t, energy(x)).words
     assert abs(refined[0].start - 1.0) <= 0.03
     assert abs(refined[1].start - 2.0) <= 0.03, refined
+
+
+@pytest.mark.engine
+def test_base_keeps_each_utterances_first_word_with_its_utterance():
+    """faster-whisper base, one window at a time, on voices.mp4: its words follow each other without
+    gaps (no punctuation), and the first word of each utterance after a voice-activity join started
+    early enough to be put at the end of the utterance before, 2 s off (2/6 cue in-times)."""
+    from subtitler.backends import load_backend
+
+    reference = json.loads(CLIPS["voices"].with_suffix(".reference.json").read_text())
+    job = Subtitler(backend="faster-whisper", engine=load_backend("faster-whisper", "base"), cache=False,
+                    options=DecodeOptions(batch_size=1))
+    refined = job.transcribe(CLIPS["voices"])
+    errors = cue_start_errors(reference, refined, build_cues(refined))
+    hits, mean = word_start_errors(reference, refined)
+    print(f"voices, faster-whisper base, sequential: cue in-times {errors}, words {hits:.2f}, {mean:.3f} s")
+    assert all(abs(e) <= 0.1 for e in errors)
+    assert hits >= 0.8 and mean < 0.060
