@@ -27,8 +27,9 @@ from .models import cache_dir
 from .transcript import Transcript
 
 # In every transcript key: entries from before transcripts were kept on the audio's clock (they
-# were shifted by one file's offset) are never read.
-CLOCK = "audio-clock"
+# were shifted by one file's offset), or before a word reaching into the next speech region was
+# put there (subtitler.vad's restore), are never read.
+CLOCK = "audio-clock/2"
 
 
 def digest(data: Any) -> str:

@@ -7,8 +7,8 @@ that first in a cue's in-time. The audio itself says where speech starts: this m
 short-time energy (25 ms frames every 10 ms, no model), finds the stretches of speech, and
 
 1. pins each speech onset (speech after 0.1 s or more of quiet) on the word Whisper put nearest
-   it (a word put mostly in silence goes to the onset after it): a cue's first word then starts
-   where its voice starts;
+   it (a word put mostly in silence goes to the onset after it; with no word near, the word whose
+   time covers the quiet and the onset): a cue's first word then starts where its voice starts;
 2. moves the other words, inside running speech, back by Whisper's lag and onto the nearest
    energy valley (the dip between syllables), never before the previous word;
 3. ends the last word before each onset where its stretch of speech stops.
@@ -139,7 +139,7 @@ def refine_words(words: Sequence[Word], db: np.ndarray, lag: float = 0.0) -> lis
     taken = sorted(pinned.values())
     # Every other onset goes to the word nearest it; Whisper is rather late than early, and a word
     # after a pause in Whisper's times is the likelier one.
-    for a in onsets:
+    for j, a in enumerate(onsets):
         onset = a * FRAME
         k = bisect.bisect_left(taken, onset - 0.05)
         if k < len(taken) and taken[k] < onset + 0.05:
@@ -158,6 +158,16 @@ def refine_words(words: Sequence[Word], db: np.ndarray, lag: float = 0.0) -> lis
                 continue  # inside running speech (a stop's closure, a soft consonant): only near
             if best is None or cost < best[0]:
                 best = (cost, i)
+        if best is None:
+            # No word starts near it: the word whose time (less the lag) covers the quiet before it
+            # and it starts there. Whisper's words follow each other without gaps where its text
+            # has no punctuation, and a model early after pauses (base) gives the pause to the
+            # word after it, which then starts in the speech before.
+            i = bisect.bisect_right(whisper_starts, onset) - 1
+            quiet = stretches[j - 1][1] * FRAME if j else 0.0
+            covers = i >= 0 and words[i].start - lag <= quiet and words[i].end - lag > onset + 0.05
+            if covers and i not in pinned:
+                best = (0.0, i)
         if best is not None:
             pinned[best[1]] = onset
     starts: list[float] = []

@@ -94,8 +94,9 @@ def test_joined_speech_maps_back_to_the_original_clock() -> None:
     assert speech.original_time(1.5, is_end=True) == 2.5  # an end at a cut closes the region before
     words = [Word(1.2, 1.4, " a"), Word(1.45, 1.7, " b"), Word(1.6, 2.0, " c")]
     (s,) = speech.restore([Segment(1.0, 2.2, " a b c", words)])
-    # " b" sits mostly after the cut, so it moves with the second region, both ends.
-    assert [(w.start, w.end) for w in s.words] == [(2.2, 2.4), (3.95, 4.2), (4.1, 4.5)]
+    # " b" sits mostly after the cut, so it moves with the second region, both ends; its start,
+    # before the cut, stays in its region (what was cut out is not speech).
+    assert [(w.start, w.end) for w in s.words] == [(2.2, 2.4), (4.0, 4.2), (4.1, 4.5)]
     assert (s.start, s.end) == (2.2, 4.5)
     (bare,) = speech.restore([Segment(1.0, 1.5, " no words")])
     assert (bare.start, bare.end) == (2.0, 2.5)

@@ -95,3 +95,26 @@ def test_what_follows_a_time_on_the_joined_clock_and_segments_split_at_joins():
     parts = speech.restore([across], split=True)
     assert [(s.start, s.end, s.text) for s in parts] == [
         (19.0, 19.5, " a"), (51.0, 51.5, " b"), (100.5, 101.0, " c")]
+
+
+def test_a_word_reaching_into_the_next_regions_speech_is_that_regions():
+    """Whisper's words follow each other without gaps where its text has no punctuation: the pause
+    at a join goes to the word after it, which starts early, its middle before the join (base,
+    sequential, voices.mp4: " feels" 0.7 s early, then put 2 s off its voice, at the end of the
+    utterance before). A word reaching past the next region's leading pad is that region's."""
+    import numpy as np
+
+    from subtitler.transcript import Segment, Word
+    from subtitler.vad import SETTINGS, SpeechOnly
+
+    pad = SETTINGS["speech_pad_ms"] / 1000
+    regions = [(0.82, 2.89), (4.25, 7.72)]
+    speech = SpeechOnly.cut(np.zeros(8 * 16000, np.float32), regions)
+    # Joined clock: the join at 2.07; base's words as it timed them there.
+    words = [Word(1.14, 1.50, " meters"), Word(1.50, 2.38, " feels"), Word(2.38, 2.74, " like")]
+    restored, = speech.restore([Segment(1.14, 2.74, " meters feels like", words)])
+    assert [(w.start, w.end) for w in restored.words] == [(1.96, 2.32), (4.25, 4.56), (4.56, 4.92)]
+    # A last word whose end runs into the next region's pad only (no further) stays where it was.
+    late = [Word(1.50, 2.07 + pad - 0.02, " meters")]
+    kept, = speech.restore([Segment(1.50, 2.25, " meters", late)])
+    assert (kept.words[0].start, kept.words[0].end) == (2.32, 2.89)

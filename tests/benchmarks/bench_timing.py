@@ -1,7 +1,9 @@
 """Timing refinement benchmark (issue 16): cue in-times and word starts against forced alignments,
 before and after refinement, for both local engines; and the refinement's cost per hour of audio.
 
-    .venv/bin/python tests/benchmarks/bench_timing.py
+    .venv/bin/python tests/benchmarks/bench_timing.py [MODEL] [ENGINE]
+
+(MODEL: tiny.en unless given, e.g. base; ENGINE: both local engines unless given.)
 
 The references are forced alignments made without subtitler or Whisper (samples/README.md): the
 sample's, and voices.mp4's (other speakers, a noise floor). "Before" is the engine's own word
@@ -57,10 +59,12 @@ def cost_per_hour(audio: np.ndarray, words: list[Word], seconds: float) -> float
 
 
 def main() -> None:
+    model = sys.argv[1] if len(sys.argv) > 1 else "tiny.en"
+    engines = sys.argv[2:] or ENGINES
     options = DecodeOptions(refine_timing=False)
     engine_rate, refine_rate = {}, {}
-    for name in ENGINES:
-        engine = load_backend(name, "tiny.en")
+    for name in engines:
+        engine = load_backend(name, model)
         for clip in CLIPS:
             path = ROOT / "samples" / f"{clip}.mp4"
             reference = json.loads(path.with_suffix(".reference.json").read_text())
@@ -79,10 +83,10 @@ def main() -> None:
             print(f"{'':21s} engine {engine_seconds:.2f} s, refinement {refine_seconds * 1000:.1f} ms "
                   f"for {audio.duration:.1f} s of audio")
     print()
-    for name in ENGINES:
+    for name in engines:
         share = refine_rate[name] / engine_rate[name]
         print(f"refinement per hour of audio ({name} words): {refine_rate[name]:.2f} s; the engine "
-              f"(tiny.en, this machine): {engine_rate[name]:.0f} s; {share:.2%} of engine time "
+              f"({model}, this machine): {engine_rate[name]:.0f} s; {share:.2%} of engine time "
               f"(target under {TARGET_SHARE:.0%}) {'OK' if share < TARGET_SHARE else 'OVER'}")
 
 

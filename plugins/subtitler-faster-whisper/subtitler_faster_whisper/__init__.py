@@ -22,6 +22,7 @@ from subtitler.plugin import (
     EngineSpec,
     Report,
     Segment,
+    SpeechOnly,
     Transcript,
     UnsupportedOption,
     Word,
@@ -129,17 +130,27 @@ class FasterWhisperBackend(Backend):
             language, segments = decoder.transcribe(audio, size, report.progress)
             report.progress(duration)  # trailing non-speech is never decoded
             return self._transcript(language, duration, segments, options, size, decoder.language_probability)
-        segments_iter, info = self.model.transcribe(audio, **engine_kwargs(options))
+        kwargs = engine_kwargs(options)
+        speech = SpeechOnly.detect(audio) if options.vad else None
+        if speech is not None and speech.regions:
+            # The speech joined and its times mapped back by subtitler.vad, as the whisper engine
+            # and the batched way do (faster-whisper's own places a word by its middle only).
+            audio, kwargs = speech.samples, {**kwargs, "vad_filter": False, "vad_parameters": None}
+        else:
+            speech = None  # no speech: faster-whisper's own VAD answers as it always has
+        segments_iter, info = self.model.transcribe(audio, **kwargs)
         report.progress(0.0)  # VAD and language detection are done: decoding starts
         segments = []
         for s in segments_iter:  # a generator: decoding happens as we iterate
             words = [Word(w.start, w.end, w.word, w.probability) for w in s.words or []]
             segments.append(Segment(s.start, s.end, s.text, words, s.avg_logprob,
                                     s.no_speech_prob, s.compression_ratio, s.temperature))
-            report.progress(s.end)
-        report.progress(info.duration)  # with VAD, trailing non-speech yields no segment
+            report.progress(speech.original_time(s.end, is_end=True) if speech else s.end)
+        if speech is not None:
+            segments = speech.restore(segments)
+        report.progress(duration)  # with VAD, trailing non-speech yields no segment
         detected = info.language_probability if options.language is None else None
-        return self._transcript(info.language, info.duration, segments, options, size, detected)
+        return self._transcript(info.language, duration, segments, options, size, detected)
 
     def _transcript(self, language: str | None, duration: float, segments: list[Segment],
                     options: DecodeOptions, batch_size: int,
