@@ -83,21 +83,22 @@ def rest_after(segments: list[Segment], duration: float) -> tuple[list[Segment],
     if not words:
         return segments, None
     longest = 2 * min(LONGEST_MEDIAN_WORD, float(np.median([w.end - w.start for w in words])))
-    stretched = next((w for w in words if w.end - w.start > longest + MIN_REST), None)
-    if stretched is None:
+    n = next((i for i, w in enumerate(words) if w.end - w.start > longest + MIN_REST), None)
+    if n is None:
         end = float(words[-1].end)
         return segments, (end if duration - end > MIN_REST else None)
-    stretched.end = stretched.start + longest
+    end = float(words[n].start + longest)
     kept = []
     for s in segments:
-        cut = [w for w in s.words if w.start < stretched.end]
-        if cut:
-            kept.append(s if len(cut) == len(s.words) else replace(
-                s, end=cut[-1].end, words=cut, text="".join(w.text for w in cut)))
-        if stretched in s.words:
-            kept[-1].end = stretched.end
-            break
-    return kept, float(stretched.end)
+        if n >= len(s.words):  # wholly before the stretched word
+            kept.append(s)
+            n -= len(s.words)
+            continue
+        cut = [*s.words[:n], replace(s.words[n], end=end)]
+        text = s.text if len(cut) == len(s.words) else "".join(w.text for w in cut)
+        kept.append(replace(s, end=end, words=cut, text=text))
+        break
+    return kept, end
 
 
 def first_window(audio: np.ndarray, regions: Regions) -> np.ndarray:

@@ -40,7 +40,7 @@ from .batched import BatchedDecoder
 
 # auto batches at any length on a CPU too: faster-whisper's sequential decoder goes back for the
 # last moment of a VAD-joined window and often decodes it at every temperature (tiny.en, the
-# 29 s sample: 5.1 s against 1.4 s batched, the same WER; 8 s: equal; 60 s: 4.3 against 2.6 s).
+# 29 s sample: 5.1 s against 1.3 s batched, the same WER; 8 s: equal; 60 s: 3.5 against 2.0 s).
 CPU_BATCHED_FROM = 0.0
 
 # --compute-type names this engine takes, beside "auto".
