@@ -103,6 +103,9 @@ def test_a_folder_on_two_nodes_gives_the_local_run_s_files_byte_for_byte(cluster
     assert again.returncode == 0 and f"{FILES} up-to-date" in again.stderr, again.stderr[-2000:]
 
 
+# Serial: Ray Client's server must start a process for each client within its own 30 s
+# (TIMEOUT_FOR_SPECIFIC_SERVER_S); beside another test process on a fresh clone it once did not.
+@pytest.mark.serial
 @pytest.mark.engine
 def test_through_ray_client_a_few_files_give_the_local_run_s_files_byte_for_byte(cluster, folder, local,
                                                                                   tmp_path):
