@@ -23,6 +23,12 @@ def ffmpeg(*args: str) -> None:
     subprocess.run([find_tools().ffmpeg, "-nostdin", "-v", "error", "-y", *args], check=True)
 
 
+def made(folder: Path, pattern: str = "*.srt") -> list[Path]:
+    """The finished outputs under `folder` matching `pattern`. A temporary file being written
+    (`.c3.x8Jk2a.part.srt`) ends in the same suffix; its leading dot tells it apart."""
+    return sorted(p for p in folder.rglob(pattern) if not p.name.startswith("."))
+
+
 def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, text: str) -> None:
     """Exit `code` and one error line holding `text`, never a traceback."""
     assert proc.returncode == code, proc.stderr

@@ -23,7 +23,7 @@ import srt
 
 from subtitler.inputs import find_inputs
 
-from .conftest import SAMPLE, ffmpeg
+from .conftest import SAMPLE, ffmpeg, made
 
 GOOD = {  # relative path -> extra ffmpeg output arguments
     "a/clip00.mp4": ["-c", "copy"], "a/clip01.mp4": ["-c", "copy"], "a/clip02.mkv": ["-c", "copy"],
@@ -172,7 +172,7 @@ def test_fail_fast_stops_at_the_first_failure(tree, tmp_path):
     assert proc.returncode == 1
     statuses = [i["status"] for i in load(tmp_path / "r.json")["inputs"]]
     assert statuses[0] == "failed" and statuses.count("done") <= 1 and "skipped" in statuses
-    assert len(list(out.rglob("*.srt"))) == statuses.count("done")
+    assert len(made(out)) == statuses.count("done")
 
 
 @pytest.mark.engine
@@ -189,11 +189,11 @@ def test_killed_mid_run_then_rerun_finishes_with_valid_outputs(tree, tmp_path):
     command = [sys.executable, "-m", "subtitler", str(tree), "-o", str(out)]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.rglob("*.srt"))) < 5:
+    while time.time() < deadline and len(made(out)) < 5:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    finished_before = len(list(out.rglob("*.srt")))
+    finished_before = len(made(out))
     assert 5 <= finished_before < len(GOOD), "the run ended before it could be killed"
 
     again = run(tree, "-o", out, "--report", tmp_path / "r.json")
@@ -234,22 +234,22 @@ def test_ctrl_c_mid_run_stops_cleanly_and_reports(tree, tmp_path):
                              "-o", str(out), "--report", str(tmp_path / "r.json")],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.rglob("*.srt"))) < 3 and proc.poll() is None:
+    while time.time() < deadline and len(made(out)) < 3 and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     report = load(tmp_path / "r.json")
-    made = sorted(out.rglob("*.srt"))
+    written = made(out)
     # One file at a time: at most the one being finished is written but not yet reported done.
-    assert report["interrupted"] and len(made) - 1 <= report["summary"].get("done", 0) < 13
-    assert {Path(p) for p in stdout.split()} <= set(made)  # what it announced is there
-    for subs in made:  # whatever was written is whole
+    assert report["interrupted"] and len(written) - 1 <= report["summary"].get("done", 0) < 13
+    assert {Path(p) for p in stdout.split()} <= set(written)  # what it announced is there
+    for subs in written:  # whatever was written is whole
         assert srt_cues(subs)
     assert not [p for p in out.rglob("*") if ".part" in p.name]
     again = run(tree / "raw", tree / "a", "-o", out, "--report", tmp_path / "r2.json")
     summary = load(tmp_path / "r2.json")["summary"]
-    assert again.returncode == 0 and summary["up-to-date"] + summary.get("rendered", 0) >= len(made)
+    assert again.returncode == 0 and summary["up-to-date"] + summary.get("rendered", 0) >= len(written)
 
 
 def test_abandon_removes_temporary_files_being_written(tmp_path, monkeypatch):

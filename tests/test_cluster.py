@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import assert_one_line_error
+from tests.conftest import assert_one_line_error, made
 from tests.ray_cluster import LocalCluster, driver_env, free_port
 from tests.speech import sentences, write_audio
 
@@ -207,7 +207,7 @@ def test_after_the_driver_is_killed_a_run_again_transcribes_only_the_unfinished(
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and run.poll() is None:
-            if out.is_dir() and len(list(out.glob("*.srt"))) >= 4:
+            if out.is_dir() and len(made(out)) >= 4:
                 break
             time.sleep(0.02)
         run.kill()  # SIGKILL: no cleanup at all
@@ -215,8 +215,7 @@ def test_after_the_driver_is_killed_a_run_again_transcribes_only_the_unfinished(
     finally:
         if run.poll() is None:
             run.kill()
-    # (A temporary file the killed driver was writing, .clip03.srt.*, is not an output.)
-    finished = {p.stem for p in out.glob("*.srt") if not p.name.startswith(".")}
+    finished = {p.stem for p in made(out)}
     assert 4 <= len(finished) < FILES
     proc = subtitler(str(folder), "-o", str(out), "-f", "srt", *ENGINE, "--cluster", cluster.address,
                      "--report", str(tmp_path / "report.json"))

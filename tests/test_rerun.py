@@ -29,7 +29,7 @@ import srt
 from subtitler.errors import OutputExists
 from subtitler.transcript import Transcript
 
-from .conftest import SAMPLE, ffmpeg
+from .conftest import SAMPLE, ffmpeg, made
 
 
 def run(*args: str | Path) -> subprocess.CompletedProcess:
@@ -148,8 +148,8 @@ def test_no_cache_runs_twice_and_resumes_after_a_kill(clips, tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-m", "subtitler", str(clips), "-o", str(out), "--no-cache"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kill_when(proc, lambda: len(list(out.glob("*.srt"))) >= 4)
-    finished = len(list(out.glob("*.srt")))
+    kill_when(proc, lambda: len(made(out)) >= 4)
+    finished = len(made(out))
     assert 4 <= finished < 10, "the run ended before it could be killed"
     again = run(clips, "-o", out, "--no-cache", "--report", tmp_path / "r.json")
     assert again.returncode == 0, again.stderr
@@ -195,8 +195,8 @@ def test_render_killed_mid_run_then_rerun_finishes(transcript_json, tmp_path):
     command = ["render", *names, "-f", "srt,vtt,ass,tsv,txt", "-o", out]
     proc = subprocess.Popen([sys.executable, "-m", "subtitler", *map(str, command)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    kill_when(proc, lambda: len(list(out.glob("*.srt"))) >= 20)
-    finished = len(list(out.glob("*.srt")))
+    kill_when(proc, lambda: len(made(out)) >= 20)
+    finished = len(made(out))
     assert 20 <= finished < 150, "the run ended before it could be killed"
     again = run(*command)
     assert again.returncode == 0, again.stderr  # was exit 7 on the first file written
@@ -290,13 +290,13 @@ def test_mux_and_burn_commands_run_twice(command, tmp_path):
     out = tmp_path / "clip.subtitled.mp4"
     first = run(command, clip, subs)
     assert first.returncode == 0 and first.stdout.strip() == str(out), first.stderr
-    made = out.stat().st_mtime_ns
+    stamp = out.stat().st_mtime_ns
     again = run(command, clip, subs)
     assert again.returncode == 0 and again.stdout.strip() == str(out), again.stderr
-    assert out.stat().st_mtime_ns == made  # up to date: not written again
+    assert out.stat().st_mtime_ns == stamp  # up to date: not written again
     subs.write_text("1\n00:00:00,200 --> 00:00:01,500\nOther words\n")
     changed = run(command, clip, subs)
-    assert changed.returncode == 0 and out.stat().st_mtime_ns != made, changed.stderr
+    assert changed.returncode == 0 and out.stat().st_mtime_ns != stamp, changed.stderr
     recorded = manifest_entries(tmp_path)[out.name]
     assert not recorded.get("pending")
     if command == "burn":  # refused (from the probe): the video and its entry stay as they were

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import SAMPLE, ffmpeg
+from .conftest import SAMPLE, ffmpeg, made
 from .test_batch import srt_cues, template, tree  # noqa: F401 (fixtures: the batch test tree)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
@@ -166,15 +166,15 @@ def test_sigterm_mid_batch_stops_cleanly_reports_and_a_rerun_finishes(tree, tmp_
     tmpdir.mkdir()
     proc = start(tree / "raw", tree / "a", "-o", out, "--report", tmp_path / "r.json", tmpdir=tmpdir)
     deadline = time.time() + 120
-    while time.time() < deadline and len(list(out.rglob("*.srt"))) < 3 and proc.poll() is None:
+    while time.time() < deadline and len(made(out)) < 3 and proc.poll() is None:
         time.sleep(0.02)
     proc.send_signal(signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 143 and "interrupted" in stderr and "Traceback" not in stderr, stderr
     report = json.loads((tmp_path / "r.json").read_text())
-    made = sorted(out.rglob("*.srt"))
-    assert report["interrupted"] and len(made) - 1 <= report["summary"].get("done", 0) < 13
-    for subs in made:
+    written = made(out)
+    assert report["interrupted"] and len(written) - 1 <= report["summary"].get("done", 0) < 13
+    for subs in written:
         assert srt_cues(subs)
     assert not [p for p in out.rglob("*") if ".part" in p.name]
     assert list(tmpdir.iterdir()) == []
@@ -182,6 +182,6 @@ def test_sigterm_mid_batch_stops_cleanly_reports_and_a_rerun_finishes(tree, tmp_
     _, stderr = again.communicate(timeout=600)
     summary = json.loads((tmp_path / "r2.json").read_text())["summary"]
     assert again.returncode == 0, stderr
-    assert summary["up-to-date"] + summary.get("rendered", 0) >= len(made)
+    assert summary["up-to-date"] + summary.get("rendered", 0) >= len(written)
     assert summary["up-to-date"] + summary.get("rendered", 0) + summary.get("done", 0) == 13
     assert list(tmpdir.iterdir()) == []
