@@ -125,10 +125,15 @@ def test_a_real_engine_hears_pieces_as_it_hears_the_whole(fw_backend, tmp_path: 
     audio = decode_audio(tmp_path / "speech.wav")
     assert len(audio.pieces) >= 4
     pieced = hear_pieces(fw_backend, audio, options, RecordingReport())
-    # Context differs after each cut (a piece starts unprompted): nearly the same words, as accurate
-    # (measured: 6.8% apart; 5.2% WER pieced, 4.2% whole, tiny.en; pieces are 10 minutes, not 20 s).
+    # Context differs after each cut (a piece starts unprompted): nearly the same words. Unprompted,
+    # tiny.en may hear one word otherwise ("ill-disposed" as "old-sposed", 2 substitutions each
+    # time: 1.4% WER whole, 5.2% pieced on one machine, less on another); what a cut must not do
+    # is lose words or hear them twice.
     assert jiwer.wer(normalize(whole.text), normalize(pieced.text)) < 0.10
-    assert wer_of(text, pieced) <= wer_of(text, whole) + 0.02
+    assert wer_of(text, pieced) <= wer_of(text, whole) + 0.05
+    lost_or_doubled = [(m.deletions, m.insertions) for m in (
+        jiwer.process_words(normalize(text), normalize(t.text)) for t in (pieced, whole))]
+    assert sum(lost_or_doubled[0]) <= sum(lost_or_doubled[1]) + 2, lost_or_doubled
     # The words both heard are at the same times: the pieces' clocks are put back right.
     a, b = [normalize(w.text).strip() for w in pieced.words], [normalize(w.text).strip() for w in whole.words]
     matched = [(pieced.words[m.a + k], whole.words[m.b + k])
