@@ -20,10 +20,11 @@ then passed to its constructor: no backend reads them itself.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -236,6 +237,24 @@ class Backend(ABC):
         `check_options`; raise UnsupportedOption for combinations the engine or
         model cannot honour.
         """
+
+    def transcribe_pieces(self, pieces: Iterable[tuple[float, np.ndarray]], options: DecodeOptions,
+                          report: Report, prepared: Any = None) -> list[Transcript]:
+        """A long input heard in consecutive pieces (media.Audio.pieces), each (its start in
+        seconds, its samples) and read only when pulled: one transcript per piece, on the
+        piece's own clock. `prepared` is the first piece's.
+
+        This one hears them one after another with `transcribe`, the language heard first
+        holding for the rest (Whisper, too, decides it once). An engine that decodes windows in
+        batches overrides it to fill its batches across the joins.
+        """
+        heard = []
+        for n, (offset, samples) in enumerate(pieces):
+            first = prepared if n == 0 else None
+            heard.append(self.transcribe(samples, options, report.shifted(offset), first))
+            if options.language is None and heard[-1].language:
+                options = dataclasses.replace(options, language=heard[-1].language)
+        return heard
 
     @classmethod
     def check_options(cls, options: DecodeOptions) -> None:

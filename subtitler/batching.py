@@ -18,7 +18,8 @@ the window to its end). Times go back onto the audio's clock here.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import numpy as np
@@ -38,6 +39,7 @@ LONGEST_MEDIAN_WORD = 0.7
 MAX_ROUNDS = 4
 
 Regions = list[tuple[float, float]]
+_NOTHING = np.zeros(0, np.float32)  # not a view of the samples let go, which would keep them
 Decode = Callable[[list[np.ndarray]], list[tuple[list[Segment], float | None]]]
 
 
@@ -45,27 +47,83 @@ def decode_in_rounds(audio: np.ndarray, regions: Regions, batch_size: int, decod
                      progress: Callable[[float], None] | None = None) -> list[Segment]:
     """The segments (on the audio's clock, in order) of the speech `regions` of 16 kHz `audio`.
     `progress` is told the seconds of audio done as batches finish."""
-    duration = len(audio) / SAMPLE_RATE
-    total, done = seconds(regions), 0.0
-    segments: list[Segment] = []
-    for _ in range(MAX_ROUNDS):
-        windows = [SpeechOnly.cut(audio, w) for w in pack_windows(regions, WINDOW, audio)]
-        regions, earlier = [], [(w.start, w.end) for s in segments for w in s.words]
-        for i in range(0, len(windows), batch_size):
-            batch = windows[i:i + batch_size]
-            left: Regions = []
-            for window, (heard, stopped) in zip(batch, decode([w.samples for w in batch]), strict=True):
-                # split: a round's windows join stretches far apart, which must come back apart.
-                segments += unheard(window.restore(heard, split=True), earlier)
-                if stopped is not None:
-                    left += window.after(stopped, OVERLAP)
-            regions += left
-            done += sum(len(w.samples) for w in batch) / SAMPLE_RATE - seconds(left)
-            if progress and total:
-                progress(duration * min(1.0, done / total))
-        if not regions:
-            break
-    return sorted(segments, key=lambda s: s.start)
+    return decode_pieces([(audio, regions)], batch_size, decode, progress)[0]
+
+
+def decode_pieces(pieces: Iterable[tuple[np.ndarray, Regions]], batch_size: int, decode: Decode,
+                  progress: Callable[[float], None] | None = None) -> list[list[Segment]]:
+    """decode_in_rounds for the consecutive pieces of a long input (media.Audio.pieces), each
+    (its samples, its speech regions), pulled one at a time: the segments of each on its own
+    clock. Batches are filled across the joins (a piece's last windows go with the next one's
+    first) rather than each piece ending in a part batch; a piece's audio is let go once its
+    last window is decoded, so at most about two pieces are held. `progress` is told the
+    seconds done on the whole input's clock."""
+    queue: deque[tuple[_Piece, SpeechOnly]] = deque()
+    pulled: list[_Piece] = []
+
+    def run(size: int) -> None:
+        batch = [queue.popleft() for _ in range(min(size, len(queue)))]
+        results = decode([window.samples for _, window in batch])
+        for (piece, window), (heard, stopped) in zip(batch, results, strict=True):
+            queue.extend(piece.heard(window, heard, stopped))
+        if progress:
+            progress(sum(p.seconds_done for p in pulled))
+
+    for audio, regions in pieces:
+        piece = _Piece(audio, seconds(regions))
+        pulled.append(piece)
+        queue.extend(piece.round(regions))
+        del audio  # the piece holds its samples while it needs them, not this loop
+        while len(queue) >= batch_size:
+            run(batch_size)
+    while queue:
+        run(batch_size)
+    return [sorted(p.segments, key=lambda s: s.start) for p in pulled]
+
+
+class _Piece:
+    """One piece's decoding in rounds: what it heard, and what of it is still to decode."""
+
+    def __init__(self, audio: np.ndarray, total: float) -> None:
+        self.audio, self.total = audio, total  # total: seconds of speech to hear
+        self.duration = len(audio) / SAMPLE_RATE
+        self.segments: list[Segment] = []
+        self.rounds = self.waiting = 0  # rounds begun; windows of this round not decoded yet
+        self.rests: Regions = []  # what this round's windows left, for the next
+        self.done = 0.0
+        self.earlier: list[tuple[float, float]] = []  # words heard in earlier rounds
+
+    def round(self, regions: Regions) -> list[tuple[_Piece, SpeechOnly]]:
+        """The windows of a round over `regions`."""
+        self.rounds += 1
+        self.earlier = [(w.start, w.end) for s in self.segments for w in s.words]
+        windows = [SpeechOnly.cut(self.audio, w) for w in pack_windows(regions, WINDOW, self.audio)]
+        self.waiting = len(windows)
+        if not windows:
+            self.audio = _NOTHING
+        return [(self, w) for w in windows]
+
+    def heard(self, window: SpeechOnly, heard: list[Segment],
+              stopped: float | None) -> list[tuple[_Piece, SpeechOnly]]:
+        """A window's segments (from its start) and where Whisper stopped in it; the next round's
+        windows once this round's last is in."""
+        # split: a round's windows join stretches far apart, which must come back apart.
+        self.segments += unheard(window.restore(heard, split=True), self.earlier)
+        left = window.after(stopped, OVERLAP) if stopped is not None else []
+        self.rests += left
+        self.done += len(window.samples) / SAMPLE_RATE - seconds(left)
+        self.waiting -= 1
+        if self.waiting:
+            return []
+        rests, self.rests = self.rests, []
+        if rests and self.rounds < MAX_ROUNDS:
+            return self.round(rests)
+        self.audio = _NOTHING  # finished: its samples are no longer needed
+        return []
+
+    @property
+    def seconds_done(self) -> float:
+        return self.duration * min(1.0, self.done / self.total) if self.total else self.duration
 
 
 def rest_after(segments: list[Segment], duration: float) -> tuple[list[Segment], float | None]:

@@ -644,15 +644,10 @@ def hear_pieces(engine: Backend, audio: Audio, options: DecodeOptions, report: R
     pieces = audio.pieces
     if len(pieces) == 1:
         return engine.transcribe(audio.samples, options, report, prepared)
-    parts = []
-    for n, (start, end) in enumerate(pieces):
-        offset = start / SAMPLE_RATE
-        heard = engine.transcribe(audio.read(start, end), options, report.shifted(offset),
-                                  prepared if n == 0 else None)
-        parts.append((offset, (end - start) / SAMPLE_RATE, heard))
-        if options.language is None and heard.language:
-            # Whisper tells the language once, from the start: one file, one language.
-            options = dataclasses.replace(options, language=heard.language)
+    read = ((start / SAMPLE_RATE, audio.read(start, end)) for start, end in pieces)  # each when pulled
+    heard = engine.transcribe_pieces(read, options, report, prepared)
+    parts = [(start / SAMPLE_RATE, (end - start) / SAMPLE_RATE, t)
+             for (start, end), t in zip(pieces, heard, strict=True)]
     return stitch(parts, audio.duration)
 
 

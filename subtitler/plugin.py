@@ -14,7 +14,7 @@ See README.md, "Writing a backend plugin", and `subtitler.testing` for tests.
 """
 
 from .backends import API_VERSION, Backend, BackendSettings, Setting, missing
-from .batching import WINDOW, decode_in_rounds, first_window, rest_after
+from .batching import WINDOW, decode_in_rounds, decode_pieces, first_window, rest_after
 from .errors import (
     BackendUnavailable,
     RemoteAuthError,
@@ -49,7 +49,8 @@ from .words import join_split_words
 
 __all__ = [
     "API_VERSION", "atomic_write", "Backend", "BackendSettings", "BackendUnavailable", "batch_size_for",
-    "bundled_ct2_dir", "cache_dir", "check_english_only", "decode_in_rounds", "DecodeOptions",
+    "bundled_ct2_dir", "cache_dir", "check_english_only", "decode_in_rounds", "decode_pieces",
+    "DecodeOptions",
     "DEFAULT_MAX_ANSWER", "DEFAULT_UPLOAD_FORMAT", "encode_audio", "EngineSpec", "first_window", "rest_after",
     "join_split_words", "language_code", "load_failure", "missing", "model_fingerprint", "model_source",
     "pack_windows", "Part", "RemoteAuthError", "RemoteError", "RemoteJobFailed", "RemoteNotFound",

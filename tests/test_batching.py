@@ -3,9 +3,14 @@ their plugins, on real speech)."""
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Iterator
+
+import numpy as np
 import pytest
 
-from subtitler.batching import rest_after, unheard
+from subtitler.batching import decode_pieces, rest_after, unheard
+from subtitler.media import SAMPLE_RATE
 from subtitler.transcript import Segment, Word
 
 
@@ -44,3 +49,50 @@ def test_a_word_stretched_over_unsaid_speech_is_cut_and_what_follows_is_decoded_
     # Cut to twice the median word (0.6 s: "married"), from its start at 0.3 s.
     assert stop == pytest.approx(1.5) and [s.text for s in kept] == [" Had he"]
     assert kept[0].end == kept[0].words[-1].end == stop
+
+
+def test_a_long_inputs_pieces_share_batches_and_keep_their_own_clocks() -> None:
+    """decode_pieces: windows of consecutive pieces fill batches across the joins; each piece's
+    words come back on its own clock; a window Whisper stopped in goes again (in a later batch,
+    possibly beside the next piece's windows); a finished piece's samples are let go."""
+    rate = SAMPLE_RATE
+    # Three 100 s pieces, speech in 20 s regions with 5 s pauses: 4 regions a piece, each region
+    # its own window (two would pass 30 s).
+    regions = [(5.0 + 25 * k, 25.0 + 25 * k) for k in range(4)]
+    alive: list[weakref.ref] = []  # each piece's samples, while anything holds them
+    batches: list[list[float]] = []
+    held: list[list[bool]] = []
+    stopped_once: set[float] = set()
+
+    def decode(batch: list[np.ndarray]) -> list[tuple[list[Segment], float | None]]:
+        batches.append([float(w[0]) for w in batch])  # which piece each window came from
+        held.append([ref() is not None for ref in alive])
+        out = []
+        for window in batch:
+            length = len(window) / rate
+            key = (float(window[0]), length)
+            if length == 20.0 and float(window[0]) == 2.0 and key not in stopped_once:
+                stopped_once.add(key)  # Whisper stops halfway in piece 2's first window
+                out.append(([Segment(0.0, 10.0, " half", [Word(0.0, 10.0, " half")])], 10.0))
+            else:
+                out.append(([Segment(0.0, length, " all", [Word(0.0, length, " all")])], None))
+        return out
+
+    def pulled() -> Iterator[tuple[np.ndarray, list[tuple[float, float]]]]:
+        for n in range(3):
+            piece = np.full(100 * rate, n + 1, np.float32)
+            alive.append(weakref.ref(piece))
+            yield piece, regions
+
+    told: list[float] = []
+    heard = decode_pieces(pulled(), 3, decode, told.append)
+    # 12 windows and one rest (piece 2's first window, from 0.5 s before where it stopped):
+    # batches of 3 across the joins, the rest last.
+    assert batches == [[1, 1, 1], [1, 2, 2], [2, 2, 3], [3, 3, 3], [2]]
+    # Piece 1 is let go once its last window is in; piece 2 is held for its rest.
+    assert held == [[True], [True, True], [False, True, True], [False, True, True], [False, True, False]]
+    assert [[(round(w.start, 3), round(w.end, 3)) for s in h for w in s.words] for h in heard] == [
+        [(a, b) for a, b in regions],
+        [(5.0, 15.0), (14.5, 25.0), *regions[1:]],
+        [(a, b) for a, b in regions]]
+    assert told == sorted(told) and told[-1] == pytest.approx(300.0)

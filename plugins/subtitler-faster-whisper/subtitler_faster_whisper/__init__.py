@@ -9,6 +9,8 @@ speech decoded several at a time with faster-whisper's parts (batched.py).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import numpy as np
@@ -151,6 +153,28 @@ class FasterWhisperBackend(Backend):
         report.progress(duration)  # with VAD, trailing non-speech yields no segment
         detected = info.language_probability if options.language is None else None
         return self._transcript(info.language, duration, segments, options, size, detected)
+
+    def transcribe_pieces(self, pieces: Iterable[tuple[float, np.ndarray]], options: DecodeOptions,
+                          report: Report, prepared: Any = None) -> list[Transcript]:
+        """Batched, the pieces' windows share batches across the joins; one at a time, as
+        Backend hears pieces."""
+        # In pieces: an input longer than a piece, whatever `auto`'s threshold.
+        size = batch_size_for(options, math.inf, self.device, cpu_batched_from=CPU_BATCHED_FROM)
+        if size == 1:
+            return super().transcribe_pieces(pieces, options, report, prepared)
+        check_english_only(self.model_name, self.model.model.is_multilingual, options)
+        lengths: list[float] = []
+
+        def samples() -> Iterator[np.ndarray]:
+            for _, audio in pieces:
+                lengths.append(len(audio) / SAMPLE_RATE)
+                yield audio
+
+        decoder = BatchedDecoder(self.model, options, options.language)
+        language, heard = decoder.transcribe_pieces(samples(), size, report.progress)
+        report.progress(sum(lengths))
+        return [self._transcript(language, length, segments, options, size, decoder.language_probability)
+                for length, segments in zip(lengths, heard, strict=True)]
 
     def _transcript(self, language: str | None, duration: float, segments: list[Segment],
                     options: DecodeOptions, batch_size: int,

@@ -6,6 +6,9 @@ One computation per clip and mode, shared by the tests (session scope): tiny.en 
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import jiwer
 import numpy as np
 import pytest
@@ -129,3 +132,34 @@ def test_a_word_split_at_a_hyphen_is_one_word_again() -> None:
     assert [w.text for w in a.words] == [" rather", " cold-hearted"] and a.words[-1].end == 1.5
     assert a.text == " rather cold-hearted" and b.text == " and" and [w.text for w in b.words] == [" and"]
     assert b.start == 1.6 and [(w.text, w.start, w.end) for w in c.words] == [(" ill-disposed", 3.0, 4.0)]
+
+
+def test_a_long_inputs_pieces_fill_batches_across_their_joins(fw_backend, heard, long_clip,
+                                                                monkeypatch) -> None:
+    """Three minutes heard in 40 s pieces (media.Audio.pieces, as a long input is): the pieces'
+    windows share batches, so the batches are as few as for the whole audio's windows, not a
+    part batch per piece; as accurate as heard whole, and progress told on the whole clock."""
+    from subtitler_faster_whisper import batched
+
+    from subtitler import media
+    from subtitler.job import hear_pieces
+    from tests.speech import write_audio
+
+    steps: list[int] = []
+    step = batched.BatchedDecoder.step
+    monkeypatch.setattr(batched.BatchedDecoder, "step",
+                        lambda self, batch, *a: steps.append(len(batch)) or step(self, batch, *a))
+    monkeypatch.setattr(media, "PIECE_SECONDS", 40.0)
+    audio = media.decode_audio(write_audio(Path(tempfile.mkdtemp()) / "long.wav", long_clip[0]))
+    assert len(audio.pieces) >= 4
+    report = RecordingReport()
+    pieced = hear_pieces(fw_backend, audio, DecodeOptions(batch_size=8), report)
+    # A piece at a time would take a batch a piece at least; shared, the windows (one or more
+    # a piece, and any rests) go 8 at a time.
+    windows = sum(steps)
+    assert windows >= len(audio.pieces) and len(steps) <= -(-windows // 8) + 1 < len(audio.pieces)
+    whole = heard["long", 8][0]
+    assert errors(long_clip[1], pieced).wer <= errors(long_clip[1], whole).wer + 0.03
+    assert len(pieced.words) == pytest.approx(len(whole.words), abs=4)
+    assert report.progress_seconds == sorted(report.progress_seconds)
+    assert report.progress_seconds[-1] == pytest.approx(audio.duration, abs=0.01)
