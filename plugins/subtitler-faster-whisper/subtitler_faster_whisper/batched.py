@@ -134,10 +134,8 @@ class BatchedDecoder:
                                   model.frames_per_second)] if text else [])
         kept = [i for i in range(len(batch)) if heard[i]]
         if kept:
-            # Word times from the cross-attention: one aligning pass over the windows.
-            model.add_word_timestamps([heard[i] for i in kept], tokenizer, self.take(encoded, features, kept),
-                                      [frames[i] for i in kept], PREPEND_PUNCTUATIONS,
-                                      APPEND_PUNCTUATIONS, 0.0)
+            self.align([heard[i] for i in kept], self.take(encoded, features, kept),
+                       [frames[i] for i in kept], tokenizer)
         out = []
         for k, (d, said) in enumerate(zip(decoded, heard, strict=True)):
             segments = [s for s in (to_segment(p, d, tokenizer, k * WINDOW) for p in said) if s.text.strip()]
@@ -146,6 +144,23 @@ class BatchedDecoder:
                 segments, stop = rest_after(segments, frames[k] / model.frames_per_second)
             out.append((segments, stop))
         return out
+
+    def align(self, said: list[list[dict]], encoded: Any, frames: list[int], tokenizer: Any) -> None:
+        """Word times from the cross-attention, put in `said`'s segments. On a CPU a window at a
+        time, as `encode` (8 windows of tiny.en: 0.64-0.76 s alone, 0.94-1.16 s together); every
+        window then starts as after a pause, wherever it sits in a batch."""
+        model = self.model
+        if model.model.device != "cpu" or len(said) == 1:
+            model.add_word_timestamps(said, tokenizer, encoded, frames, PREPEND_PUNCTUATIONS,
+                                      APPEND_PUNCTUATIONS, 0.0)
+            return
+        import ctranslate2
+
+        rows = np.asarray(encoded)
+        for k, (window, n) in enumerate(zip(said, frames, strict=True)):
+            alone = ctranslate2.StorageView.from_array(np.ascontiguousarray(rows[k:k + 1]))
+            model.add_word_timestamps([window], tokenizer, alone, [n], PREPEND_PUNCTUATIONS,
+                                      APPEND_PUNCTUATIONS, 0.0)
 
     def take(self, encoded: Any, features: np.ndarray, rows: list[int]) -> Any:
         """The encoder's output for some of the windows: sliced on a CPU, encoded again elsewhere
