@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib
+import math
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -180,6 +181,31 @@ class WhisperBackend(Backend):
             progress=lambda seconds: report.progress(min(seconds, duration)))
         report.progress(duration)  # trailing non-speech is never decoded
         return self._transcript(language or self._default_language(), duration, segments, options, size)
+
+    def transcribe_pieces(self, pieces: Iterable[tuple[float, np.ndarray]], options: DecodeOptions,
+                          report: Report, prepared: Any = None) -> list[Transcript]:
+        """Batched, the pieces' windows share batches across the joins; one at a time, as
+        Backend hears pieces."""
+        from .batched import transcribe_pieces_batched
+
+        size = batch_size_for(options, math.inf, self.device)  # in pieces: longer than a piece
+        if size == 1:
+            return super().transcribe_pieces(pieces, options, report, prepared)
+        check_english_only(self.model_name, self.model.is_multilingual, options)
+        lengths: list[float] = []
+
+        def with_speech() -> Iterator[tuple[np.ndarray, list[tuple[float, float]]]]:
+            for _, audio in pieces:
+                lengths.append(len(audio) / 16000)
+                yield audio, speech_regions(audio) if options.vad else [(0.0, lengths[-1])]
+
+        report.progress(0.0)
+        language, heard = transcribe_pieces_batched(self.model, with_speech(), options, size,
+                                                    fp16=self.compute_type == "float16",
+                                                    progress=report.progress)
+        report.progress(sum(lengths))
+        return [self._transcript(language or self._default_language(), length, segments, options, size)
+                for length, segments in zip(lengths, heard, strict=True)]
 
     def _default_language(self) -> str | None:
         # What openai-whisper reports when nothing was decoded: English-only models say "en".

@@ -15,7 +15,7 @@ no-speech skip, segments at timestamp pairs (subtitler.timestamps), and word tim
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +31,7 @@ from subtitler.plugin import (
     DecodeOptions,
     Segment,
     Word,
-    decode_in_rounds,
+    decode_pieces,
     first_window,
     split_at_timestamps,
 )
@@ -173,16 +173,36 @@ def transcribe_batched(model: Any, audio: np.ndarray, regions: list[tuple[float,
     """The language and the segments (on the audio's clock) of the speech `regions` of `audio`,
     decoded `batch_size` windows at a time (subtitler.batching). Language None: no speech to
     detect it on."""
-    if not regions:
-        return options.language or (None if model.is_multilingual else "en"), []
-    language = options.language or detect_language(
-        model, make_window(model, first_window(audio, regions)), fp16)
-    tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
-                              language=language, task=options.task)
-    segments = decode_in_rounds(
-        audio, regions, batch_size,
-        lambda batch: decode_batch(model, tokenizer, batch, options, language, fp16), progress)
+    language, (segments,) = transcribe_pieces_batched(model, [(audio, regions)], options, batch_size,
+                                                      fp16, progress)
     return language, segments
+
+
+def transcribe_pieces_batched(model: Any, pieces: Iterable[tuple[np.ndarray, list[tuple[float, float]]]],
+                              options: DecodeOptions, batch_size: int, fp16: bool,
+                              progress: Progress | None = None) -> tuple[str | None, list[list[Segment]]]:
+    """transcribe_batched for a long input's consecutive pieces, each (its samples, its speech
+    regions), pulled one at a time: each piece's segments on its own clock, batches filled
+    across the joins (batching.decode_pieces). The language is detected on the first speech."""
+    language = options.language
+    tokenizer = None
+
+    def with_language() -> Iterator[tuple[np.ndarray, list[tuple[float, float]]]]:
+        nonlocal language
+        for audio, regions in pieces:
+            if regions and language is None:
+                language = detect_language(model, make_window(model, first_window(audio, regions)), fp16)
+            yield audio, regions
+
+    def decode(batch: list[np.ndarray]) -> list[tuple[list[Segment], float | None]]:
+        nonlocal tokenizer
+        if tokenizer is None:  # the language is known before the first batch
+            tokenizer = get_tokenizer(model.is_multilingual, num_languages=model.num_languages,
+                                      language=language, task=options.task)
+        return decode_batch(model, tokenizer, batch, options, language, fp16)
+
+    heard = decode_pieces(with_language(), batch_size, decode, progress)
+    return language, heard
 
 
 def _on_device(model: Any, mel: torch.Tensor, fp16: bool) -> torch.Tensor:

@@ -183,3 +183,32 @@ def test_batch_size_from_the_command_line_reaches_the_engine(tmp_path, short_cli
     assert saved.meta["backend"] == "whisper" and saved.meta["batch_size"] == 4
     assert "Dashwood" in saved.text
 
+
+
+def test_a_long_inputs_pieces_fill_batches_across_their_joins(whisper_backend, long_runs, monkeypatch,
+                                                                tmp_path):
+    """The three minutes heard in 40 s pieces, as a long input is: the pieces' windows share
+    batches (not a part batch a piece), as accurate as heard whole, progress on the whole clock."""
+    from subtitler_whisper import batched
+
+    from subtitler import media
+    from subtitler.job import hear_pieces
+    from tests.speech import write_audio
+
+    text, _, runs = long_runs
+    sizes: list[int] = []
+    decode = batched.decode_batch
+    monkeypatch.setattr(batched, "decode_batch",
+                        lambda model, tokenizer, batch, *a: sizes.append(len(batch)) or decode(
+                            model, tokenizer, batch, *a))
+    monkeypatch.setattr(media, "PIECE_SECONDS", 40.0)
+    audio = media.decode_audio(write_audio(tmp_path / "long.wav", long_speech(180)[0]))
+    assert len(audio.pieces) >= 4
+    report = RecordingReport()
+    pieced = hear_pieces(whisper_backend, audio, DecodeOptions(beam_size=1, best_of=None, batch_size=4),
+                         report)
+    windows = sum(sizes)
+    assert windows >= len(audio.pieces) and len(sizes) <= -(-windows // 4) + 2 < len(audio.pieces)
+    assert text_wer(text, pieced) <= text_wer(text, runs[4][0]) + 0.03
+    assert report.progress_seconds == sorted(report.progress_seconds)
+    assert report.progress_seconds[-1] == pytest.approx(audio.duration, abs=0.01)
