@@ -1,6 +1,6 @@
 """Benchmark: long files, ours against faster-whisper's own pipelines (`make bench`, issue 12).
 
-    .venv/bin/python tests/benchmarks/bench_long.py [--quick] [--reps N] [--strict]
+    .venv/bin/python tests/benchmarks/bench_long.py [--quick] [--reps N] [--long-reps N] [--strict]
                                                     [--no-whisper | --whisper-only]
 
 tiny.en on this machine's CPU; clips: the 29.4 s sample and ~10 minutes of real recorded speech
@@ -15,8 +15,9 @@ under build/bench-media). One process, one faster-whisper WhisperModel loaded on
   file     the same given the media file, as a user calls it: it decodes the file itself (PyAV);
   plain    its `model.transcribe(samples, word_timestamps=True, vad_filter=True, beam_size=5)`.
 
-It prints seconds (median of --reps; the long clip once by default), real-time factors, the ratios
-ours/each and each run's WER against the reference text (whisper's English normaliser + jiwer).
+It prints seconds (median of --reps; the long clip --long-reps times, once by default), real-time
+factors, the ratios ours/each and each run's WER against the reference text (whisper's English
+normaliser + jiwer).
 Target (issue 12): ours <= 1.0x the batched pipeline's time at equal or better WER, file to text
 (ours also probes the file and writes an SRT); the ratio to the pipeline given decoded samples is
 printed too.
@@ -140,7 +141,8 @@ def noisy(load: float) -> str:
 Check = tuple[str, bool | None, float]  # (text, met or None for information only, other load)
 
 
-def faster_whisper_section(todo: list[Clip], reps: int, out: Path, notes: set[str]) -> list[Check]:
+def faster_whisper_section(todo: list[Clip], reps: int, long_reps: int, out: Path,
+                           notes: set[str]) -> list[Check]:
     t0 = time.perf_counter()
     backend = load_backend("faster-whisper", MODEL)
     auto = batch_size_for(DecodeOptions(), 600, backend.device)
@@ -160,7 +162,7 @@ def faster_whisper_section(todo: list[Clip], reps: int, out: Path, notes: set[st
         decode_s = time.perf_counter() - t0
         print(f"  {clip.name} ({audio.duration:.0f} s; its ffmpeg decode, inside ours' time: "
               f"{decode_s:.2f} s):", flush=True)
-        runs, other = interleaved(ways, clip, audio.samples, reps if clip.path == SAMPLE else 1)
+        runs, other = interleaved(ways, clip, audio.samples, reps if clip.path == SAMPLE else long_reps)
         rows.append((clip, audio.duration, runs, other))
     print(f"  ours warned: {'; '.join(sorted(notes)) or 'nothing'}")
 
@@ -220,6 +222,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="a 3-minute long clip, one repetition")
     parser.add_argument("--reps", type=int, default=None,
                         help="repetitions on the sample (default 3; --quick 1); the long clip runs once")
+    parser.add_argument("--long-reps", type=int, default=1,
+                        help="repetitions on the long clip (default 1: one run is minutes)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--no-whisper", action="store_true", help="skip the openai-whisper backend")
     parser.add_argument("--whisper-only", action="store_true", help="only the openai-whisper backend")
@@ -231,7 +235,7 @@ def main() -> int:
     notes: set[str] = set()
     with tempfile.TemporaryDirectory(prefix="subtitler-bench-long-") as tmp:
         out = Path(tmp) / "out"
-        checks = [] if args.whisper_only else faster_whisper_section(todo, reps, out, notes)
+        checks = [] if args.whisper_only else faster_whisper_section(todo, reps, args.long_reps, out, notes)
         if not args.no_whisper:
             checks += whisper_section(todo[-1], out, notes)
     print()
