@@ -31,7 +31,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -119,6 +119,11 @@ def unwatched(folder: Path) -> Path | None:
             if os.stat(root).st_ino not in watched:
                 return Path(root)
     return None
+
+
+def first_unwatched(folders: Iterable[Path]) -> Path | None:
+    """The first folder no inotify watch covers in any of `folders`' trees (unwatched)."""
+    return next(filter(None, map(unwatched, folders)), None)
 
 
 def _inotify_inodes() -> set[int]:
@@ -243,7 +248,6 @@ class Watcher:
         from watchdog.observers import Observer
         from watchdog.observers.polling import PollingObserver
 
-        timeout = max(0.2, min(2.0, self.candidates.settle / 2))
         if not self.poll:
             observer: Any = None
             try:
@@ -252,22 +256,29 @@ class Watcher:
                     observer.schedule(_Handler(self), str(folder), recursive=True)
                 observer.start()
                 # A subfolder past the watch limit fails in silence (watchdog skips it): look.
-                missed = next(filter(None, map(unwatched, self.folders)), None)
+                missed = first_unwatched(self.folders)
                 if missed is None:
                     return observer
                 why = f"no inotify watch for {missed}: its watch limit reached"
             except OSError as e:  # inotify's watch or instance limit, or none on this platform
                 why = e.strerror or str(e)
-            self.log(f"subtitler: warning: cannot watch for changes ({why}); polling every {timeout:g} s "
-                     f"instead")
+            self._polling_instead(why)
             if observer is not None:
                 with contextlib.suppress(Exception):
                     observer.stop()
-        observer = PollingObserver(timeout=timeout)
+        observer = PollingObserver(timeout=self.poll_interval)
         for folder in self.folders:
             observer.schedule(_Handler(self), str(folder), recursive=True)
         observer.start()
         return observer
+
+    @property
+    def poll_interval(self) -> float:
+        return max(0.2, min(2.0, self.candidates.settle / 2))
+
+    def _polling_instead(self, why: str) -> None:
+        self.log(f"subtitler: warning: cannot watch for changes ({why}); polling every "
+                 f"{self.poll_interval:g} s instead")
 
     def check_new_folders(self) -> None:
         """A folder that appeared with no watch (the watch limit reached since the start): whatever
@@ -276,17 +287,15 @@ class Watcher:
         new, self.new_folders = self.new_folders, []
         if self.poll or not new:
             return
-        missed = next(filter(None, map(unwatched, new)), None)
+        missed = first_unwatched(new)
         if missed is not None:  # or a subfolder just made, its watch on its way: look again
             time.sleep(0.2)
-            missed = next(filter(None, map(unwatched, new)), None)
+            missed = first_unwatched(new)
         if missed is None:
             return
         self.stop()
         self.poll = True
-        timeout = max(0.2, min(2.0, self.candidates.settle / 2))
-        self.log(f"subtitler: warning: cannot watch for changes (no inotify watch for {missed}: its watch "
-                 f"limit reached); polling every {timeout:g} s instead")
+        self._polling_instead(f"no inotify watch for {missed}: its watch limit reached")
         self.observer = self._observer()
         for item in find_inputs([str(f) for f in self.folders], self.include, self.exclude):
             self.candidates.touch(item.path)

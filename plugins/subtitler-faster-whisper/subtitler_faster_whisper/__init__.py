@@ -128,10 +128,7 @@ class FasterWhisperBackend(Backend):
         duration = len(audio) / SAMPLE_RATE
         size = batch_size_for(options, duration, self.device, cpu_batched_from=CPU_BATCHED_FROM)
         if size > 1:
-            decoder = BatchedDecoder(self.model, options, options.language)
-            language, segments = decoder.transcribe(audio, size, report.progress)
-            report.progress(duration)  # trailing non-speech is never decoded
-            return self._transcript(language, duration, segments, options, size, decoder.language_probability)
+            return self._batched([(0.0, audio)], options, report, size)[0]
         kwargs = engine_kwargs(options)
         speech = SpeechOnly.detect(audio) if options.vad else None
         if speech is not None and speech.regions:
@@ -163,6 +160,12 @@ class FasterWhisperBackend(Backend):
         if size == 1:
             return super().transcribe_pieces(pieces, options, report, prepared)
         check_english_only(self.model_name, self.model.model.is_multilingual, options)
+        return self._batched(pieces, options, report, size)
+
+    def _batched(self, pieces: Iterable[tuple[float, np.ndarray]], options: DecodeOptions, report: Report,
+                 size: int) -> list[Transcript]:
+        """One or more consecutive pieces decoded `size` windows at a time (batched.py); their
+        offsets unused: progress is on the whole clock."""
         lengths: list[float] = []
 
         def samples() -> Iterator[np.ndarray]:
@@ -172,7 +175,7 @@ class FasterWhisperBackend(Backend):
 
         decoder = BatchedDecoder(self.model, options, options.language)
         language, heard = decoder.transcribe_pieces(samples(), size, report.progress)
-        report.progress(sum(lengths))
+        report.progress(sum(lengths))  # trailing non-speech is never decoded
         return [self._transcript(language, length, segments, options, size, decoder.language_probability)
                 for length, segments in zip(lengths, heard, strict=True)]
 

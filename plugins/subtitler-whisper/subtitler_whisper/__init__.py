@@ -133,7 +133,7 @@ class WhisperBackend(Backend):
         duration = len(audio) / 16000
         size = batch_size_for(options, duration, self.device)
         if size > 1:
-            return self._transcribe_batched(audio, options, report, size)
+            return self._transcribe_batched([(0.0, audio)], options, report, size)[0]
         kwargs = engine_kwargs(options, fp16=self.compute_type == "float16")
         # openai-whisper counts mel frames of whole windows: its last count can pass the audio's end.
         progress: Progress | None = lambda seconds: report.progress(min(seconds, duration))  # noqa: E731
@@ -167,31 +167,23 @@ class WhisperBackend(Backend):
                 progress(duration)  # trailing non-speech never reaches the frame count
         return self._transcript(result["language"], duration, segments, options, 1)
 
-    def _transcribe_batched(self, audio: np.ndarray, options: DecodeOptions, report: Report,
-                            size: int) -> Transcript:
-        """`size` windows of speech decoded at once (see batched.py); without VAD, the audio is cut
-        into plain consecutive 30 s windows."""
-        from .batched import transcribe_batched
-
-        duration = len(audio) / 16000
-        regions = speech_regions(audio) if options.vad else [(0.0, duration)]
-        report.progress(0.0)  # VAD is done: decoding starts
-        language, segments = transcribe_batched(
-            self.model, audio, regions, options, size, fp16=self.compute_type == "float16",
-            progress=lambda seconds: report.progress(min(seconds, duration)))
-        report.progress(duration)  # trailing non-speech is never decoded
-        return self._transcript(language or self._default_language(), duration, segments, options, size)
-
     def transcribe_pieces(self, pieces: Iterable[tuple[float, np.ndarray]], options: DecodeOptions,
                           report: Report, prepared: Any = None) -> list[Transcript]:
         """Batched, the pieces' windows share batches across the joins; one at a time, as
         Backend hears pieces."""
-        from .batched import transcribe_pieces_batched
-
         size = batch_size_for(options, math.inf, self.device)  # in pieces: longer than a piece
         if size == 1:
             return super().transcribe_pieces(pieces, options, report, prepared)
         check_english_only(self.model_name, self.model.is_multilingual, options)
+        return self._transcribe_batched(pieces, options, report, size)
+
+    def _transcribe_batched(self, pieces: Iterable[tuple[float, np.ndarray]], options: DecodeOptions,
+                            report: Report, size: int) -> list[Transcript]:
+        """`size` windows of speech decoded at once (see batched.py), over one or more consecutive
+        pieces (their offsets unused: progress is on the whole clock); without VAD, the audio is
+        cut into plain consecutive 30 s windows."""
+        from .batched import transcribe_pieces_batched
+
         lengths: list[float] = []
 
         def with_speech() -> Iterator[tuple[np.ndarray, list[tuple[float, float]]]]:
@@ -203,7 +195,7 @@ class WhisperBackend(Backend):
         language, heard = transcribe_pieces_batched(self.model, with_speech(), options, size,
                                                     fp16=self.compute_type == "float16",
                                                     progress=report.progress)
-        report.progress(sum(lengths))
+        report.progress(sum(lengths))  # trailing non-speech is never decoded
         return [self._transcript(language or self._default_language(), length, segments, options, size)
                 for length, segments in zip(lengths, heard, strict=True)]
 
