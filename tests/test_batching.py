@@ -62,7 +62,7 @@ def test_a_long_inputs_pieces_share_batches_and_keep_their_own_clocks() -> None:
     alive: list[weakref.ref] = []  # each piece's samples, while anything holds them
     batches: list[list[float]] = []
     held: list[list[bool]] = []
-    stopped_once: set[float] = set()
+    stopped_once: set[tuple[float, float]] = set()
 
     def decode(batch: list[np.ndarray]) -> list[tuple[list[Segment], float | None]]:
         batches.append([float(w[0]) for w in batch])  # which piece each window came from

@@ -221,7 +221,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="a 3-minute long clip, one repetition")
     parser.add_argument("--reps", type=int, default=None,
-                        help="repetitions on the sample (default 3; --quick 1); the long clip runs once")
+                        help="repetitions on the sample (default 3; --quick 1)")
     parser.add_argument("--long-reps", type=int, default=1,
                         help="repetitions on the long clip (default 1: one run is minutes)")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
