@@ -184,7 +184,6 @@ def test_batch_size_from_the_command_line_reaches_the_engine(tmp_path, short_cli
     assert "Dashwood" in saved.text
 
 
-
 def test_a_long_inputs_pieces_fill_batches_across_their_joins(whisper_backend, long_runs, monkeypatch,
                                                                 tmp_path):
     """The three minutes heard in 40 s pieces, as a long input is: the pieces' windows share
