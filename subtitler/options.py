@@ -162,12 +162,12 @@ CPU_BATCHED_FROM = 120.0  # seconds of audio
 
 
 def batch_size_for(options: DecodeOptions, seconds: float, device: str,
-                   cpu_batched_from: float = CPU_BATCHED_FROM) -> int:
+                   cpu_batched_from: float = CPU_BATCHED_FROM, cpu_batch_size: int = CPU_BATCH_SIZE) -> int:
     """How many windows an engine on `device` ("cuda", "cpu") decodes at once for `seconds` of
-    audio: the option's value when given, else batched on a GPU, and on a CPU from
-    `cpu_batched_from` seconds of audio."""
+    audio: the option's value when given, else batched on a GPU, and on a CPU `cpu_batch_size`
+    from `cpu_batched_from` seconds of audio."""
     if options.batch_size is not None:
         return options.batch_size
     if device == "cuda":
         return GPU_BATCH_SIZE
-    return CPU_BATCH_SIZE if seconds >= cpu_batched_from else 1
+    return cpu_batch_size if seconds >= cpu_batched_from else 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import jiwer
 import numpy as np
 import pytest
+from subtitler_faster_whisper import CPU_BATCH_SIZE
 
 from subtitler.media import SAMPLE_RATE
 from subtitler.options import DecodeOptions, batch_size_for
@@ -117,7 +118,7 @@ def test_auto_batches_on_a_cpu_at_any_length(fw_backend, sample_audio) -> None:
     assert batch_size_for(DecodeOptions(batch_size=3), 600, "cuda") == 3
     transcript = fw_backend.transcribe(sample_audio.samples[: 8 * SAMPLE_RATE], DecodeOptions(),
                                        RecordingReport())
-    assert transcript.meta["batch_size"] == 8  # faster-whisper's: batched from the first second
+    assert transcript.meta["batch_size"] == CPU_BATCH_SIZE  # faster-whisper's: batched from the first second
 
 
 def test_a_word_split_at_a_hyphen_is_one_word_again() -> None:
