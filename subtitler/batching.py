@@ -18,7 +18,6 @@ the window to its end). Times go back onto the audio's clock here.
 from __future__ import annotations
 
 import bisect
-import math
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import replace
@@ -38,10 +37,6 @@ OVERLAP = 0.5
 LONGEST_MEDIAN_WORD = 0.7
 # Rounds of rests before what is still left is given up (each round's rests are shorter).
 MAX_ROUNDS = 4
-# Speech of one window longer than this is decoded as two windows of at most this when a batch
-# takes two (`windows_of`). Shorter speech stays one window: a short window gives Whisper little
-# context.
-SPLIT_FROM = 20.0
 
 Regions = list[tuple[float, float]]
 _NOTHING = np.zeros(0, np.float32)  # not a view of the samples let go, which would keep them
@@ -75,7 +70,7 @@ def decode_pieces(pieces: Iterable[tuple[np.ndarray, Regions]], batch_size: int,
             progress(sum(p.seconds_done for p in pulled))
 
     for audio, regions in pieces:
-        piece = _Piece(audio, seconds(regions), batch_size)
+        piece = _Piece(audio, seconds(regions))
         pulled.append(piece)
         queue.extend(piece.round(regions))
         del audio  # the piece holds its samples while it needs them, not this loop
@@ -89,9 +84,8 @@ def decode_pieces(pieces: Iterable[tuple[np.ndarray, Regions]], batch_size: int,
 class _Piece:
     """One piece's decoding in rounds: what it heard, and what of it is still to decode."""
 
-    def __init__(self, audio: np.ndarray, total: float, batch_size: int) -> None:
+    def __init__(self, audio: np.ndarray, total: float) -> None:
         self.audio, self.total = audio, total  # total: seconds of speech to hear
-        self.batch_size = batch_size
         self.duration = len(audio) / SAMPLE_RATE
         self.segments: list[Segment] = []
         self.rounds = self.waiting = 0  # rounds begun; windows of this round not decoded yet
@@ -103,7 +97,7 @@ class _Piece:
         """The windows of a round over `regions`."""
         self.rounds += 1
         self.earlier = [(w.start, w.end) for s in self.segments for w in s.words]
-        windows = [SpeechOnly.cut(self.audio, w) for w in windows_of(regions, self.audio, self.batch_size)]
+        windows = [SpeechOnly.cut(self.audio, w) for w in pack_windows(regions, WINDOW, self.audio)]
         self.waiting = len(windows)
         if not windows:
             self.audio = _NOTHING
@@ -168,25 +162,6 @@ def rest_after(segments: list[Segment], duration: float) -> tuple[list[Segment],
 def first_window(audio: np.ndarray, regions: Regions) -> np.ndarray:
     """The samples of the first window: what the language is detected on (Whisper's first 30 s)."""
     return SpeechOnly.cut(audio, pack_windows(regions, WINDOW, audio)[0]).samples
-
-
-def windows_of(regions: Regions, audio: np.ndarray, batch_size: int) -> list[Regions]:
-    """The regions packed into windows (`vad.pack_windows`); speech of one window, when a batch
-    takes two, as two windows of at most SPLIT_FROM seconds where its pauses allow.
-
-    A decoder's step costs about the same for two windows as for one, and shorter windows need
-    fewer steps: faster-whisper tiny.en int8 on 2 cores decodes the 29 s sample in 1.54 s as one
-    window, 1.40 s as two of at most 20 s (16.6 and 10.2 s), with the same words. (Cut as evenly
-    as its pauses allow, 10.9 and 15.9 s, it heard one word worse.)
-    """
-    windows = pack_windows(regions, WINDOW, audio)
-    if len(windows) != 1 or batch_size < 2 or seconds(regions) <= SPLIT_FROM:
-        return windows
-    for longest in range(math.ceil(SPLIT_FROM), math.ceil(WINDOW)):
-        two = pack_windows(regions, longest, audio)
-        if len(two) == 2:
-            return two
-    return windows
 
 
 def seconds(regions: Regions) -> float:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from subtitler.batching import decode_pieces, rest_after, unheard, windows_of
+from subtitler.batching import decode_pieces, rest_after, unheard
 from subtitler.media import SAMPLE_RATE
 from subtitler.transcript import Segment, Word
 
@@ -25,23 +25,6 @@ def test_a_word_heard_again_by_a_rest_is_kept_once() -> None:
     assert [s.text for s in kept] == [" ill-disposed", " he was"]
     assert kept[0].start == 11.1 and kept[0].words == [rest.words[1]] and kept[1] is fresh
     assert unheard([rest], []) == [rest]
-
-
-def test_speech_of_one_window_is_two_windows_when_a_batch_takes_two() -> None:
-    """The sample's five sentences (27 s of speech): two windows of at most 20 s, cut between
-    sentences, when the batch has room; one window otherwise, or for 20 s of speech or less."""
-    audio = np.zeros(30 * SAMPLE_RATE, np.float32)
-    sentences = [(0.3, 7.8), (8.4, 11.8), (12.4, 18.1), (18.7, 25.1), (25.7, 29.4)]
-    two = windows_of(sentences, audio, batch_size=12)
-    assert two == [sentences[:3], sentences[3:]]
-    assert windows_of(sentences, audio, batch_size=1) == [sentences]
-    assert windows_of(sentences[:3], audio, batch_size=12) == [sentences[:3]]  # 16.6 s
-    # Regions that fit no two windows of 20 s: two as short as they allow.
-    uneven = [(0.0, 8.0), (9.0, 22.0), (23.0, 31.0)]
-    assert windows_of(uneven, audio, batch_size=12) == [uneven[:2], uneven[2:]]
-    # Speech of several windows is packed as it always was.
-    long = [(float(s), s + 9.0) for s in range(0, 60, 10)]
-    assert windows_of(long, np.zeros(60 * SAMPLE_RATE, np.float32), batch_size=12) == [long[:3], long[3:]]
 
 
 def words_from(start: float, *texts: str, step: float = 0.3) -> list[Word]:
